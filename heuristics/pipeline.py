@@ -1,0 +1,128 @@
+"""A section's re-ranking pipeline: normalise, apply the score steps, then the order steps, keep the top k.
+
+The pipeline is built once per section from its config; each call passes the knob values of the chosen arm(s).
+A batch may mix arms: knob values are then arrays of shape (B,), gathered from the arm table in one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from heuristics.base import (
+    ContextBatch,
+    Heuristic,
+    ItemBatch,
+    OrderHeuristic,
+    Ranking,
+    ScoreHeuristic,
+    descending_order,
+    field_name,
+)
+from heuristics.config import Arm, SectionConfig
+from heuristics.errors import InputError
+from heuristics.normalize import normalize_scores
+from heuristics.registry import HEURISTICS
+
+
+@dataclass(frozen=True)
+class SectionPipeline:
+    """The configured re-ranker of one section."""
+
+    section: SectionConfig
+
+    def __post_init__(self) -> None:
+        # Knob values of every arm as arrays, so that a batch of arm indices gathers its knobs at once.
+        table = {
+            name: np.array([arm.knobs[name] for arm in self.section.arms], dtype=np.float64)
+            for name in self.section.knob_names
+        }
+        object.__setattr__(self, "_arm_table", table)
+
+    def knobs_for(self, arm_indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Knob values (B,) for each request's arm index (B,)."""
+        arm_indices = np.asarray(arm_indices, dtype=np.int64)
+        if arm_indices.size and (arm_indices.min() < 0 or arm_indices.max() >= len(self.section.arms)):
+            raise InputError(
+                f"Expected arm indices in [0, {len(self.section.arms)}) for section "
+                f"{self.section.name!r}, found {arm_indices.min()}..{arm_indices.max()}"
+            )
+        return {name: values[arm_indices] for name, values in self._arm_table.items()}
+
+    def steps(self, knobs: Mapping[str, float | np.ndarray]) -> list[Heuristic]:
+        """The pipeline's heuristics, instantiated with the given knob values and the section's params."""
+        built = []
+        for step in self.section.pipeline:
+            cls = HEURISTICS[step]
+            kwargs = {field_name(k): knobs[f"{step}.{k}"] for k in cls.KNOBS}
+            built.append(cls(**kwargs, **self.section.params[step]))
+        return built
+
+    def rerank_batch(
+        self,
+        scores: np.ndarray,
+        items: ItemBatch,
+        context: ContextBatch,
+        knobs: Mapping[str, float | np.ndarray],
+        k: int | None = None,
+    ) -> Ranking:
+        """Re-rank B requests of n candidates each.
+
+        Parameters
+        ----------
+        scores : (B, n) float
+            Base ranker scores; any scale, normalised here per request.
+        items, context
+            Candidate attributes and request context of the B requests.
+        knobs : mapping ``"heuristic.knob" -> scalar or (B,) array``
+            Knob values, e.g. ``arm.knobs`` or ``knobs_for(arm_indices)``.
+        k : int, optional
+            How many to return per request (all when None).
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.ndim != 2 or scores.shape != items.shape:
+            raise InputError(
+                f"Expected `scores` of the item batch's shape {items.shape}, found {scores.shape}"
+            )
+        if not np.isfinite(scores).all():
+            raise InputError("Expected finite `scores`, found NaN or infinity")
+        n = scores.shape[1]
+        k_eff = n if k is None else max(0, min(int(k), n))
+        current = normalize_scores(scores, self.section.normalize)
+        order = None
+        for step in self.steps(knobs):
+            if isinstance(step, ScoreHeuristic):
+                current = step.adjust(current, items, context)
+            else:
+                assert isinstance(step, OrderHeuristic)
+                if order is None:
+                    order = descending_order(current)
+                order = step.reorder(order, current, items, context, k_eff)
+        if order is None:
+            order = descending_order(current)
+        order = order[:, :k_eff]
+        return Ranking(order=order, scores=np.take_along_axis(current, order, axis=1))
+
+    def rerank_arms(
+        self,
+        scores: np.ndarray,
+        items: ItemBatch,
+        context: ContextBatch,
+        arm_indices: np.ndarray,
+        k: int | None = None,
+    ) -> Ranking:
+        """Re-rank B requests, each under its own arm (arm_indices has shape (B,))."""
+        return self.rerank_batch(scores, items, context, self.knobs_for(arm_indices), k)
+
+    def rerank(
+        self,
+        scores: np.ndarray,
+        items: ItemBatch,
+        context: ContextBatch,
+        arm: Arm,
+        k: int | None = None,
+    ) -> Ranking:
+        """Re-rank one request (scores of shape (n,), batches of one) under one arm."""
+        return self.rerank_batch(np.asarray(scores)[None, :], items, context, arm.knobs, k)

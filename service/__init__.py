@@ -1,0 +1,1 @@
+"""The rerank pipeline that composes ranker, bandit and heuristics; the REST API and the CLI."""
