@@ -1,11 +1,11 @@
 """Typed inputs and outputs of the re-rankers, and their abstract bases.
 
 Every re-ranker works on a *batch* of requests that share a candidate-list length: scores of shape (B, n).
-A single request is a batch of one (`Ranking.single` and the `rerank_one` helpers cover that case). Knob values
-are scalars or arrays of shape (B,), so that each request of a batch can run under its own arm.
+A single request is a batch of one (see `ItemBatch.single` and `SectionPipeline.rerank`). Knob values are
+scalars or arrays of shape (B,), so that each request of a batch can run under its own arm.
 
-Score heuristics (boosts, freshness) return new scores; order heuristics (MMR, category cap) turn an order into
-another order. Both are deterministic: ties keep the input order.
+Score heuristics (boosts, freshness) return new scores; order heuristics (MMR, category cap) turn an order
+into another order. Both are deterministic: ties keep the input order.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Additive boosts: promoted items, similarity to the source item, match to the explored category.
 
-Each adds ``weight * signal`` to the scores, where the signal lies in [0, 1] (cosine similarity is clipped at 0),
-so a weight is comparable with min-max normalised scores. A weight of 0 leaves the scores unchanged.
+Each adds ``weight * signal`` to the scores, where the signal lies in [0, 1] (cosine similarity is clipped
+at 0), so a weight is comparable with min-max normalised scores. A weight of 0 leaves the scores unchanged.
 """
 
 from __future__ import annotations

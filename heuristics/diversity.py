@@ -29,10 +29,11 @@ class MMR(OrderHeuristic):
 
         lambda * rel_i - (1 - lambda) * max_{j chosen} sim(i, j)
 
-    where rel are the (normalised) scores and sim is the cosine of item embeddings (``similarity="embedding"``)
-    or 1 for the same category (or subcategory) and 0 otherwise (``similarity="category"``, ``"subcategory"``). The first pick is the most relevant
-    item; ties go to the candidate earlier in the input order. With lambda = 1 the base order is kept. Positions
-    after k keep the input order.
+    where rel are the (normalised) scores and sim is the cosine of item embeddings
+    (``similarity="embedding"``), or 1 for the same category or subcategory and 0 otherwise
+    (``similarity="category"`` or ``"subcategory"``). The first pick is the most relevant item; ties go to
+    the candidate earlier in the input order. With lambda = 1 the base order is kept. Positions after k keep
+    the input order.
     """
 
     NAME: ClassVar[str] = "mmr"

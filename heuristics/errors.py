@@ -1,6 +1,7 @@
 """Errors raised by the heuristics package.
 
-Every message names the thing that is wrong (a config key, an argument) and, where it helps, what was expected.
+Every message names the thing that is wrong (a config key, an argument) and, where it helps, what was
+expected.
 """
 
 
