@@ -1,0 +1,1 @@
+"""Subcommands of the `sectionrank` CLI, one module per task; `service.cli` registers them."""
