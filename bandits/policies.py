@@ -1,0 +1,56 @@
+"""Fixed knob policies: one arm always, uniform random, and epsilon-greedy around a default arm.
+
+They serve as logging policies (the simulator explores with them), as baselines, and as replay targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from bandits.base import KnobPolicy
+from bandits.context import PolicyContext
+from heuristics import SectionsConfig
+
+
+class FixedArmPolicy(KnobPolicy):
+    """Always the given arm of each section (the section's default arm where none is given)."""
+
+    def __init__(self, sections: SectionsConfig, arms: Mapping[str, str | int] | None = None) -> None:
+        super().__init__(sections)
+        arms = dict(arms or {})
+        self.arm_index = {
+            s.name: s.arm(arms[s.name]).index if s.name in arms else s.default_arm.index for s in sections
+        }
+
+    def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
+        n_arms = len(self.sections[section].arms)
+        probs = np.zeros((len(context), n_arms))
+        probs[:, self.arm_index[section]] = 1.0
+        return probs
+
+
+class UniformPolicy(KnobPolicy):
+    """Every arm of the section with the same probability."""
+
+    def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
+        n_arms = len(self.sections[section].arms)
+        return np.full((len(context), n_arms), 1.0 / n_arms)
+
+
+class EpsilonGreedyPolicy(KnobPolicy):
+    """The default arm with probability 1 - epsilon + epsilon / A, every other arm epsilon / A."""
+
+    def __init__(self, sections: SectionsConfig, epsilon: float = 0.2) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"Expected `epsilon` in [0, 1], found {epsilon!r}")
+        super().__init__(sections)
+        self.epsilon = float(epsilon)
+
+    def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
+        cfg = self.sections[section]
+        n_arms = len(cfg.arms)
+        probs = np.full((len(context), n_arms), self.epsilon / n_arms)
+        probs[:, cfg.default_arm.index] += 1.0 - self.epsilon
+        return probs
