@@ -12,10 +12,17 @@ returns self, learned state ends in ``_``; predicting before fitting raises `Not
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,8 +43,15 @@ from heuristics import SectionsConfig
 EXPLORATIONS = ("epsilon", "softmax", "squarecb")
 
 
+POLICY_FILE = re.compile(r"^policy-(\d{4,})\.vw$")
+
+
 class NotFittedError(RuntimeError):
     """The policy was asked to predict before it was fitted or loaded."""
+
+
+class PolicyContractError(ValueError):
+    """A saved policy does not match the sections config, its own hash, or this VW version."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +215,103 @@ class VWKnobPolicy(KnobPolicy):
                 probs[i] = self.workspace_.predict([line, *actions])
         return probs / probs.sum(axis=1, keepdims=True)
 
-    def settings_dict(self) -> dict:
-        return asdict(self.settings)
+    # -- artifacts -------------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the next version ``policy-NNNN.vw`` with its ``policy-NNNN.json`` metadata; returns the file.
+
+        The metadata holds the settings, the arms of every section (the policy's inference contract), the VW
+        version, the model's SHA-256, the training counts and progressive validation loss, and `metadata`.
+        """
+        if not hasattr(self, "model_bytes_"):
+            raise NotFittedError("Nothing to save: the policy is not fitted")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        versions = [int(m.group(1)) for p in directory.iterdir() if (m := POLICY_FILE.match(p.name))]
+        version = max(versions, default=0) + 1
+        model_path = directory / f"policy-{version:04d}.vw"
+        meta = {
+            "version": version,
+            "created_at": time.time(),
+            "vowpalwabbit": package_version("vowpalwabbit"),
+            "settings": asdict(self.settings),
+            "arms": {s.name: [arm.id for arm in s.arms] for s in self.sections},
+            "sha256": hashlib.sha256(self.model_bytes_).hexdigest(),
+            "n_examples": getattr(self, "n_examples_", 0),
+            "progressive_loss": getattr(self, "progressive_loss_", None),
+            **(metadata or {}),
+        }
+        # Metadata last: a version without its JSON is incomplete and `latest_policy` skips it.
+        tmp = model_path.with_suffix(".vw.tmp")
+        tmp.write_bytes(self.model_bytes_)
+        tmp.replace(model_path)
+        model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        self.metadata_ = meta
+        return model_path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, sections: SectionsConfig) -> VWKnobPolicy:
+        """Load a policy file, or the latest version in a directory, checking its contract.
+
+        Refused with `PolicyContractError`: a model whose bytes do not match the recorded hash, a VW major
+        version other than the installed one, or arms that differ from `sections`.
+        """
+        model_path = latest_policy(path)
+        meta_path = model_path.with_suffix(".json")
+        if not meta_path.exists():
+            raise PolicyContractError(f"{model_path}: no metadata file {meta_path.name}")
+        meta = json.loads(meta_path.read_text())
+        model_bytes = model_path.read_bytes()
+        if hashlib.sha256(model_bytes).hexdigest() != meta.get("sha256"):
+            raise PolicyContractError(f"{model_path}: content hash does not match its metadata")
+        saved_major = str(meta.get("vowpalwabbit", "")).split(".")[0]
+        installed = package_version("vowpalwabbit")
+        if saved_major != installed.split(".")[0]:
+            raise PolicyContractError(
+                f"{model_path}: saved with vowpalwabbit {meta.get('vowpalwabbit')}, installed {installed}"
+            )
+        expected = {s.name: [arm.id for arm in s.arms] for s in sections}
+        for name, arms in expected.items():
+            if meta["arms"].get(name) != arms:
+                raise PolicyContractError(
+                    f"{model_path}: arms of section {name!r} differ from the sections config"
+                )
+        policy = cls(sections, VWSettings(**meta["settings"]))
+        policy.model_bytes_ = model_bytes
+        policy.metadata_ = meta
+        policy.n_examples_ = meta.get("n_examples", 0)
+        policy.progressive_loss_ = meta.get("progressive_loss")
+        policy._open_workspace()
+        return policy
+
+    @property
+    def version(self) -> str:
+        """``vw-policy-NNNN`` once saved or loaded, else ``vw-policy-unsaved``."""
+        meta = getattr(self, "metadata_", None)
+        return f"vw-policy-{meta['version']:04d}" if meta else "vw-policy-unsaved"
 
 
-__all__ = ["ACTION_NS", "NotFittedError", "VWKnobPolicy", "VWSettings"]
+def latest_policy(path: str | os.PathLike) -> Path:
+    """`path` if it is a policy file, else the highest-numbered complete ``policy-NNNN.vw`` in it."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise PolicyContractError(f"{path}: no such policy file or directory")
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in path.iterdir()
+        if (m := POLICY_FILE.match(p.name)) and p.with_suffix(".json").exists()
+    )
+    if not found:
+        raise PolicyContractError(f"{path}: no policy-NNNN.vw with its metadata")
+    return found[-1][1]
+
+
+__all__ = [
+    "ACTION_NS",
+    "NotFittedError",
+    "PolicyContractError",
+    "VWKnobPolicy",
+    "VWSettings",
+    "latest_policy",
+]
