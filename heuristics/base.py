@@ -11,6 +11,7 @@ into another order. Both are deterministic: ties keep the input order.
 from __future__ import annotations
 
 import keyword
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -32,17 +33,30 @@ class KnobSpec:
 
     def problem(self, value: object) -> str | None:
         """Why `value` is not allowed, or None when it is."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             return f"expected a number, found {value!r}"
-        if self.integer and float(value) != int(value):
-            return f"expected an integer, found {value!r}"
-        if not np.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = float("inf")
+        if not math.isfinite(number):
             return f"expected a finite number, found {value!r}"
-        low_ok = value > self.low if self.open_low else value >= self.low
-        if not low_ok or value > self.high:
+        low_ok = number > self.low if self.open_low else number >= self.low
+        if not low_ok or number > self.high:
             bracket = "(" if self.open_low else "["
             return f"expected a value in {bracket}{self.low:g}, {self.high:g}], found {value!r}"
+        if self.integer and not number.is_integer():
+            return f"expected an integer, found {value!r}"
         return None
+
+    def bad(self, values: np.ndarray) -> np.ndarray:
+        """A mask of the entries of a float array that `problem` refuses (vectorised)."""
+        with np.errstate(invalid="ignore"):
+            low_bad = values <= self.low if self.open_low else values < self.low
+            out = ~np.isfinite(values) | low_bad | (values > self.high)
+            if self.integer:
+                out |= values != np.round(values)
+        return out
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,11 @@ class ItemBatch:
     subcategory: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        # Array-likes (lists) become arrays, so that every field has the attributes of one.
+        for name in ("category", "age_days", "promoted", "embedding", "subcategory"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, np.ndarray):
+                object.__setattr__(self, name, np.asarray(value))
         shape = np.shape(self.category)
         if len(shape) != 2:
             raise InputError(f"Expected `category` of shape (B, n), found shape {shape}")
@@ -165,6 +184,24 @@ class Ranking:
     scores: np.ndarray
 
 
+def check_k(k: int | None) -> None:
+    """Refuse a top-k size that is not None or a non-negative integer."""
+    if k is None:
+        return
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise InputError(f"Expected `k` to be None or an integer >= 0, found {k!r}")
+
+
+def check_scores(scores: np.ndarray, items: ItemBatch) -> np.ndarray:
+    """`scores` as a finite float64 array of the item batch's shape (B, n)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != items.shape:
+        raise InputError(f"Expected `scores` of the item batch's shape {items.shape}, found {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise InputError("Expected finite `scores`, found NaN or infinity")
+    return scores
+
+
 def descending_order(scores: np.ndarray) -> np.ndarray:
     """Row-wise indices that sort `scores` (B, n) best first; ties keep the lower index first."""
     return np.argsort(-scores, axis=1, kind="stable")
@@ -188,11 +225,22 @@ def field_name(knob: str) -> str:
 def check_knobs(heuristic: Heuristic) -> None:
     """Validate a heuristic's knob values (scalars or arrays) against its KNOBS specs."""
     for name, spec in heuristic.KNOBS.items():
-        values = np.atleast_1d(np.asarray(getattr(heuristic, field_name(name)), dtype=np.float64))
-        for value in np.unique(values):
-            problem = spec.problem(float(value))
-            if problem is not None:
-                raise InputError(f"{heuristic.NAME}.{name}: {problem}")
+        value = getattr(heuristic, field_name(name))
+        if isinstance(value, np.ndarray):
+            if value.ndim > 1:
+                raise InputError(
+                    f"{heuristic.NAME}.{name}: expected a scalar or an array of shape (B,), "
+                    f"found shape {value.shape}"
+                )
+            if value.dtype.kind not in "iuf":
+                raise InputError(f"{heuristic.NAME}.{name}: expected numbers, found dtype {value.dtype}")
+            flat = value.reshape(-1)
+            bad = np.flatnonzero(spec.bad(flat.astype(np.float64, copy=False)))
+            problem = None if bad.size == 0 else spec.problem(flat[bad[0]].item())
+        else:
+            problem = spec.problem(value)
+        if problem is not None:
+            raise InputError(f"{heuristic.NAME}.{name}: {problem}")
     for name, spec in heuristic.PARAMS.items():
         problem = spec.problem(getattr(heuristic, name))
         if problem is not None:
@@ -231,7 +279,8 @@ class ScoreHeuristic(Heuristic):
     def rerank(
         self, scores: np.ndarray, items: ItemBatch, context: ContextBatch, k: int | None = None
     ) -> Ranking:
-        adjusted = self.adjust(scores, items, context)
+        check_k(k)
+        adjusted = self.adjust(check_scores(scores, items), items, context)
         order = descending_order(adjusted)[:, :k]
         return Ranking(order=order, scores=np.take_along_axis(adjusted, order, axis=1))
 
@@ -257,6 +306,8 @@ class OrderHeuristic(Heuristic):
     def rerank(
         self, scores: np.ndarray, items: ItemBatch, context: ContextBatch, k: int | None = None
     ) -> Ranking:
+        check_k(k)
+        scores = check_scores(scores, items)
         n = scores.shape[1]
         k_eff = n if k is None else min(k, n)
         order = self.reorder(descending_order(scores), scores, items, context, k_eff)[:, :k_eff]

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from heuristics.base import ContextBatch, ItemBatch, KnobSpec, ScoreHeuristic, as_knob
-from heuristics.errors import MissingContextError
+from heuristics.errors import InputError, MissingContextError
 
 WEIGHT = KnobSpec(default=0.0, low=0.0, high=10.0)
 
@@ -56,6 +56,11 @@ class SourceSimilarityBoost(ScoreHeuristic):
             raise MissingContextError(self.NAME, "source_item")
         if items.embedding is None:
             raise MissingContextError(self.NAME, "item embedding")
+        expected = (scores.shape[0], items.embedding.shape[2])
+        if np.shape(context.source_embedding) != expected:
+            raise InputError(
+                f"Expected `source_embedding` of shape {expected}, found {np.shape(context.source_embedding)}"
+            )
         similarity = np.clip(cosine_to(items.embedding, context.source_embedding), 0.0, 1.0)
         return scores + as_knob(self.weight, scores.shape[0]) * similarity
 
@@ -73,5 +78,8 @@ class CategoryMatchBoost(ScoreHeuristic):
     def adjust(self, scores: np.ndarray, items: ItemBatch, context: ContextBatch) -> np.ndarray:
         if context.category is None:
             raise MissingContextError(self.NAME, "category")
+        found = np.shape(context.category)
+        if found != (scores.shape[0],):
+            raise InputError(f"Expected context `category` of shape ({scores.shape[0]},), found {found}")
         match = items.category == np.asarray(context.category)[:, None]
         return scores + as_knob(self.weight, scores.shape[0]) * match

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -130,7 +130,7 @@ class SectionsConfig:
             raise ConfigError("section", f"unknown section {name!r}; configured: {known}")
         return self.sections[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[SectionConfig]:
         return iter(self.sections.values())
 
     @classmethod
@@ -142,6 +142,11 @@ class SectionsConfig:
                 data = tomllib.load(handle)
         except FileNotFoundError:
             raise ConfigError("config", f"file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            problem = f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            raise ConfigError("config", problem) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
         return cls.from_dict(data, source=str(path))
@@ -175,7 +180,7 @@ def _parse_section(name: str, body: Any) -> SectionConfig:
     if not isinstance(pipeline, list) or not pipeline:
         raise ConfigError(f"{where}.pipeline", "expected a non-empty list of heuristic names")
     for step in pipeline:
-        if step not in HEURISTICS:
+        if not isinstance(step, str) or step not in HEURISTICS:
             raise ConfigError(
                 f"{where}.pipeline",
                 f"unknown heuristic {step!r} (known: {', '.join(HEURISTICS)})",
@@ -284,7 +289,8 @@ def _check_value(key: str, step: str, knob: str, value: Any) -> float:
     problem = spec.problem(value)
     if problem is not None:
         raise ConfigError(key, problem)
-    return int(value) if spec.integer else float(value)
+    # Adding 0.0 turns -0.0 into 0.0, so that both spellings give the same arm id.
+    return int(value) if spec.integer else float(value) + 0.0
 
 
 def _parse_knob_grid(where: str, table: Any, pipeline: list[str]) -> dict[str, tuple[float, ...]]:

@@ -31,9 +31,10 @@ class MMR(OrderHeuristic):
 
     where rel are the (normalised) scores and sim is the cosine of item embeddings
     (``similarity="embedding"``), or 1 for the same category or subcategory and 0 otherwise
-    (``similarity="category"`` or ``"subcategory"``). The first pick is the most relevant item; ties go to
-    the candidate earlier in the input order. With lambda = 1 the base order is kept. Positions after k keep
-    the input order.
+    (``similarity="category"`` or ``"subcategory"``). An embedding of zero or non-finite norm has similarity
+    0 to every item. The first pick is the most relevant item; ties go to the candidate earlier in the input
+    order. With lambda = 1 an input order by descending score is kept. Positions after k keep the input
+    order. Scores must be finite.
     """
 
     NAME: ClassVar[str] = "mmr"
@@ -55,7 +56,7 @@ class MMR(OrderHeuristic):
             items.embedding,
             norms,
             out=np.zeros_like(items.embedding, dtype=np.float64),
-            where=norms > 0,
+            where=np.isfinite(norms) & (norms > 0),
         )
 
     def reorder(
@@ -71,29 +72,43 @@ class MMR(OrderHeuristic):
         if k == 0:
             return order
         rows = np.arange(batch)
+        flat = rows * n
         # Work in the input order's positions, so that argmax ties fall to the earlier position.
         relevance = np.take_along_axis(scores, order, axis=1)
         if self.similarity == "embedding":
             unit = np.take_along_axis(self._unit_embeddings(items), order[:, :, None], axis=1)
+            unit_rows = unit.reshape(batch * n, unit.shape[2])
         else:
-            group = items.grouping(self.similarity, self.NAME)
-            category = np.take_along_axis(group, order, axis=1)
+            group = np.take_along_axis(items.grouping(self.similarity, self.NAME), order, axis=1)
+            group_rows = group.reshape(-1)
         lam = as_knob(self.lambda_, batch)
+        weight = 1.0 - lam
+        # `gain` is lambda * relevance, set to -inf once a candidate is chosen; `value` is the MMR objective.
         gain = lam * relevance
-        penalty = np.zeros((batch, n))
-        chosen = np.zeros((batch, n), dtype=bool)
+        gain_rows = gain.reshape(-1)
+        value = np.empty((batch, n))
+        penalty = np.empty((batch, n))
         picks = np.empty((batch, k), dtype=np.int64)
+        pick = gain.argmax(axis=1)
         for t in range(k):
-            value = np.where(chosen, -np.inf, gain - (1.0 - lam) * penalty)
-            pick = np.argmax(value, axis=1)
+            if t:
+                np.multiply(weight, penalty, out=value)
+                np.subtract(gain, value, out=value)
+                pick = value.argmax(axis=1)
             picks[:, t] = pick
-            chosen[rows, pick] = True
+            chosen = flat + pick
+            gain_rows[chosen] = -np.inf
             if self.similarity == "embedding":
-                sim = np.einsum("bnd,bd->bn", unit, unit[rows, pick])
+                sim = np.matmul(unit, unit_rows[chosen][:, :, None])[:, :, 0]
             else:
-                sim = (category == category[rows, pick][:, None]).astype(np.float64)
-            penalty = sim if t == 0 else np.maximum(penalty, sim)
-        rest = np.nonzero(~chosen)[1].reshape(batch, n - k)
+                sim = group == group_rows[chosen][:, None]
+            if t:
+                np.maximum(penalty, sim, out=penalty)
+            else:
+                penalty[...] = sim
+        chosen_mask = np.zeros((batch, n), dtype=bool)
+        chosen_mask[rows[:, None], picks] = True
+        rest = np.nonzero(~chosen_mask)[1].reshape(batch, n - k)
         positions = np.concatenate([picks, rest], axis=1)
         return np.take_along_axis(order, positions, axis=1)
 

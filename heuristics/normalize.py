@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from heuristics.errors import InputError
+
 METHODS = ("minmax", "zscore", "rank", "none")
 
 
@@ -18,18 +20,24 @@ def normalize_scores(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
     - ``zscore``: (s - mean) / std.
     - ``rank``: 1 for the best item down to 0 for the worst, evenly spaced (ties share the mean rank).
     - ``none``: the scores as given.
+
+    A row whose scores are all equal becomes zeros under every method but ``none``.
     """
+    if method not in METHODS:
+        raise InputError(f"Expected a normalisation in {', '.join(METHODS)}, found {method!r}")
     scores = np.asarray(scores, dtype=np.float64)
     if method == "none" or scores.shape[1] == 0:
         return scores
+    low = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - low
+    varies = span > 0
     if method == "minmax":
-        low = scores.min(axis=1, keepdims=True)
-        span = scores.max(axis=1, keepdims=True) - low
-        return np.divide(scores - low, span, out=np.zeros_like(scores), where=span > 0)
+        return np.divide(scores - low, span, out=np.zeros_like(scores), where=varies)
     if method == "zscore":
+        # A constant row is caught by its span, not its std: the mean of equal values can round off them.
         centred = scores - scores.mean(axis=1, keepdims=True)
         std = scores.std(axis=1, keepdims=True)
-        return np.divide(centred, std, out=np.zeros_like(scores), where=std > 0)
+        return np.divide(centred, std, out=np.zeros_like(scores), where=varies & (std > 0))
     if method == "rank":
         n = scores.shape[1]
         if n == 1:
@@ -46,5 +54,5 @@ def normalize_scores(scores: np.ndarray, method: str = "minmax") -> np.ndarray:
         last = np.minimum.accumulate(np.where(ends, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
         ranks = np.empty_like(ordered)
         np.put_along_axis(ranks, by_value, (first + last) / 2.0 / (n - 1), axis=1)
-        return ranks
-    raise ValueError(f"Expected a normalisation in {', '.join(METHODS)}, found {method!r}")
+        return np.where(varies, ranks, 0.0)
+    return scores

@@ -18,6 +18,8 @@ from heuristics.base import (
     OrderHeuristic,
     Ranking,
     ScoreHeuristic,
+    check_k,
+    check_scores,
     descending_order,
     field_name,
 )
@@ -53,6 +55,14 @@ class SectionPipeline:
 
     def steps(self, knobs: Mapping[str, float | np.ndarray]) -> list[Heuristic]:
         """The pipeline's heuristics, instantiated with the given knob values and the section's params."""
+        expected = self.section.knob_names
+        if len(knobs) != len(expected) or any(name not in knobs for name in expected):
+            missing = [name for name in expected if name not in knobs]
+            unknown = [name for name in knobs if name not in expected]
+            raise InputError(
+                f"Expected knobs {', '.join(expected)} for section {self.section.name!r}; "
+                f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}"
+            )
         built = []
         for step in self.section.pipeline:
             cls = HEURISTICS[step]
@@ -79,17 +89,17 @@ class SectionPipeline:
         knobs : mapping ``"heuristic.knob" -> scalar or (B,) array``
             Knob values, e.g. ``arm.knobs`` or ``knobs_for(arm_indices)``.
         k : int, optional
-            How many to return per request (all when None).
+            How many to return per request (all when None; at most n).
+
+        Returns
+        -------
+        Ranking
+            ``order`` (B, min(k, n)) and the final normalised, adjusted ``scores`` of the ranked items.
         """
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.ndim != 2 or scores.shape != items.shape:
-            raise InputError(
-                f"Expected `scores` of the item batch's shape {items.shape}, found {scores.shape}"
-            )
-        if not np.isfinite(scores).all():
-            raise InputError("Expected finite `scores`, found NaN or infinity")
+        check_k(k)
+        scores = check_scores(scores, items)
         n = scores.shape[1]
-        k_eff = n if k is None else max(0, min(int(k), n))
+        k_eff = n if k is None else min(int(k), n)
         current = normalize_scores(scores, self.section.normalize)
         order = None
         for step in self.steps(knobs):

@@ -39,7 +39,13 @@ def config_option(func):
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sectionrank")
 def main() -> None:
-    """sectionrank: one shared ranker, per-section heuristics, knobs chosen by contextual bandits."""
+    """sectionrank: one shared ranker, per-section heuristics, knobs chosen by contextual bandits.
+
+    \b
+    Example:
+        sectionrank sections
+        sectionrank rerank --section discover --sample 40 --arm -1
+    """
 
 
 @main.command("sections")
@@ -88,17 +94,23 @@ def sections_command(config_path: Path | None, as_json: bool) -> None:
 
 
 def read_candidates(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".json", ".jsonl"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    raise click.BadParameter(
-        f"expected a .csv, .parquet, .json or .jsonl file, found {path.name}",
-        param_hint="--candidates",
-    )
+    readers = {
+        ".csv": pd.read_csv,
+        ".parquet": pd.read_parquet,
+        ".json": pd.read_json,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+    }
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise click.BadParameter(
+            f"expected a .csv, .parquet, .json or .jsonl file, found {path.name}", param_hint="--candidates"
+        )
+    try:
+        return reader(path)
+    except (ValueError, OSError) as exc:
+        # pandas reports empty and malformed tables as ValueError subclasses, pyarrow as ArrowInvalid.
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.BadParameter(f"cannot read {path.name}: {detail}", param_hint="--candidates") from None
 
 
 @main.command("rerank")
@@ -167,10 +179,15 @@ def rerank_command(
             raise click.UsageError(f"section {section!r} needs --source-item")
         if not emb_cols:
             raise click.UsageError("--source-item needs emb_* columns in the candidate table")
-        row = 0 if source_item is None else np.flatnonzero(ids == source_item)
-        if np.size(row) == 0:
+        row = (
+            np.zeros(min(len(ids), 1), dtype=np.int64)
+            if source_item is None
+            else np.flatnonzero(ids == source_item)
+        )
+        if np.size(row) == 0 and source_item is not None:
             raise click.BadParameter(f"no candidate with id {source_item!r}", param_hint="--source-item")
-        source_embedding = frame[emb_cols].to_numpy(np.float64)[np.atleast_1d(row)[0]]
+        embeddings = frame[emb_cols].to_numpy(np.float64)
+        source_embedding = embeddings[row[0]] if np.size(row) else np.zeros(len(emb_cols))
     context = ContextBatch.single(source_embedding=source_embedding, category=category)
 
     k = cfg.serving.default_k if k is None else k

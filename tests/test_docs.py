@@ -1,0 +1,186 @@
+"""The docs cover the code: every CLI command is in docs/cli.md, every heuristic, knob and param in
+docs/sections-config.md, and the examples there load and run.
+
+Commands are found by walking the click group, so commands added later are checked without editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from heuristics import SectionsConfig
+from heuristics.registry import HEURISTICS
+from service.cli import main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PROGRAM = "sectionrank"
+
+#: Commands whose documented examples are run here (they need no files, models or servers).
+RUNNABLE_EXAMPLES = {("sections",), ("rerank",)}
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command under `group` as a path of names, nested groups and their commands included."""
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(command_paths(command, (*prefix, name)))
+    return paths
+
+
+def fenced_blocks(text: str, language: str | None = None) -> list[str]:
+    pattern = r"^```" + (re.escape(language) if language else r"[\w-]*") + r"[^\n]*\n(.*?)^```"
+    return re.findall(pattern, text, flags=re.S | re.M)
+
+
+def headings(text: str) -> list[str]:
+    """Heading lines, outside fenced code, without the leading #'s."""
+    outside = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return [m.group(2).strip() for m in re.finditer(r"^(#{1,6})\s+(.*)$", outside, flags=re.M)]
+
+
+def sections_by_heading(text: str) -> dict[str, str]:
+    """Each heading's text, mapped to the body up to the next heading of the same or a higher level."""
+    outside = re.sub(r"^```.*?^```", lambda m: m.group(0).replace("#", ""), text, flags=re.S | re.M)
+    matches = list(re.finditer(r"^(#{1,6})\s+(.*)$", outside, flags=re.M))
+    bodies = {}
+    for i, m in enumerate(matches):
+        level = len(m.group(1))
+        end = len(outside)
+        for later in matches[i + 1 :]:
+            if len(later.group(1)) <= level:
+                end = later.start()
+                break
+        bodies[m.group(2).strip()] = outside[m.end() : end]
+    return bodies
+
+
+def code_spans(text: str) -> list[str]:
+    """Inline code spans and fenced code blocks."""
+    return re.findall(r"`([^`\n]+)`", text) + fenced_blocks(text)
+
+
+def mentions_command(text: str, path: tuple[str, ...]) -> bool:
+    """Whether `sectionrank <path>` (or the bare path) is a heading, or `sectionrank <path>` is in code."""
+    full = " ".join((PROGRAM, *path))
+    bare = " ".join(path)
+    for heading in headings(text):
+        plain = heading.replace("`", "").strip()
+        if plain in (full, bare):
+            return True
+    word = re.compile(rf"(^|\s|\$ ){re.escape(full)}(?=\s|$)", flags=re.M)
+    return any(word.search(code) for code in code_spans(text))
+
+
+CLI_DOC = (DOCS / "cli.md").read_text()
+CONFIG_DOC = (DOCS / "sections-config.md").read_text()
+HEURISTICS_DOC = (DOCS / "heuristics.md").read_text()
+
+
+@pytest.mark.parametrize("path", command_paths(main), ids=" ".join)
+def test_docs_cli_documents_every_command(path):
+    assert mentions_command(CLI_DOC, path), (
+        f"docs/cli.md has no heading or code for `{PROGRAM} {' '.join(path)}`"
+    )
+
+
+def command_section(text: str, path: tuple[str, ...]) -> str:
+    """The part of the doc under the command's own heading, or the whole doc when it has none."""
+    names = (" ".join((PROGRAM, *path)), " ".join(path))
+    for heading, body in sections_by_heading(text).items():
+        if heading.replace("`", "").strip() in names:
+            return body
+    return text
+
+
+@pytest.mark.parametrize("path", command_paths(main), ids=" ".join)
+def test_docs_cli_documents_every_option_of_every_command(path):
+    command = main
+    for name in path:
+        command = command.commands[name]
+    body = command_section(CLI_DOC, path)
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            for flag in param.opts:
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in body, f"docs/cli.md, `{PROGRAM} {' '.join(path)}`, does not mention {flag}"
+
+
+def test_docs_mention_command_finds_headings_and_code_only():
+    text = (
+        "# Title\n\n## `sectionrank alpha`\n\nRun `sectionrank beta --x`.\n\n```sh\nsectionrank gamma\n```\n"
+    )
+    assert mentions_command(text, ("alpha",))
+    assert mentions_command(text, ("beta",))
+    assert mentions_command(text, ("gamma",))
+    assert not mentions_command(text + "\nsectionrank delta in prose\n", ("delta",))
+    assert not mentions_command(text, ("alph",))
+    assert not mentions_command(text, ("bet",))
+
+
+def example_commands(text: str) -> list[list[str]]:
+    """The `sectionrank ...` lines of the ```sh blocks, as argument lists."""
+    lines = []
+    for block in fenced_blocks(text, "sh"):
+        for line in block.splitlines():
+            if line.startswith(PROGRAM + " "):
+                lines.append(shlex.split(line)[1:])
+    return lines
+
+
+def test_docs_cli_examples_run():
+    ran = 0
+    for args in example_commands(CLI_DOC):
+        if tuple(args[:1]) not in RUNNABLE_EXAMPLES or "--candidates" in args or "--config" in args:
+            continue
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, f"{PROGRAM} {shlex.join(args)}: {result.output}"
+        ran += 1
+    assert ran >= 3
+
+
+@pytest.mark.parametrize("name", list(HEURISTICS))
+def test_docs_sections_config_documents_every_heuristic_knob_and_param(name):
+    cls = HEURISTICS[name]
+    bodies = {heading.replace("`", ""): body for heading, body in sections_by_heading(CONFIG_DOC).items()}
+    assert name in bodies, f"docs/sections-config.md has no heading for the heuristic `{name}`"
+    body = bodies[name]
+    for knob, spec in cls.KNOBS.items():
+        assert f"`{knob}`" in body, f"docs/sections-config.md, `{name}`, lacks the knob `{knob}`"
+        assert re.search(rf"`{knob}` \|[^\n]*\| {spec.default:g} \|", body), (
+            f"`{name}.{knob}`: no default {spec.default:g}"
+        )
+    for param, spec in cls.PARAMS.items():
+        assert f"`{param}`" in body, f"docs/sections-config.md, `{name}`, lacks the param `{param}`"
+        for choice in spec.choices:
+            assert f"`{choice}`" in body, (
+                f"docs/sections-config.md, `{name}.{param}`, lacks the choice `{choice}`"
+            )
+
+
+@pytest.mark.parametrize("name", list(HEURISTICS))
+def test_docs_heuristics_page_gives_every_heuristics_formula(name):
+    assert f"`{name}`" in HEURISTICS_DOC
+
+
+def test_docs_sections_config_examples_are_valid_configs():
+    blocks = fenced_blocks(CONFIG_DOC, "toml")
+    assert len(blocks) >= 2
+    for block in blocks:
+        config = SectionsConfig.from_dict(tomllib.loads(block))
+        assert len(list(config)) >= 1
+
+
+def test_docs_sections_config_documents_every_key():
+    from heuristics.config import _SECTION_KEYS, _TOP_KEYS, ServingSettings
+
+    for key in sorted(_TOP_KEYS | _SECTION_KEYS | set(ServingSettings._LIMITS)):
+        assert f"| `{key}` |" in CONFIG_DOC, f"docs/sections-config.md has no table row for `{key}`"
