@@ -12,6 +12,7 @@ import pandas as pd
 
 from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import embedding_columns, items_from_frame
+from service.commands.export import export_command
 from service.errors import USER_ERRORS
 from service.sample import sample_candidates
 
@@ -223,6 +224,9 @@ def _arm_ref(ref: str) -> str | int:
         return int(ref)
     except ValueError:
         return ref
+
+
+main.add_command(export_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
 """The errors a user can cause, as the CLI and HTTP layers see them."""
 
+from bandits.errors import BanditsError
 from heuristics.errors import HeuristicsError
 
 #: Domain errors that the CLI reports as one line (no traceback) and the API as a 4xx body.
-USER_ERRORS: tuple[type[Exception], ...] = (HeuristicsError,)
+USER_ERRORS: tuple[type[Exception], ...] = (HeuristicsError, BanditsError)

@@ -1,0 +1,76 @@
+"""Errors raised by the bandits package.
+
+Every error a caller of `bandits` can cause derives from `BanditsError`, which the CLI reports as one line and
+the HTTP layer as a 4xx body. Errors about a decision-log file start with the file's path, so that the message
+says which file is at fault and what is wrong with it: ``"log.db: schema version 3, expected 1"``.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class BanditsError(Exception):
+    """Base class of every error a caller of `bandits` can cause."""
+
+
+class InvalidBatchError(BanditsError, ValueError):
+    """A `DecisionBatch` or `FeedbackBatch` with a field of the wrong shape, type or range.
+
+    The message names the field and the row: "Expected `propensity` in (0, 1], found 0 at row 17".
+    """
+
+
+class InvalidArgumentError(BanditsError, ValueError):
+    """An argument of a public function out of its domain; the message names it, expected vs. found."""
+
+
+class LogError(BanditsError):
+    """A decision-log file cannot be used as asked; the message starts with its path."""
+
+    def __init__(self, path: str | PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class LogNotFoundError(LogError):
+    """The decision-log file does not exist (and the caller did not ask to create it)."""
+
+
+class LogSchemaError(LogError):
+    """The file is not a sectionrank decision log, or one of another schema version."""
+
+
+class LogLockedError(LogError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+class DuplicateEventError(LogError):
+    """A decision's `event_id` is already in the log; the whole batch was rolled back."""
+
+    def __init__(self, path: str | PathLike[str], event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(
+            path,
+            f"decision event_id {event_id!r} is already in the log; the batch was rolled back",
+        )
+
+
+class UnknownEventError(LogError):
+    """Feedback names an `event_id` for which the log holds no decision."""
+
+    def __init__(self, path: str | PathLike[str], event_id: str, count: int = 1) -> None:
+        self.event_id = event_id
+        self.count = count
+        others = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(path, f"no decision with event_id {event_id!r}{others}")
+
+
+class UnknownSectionError(LogError):
+    """A section was asked for by name, and the log holds no decision of it."""
+
+    def __init__(self, path: str | PathLike[str], section: str, known: list[str]) -> None:
+        self.section = section
+        listing = ", ".join(map(repr, known)) if known else "none"
+        super().__init__(path, f"no decisions of section {section!r} (sections in the log: {listing})")

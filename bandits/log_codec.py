@@ -1,0 +1,581 @@
+"""Validation and encoding of logged batches into SQLite rows, and decoding of rows into DataFrames.
+
+Ragged and dict fields are stored as compact JSON text (no spaces, UTF-8, no NaN or infinity), which every
+SQLite client and JSON library can read. JSON keeps the type of an id: ``[17,4]`` holds int ids, ``["a","b"]``
+str ids. Decoding number lists (int ids, positions, probabilities) takes a vectorised path: all rows of a
+column are joined into one text and parsed by numpy in one call, then split by the row lengths; text that is
+not a plain list of numbers (written by another tool) falls back to the general JSON parser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bandits.errors import InvalidBatchError
+from bandits.records import DecisionBatch, FeedbackBatch
+
+#: Decision columns in the order `decision_rows` writes them and `decisions_frame` reads them.
+DECISION_FIELDS: tuple[str, ...] = (
+    "event_id",
+    "time",
+    "section",
+    "user_id",
+    "context",
+    "candidates",
+    "shown",
+    "shown_scores",
+    "arm_id",
+    "arm_index",
+    "knobs",
+    "propensity",
+    "arm_probs",
+    "model_versions",
+)
+#: Feedback columns in the order `feedback_rows` writes them and `feedback_frame` reads them.
+FEEDBACK_FIELDS: tuple[str, ...] = ("event_id", "time", "clicks", "conversions", "revenue", "reward", "late")
+#: Feedback columns of a joined frame, after the decision columns (``time`` renamed ``feedback_time``).
+JOINED_FEEDBACK_FIELDS: tuple[str, ...] = (
+    "has_feedback",
+    "feedback_time",
+    "clicks",
+    "conversions",
+    "revenue",
+    "reward",
+    "late",
+)
+
+# A leftover float difference between a distribution's sum and 1, or between `propensity` and the chosen
+# arm's probability, that is still accepted.
+_PROB_TOLERANCE = 1e-6
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):  # e.g. an arm's read-only knobs
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+#: Compact JSON text of a value; numpy scalars, arrays and read-only mappings become numbers, lists and
+#: objects; NaN and infinity are refused.
+encode_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+).encode
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation and encoding
+
+
+def decision_rows(batch: DecisionBatch) -> list[tuple[Any, ...]]:
+    """Validate `batch` and encode it as B row tuples in `DECISION_FIELDS` order.
+
+    Raises
+    ------
+    InvalidBatchError
+        Naming the field, the row and the expected vs. found value.
+    """
+    n = len(batch)
+    event_id = _str_ids("event_id", batch.event_id, n)
+    _check_unique("event_id", event_id)
+    time = _floats("time", batch.time, n)
+    section = _str_ids("section", batch.section, n)
+    user_id = _ids("user_id", batch.user_id, n)
+    arm_id = _str_ids("arm_id", batch.arm_id, n)
+    arm_index = _ints("arm_index", batch.arm_index, n)
+    propensity = _floats("propensity", batch.propensity, n)
+    bad = np.flatnonzero(~((propensity > 0) & (propensity <= 1)))
+    if bad.size:
+        raise InvalidBatchError(
+            f"Expected `propensity` in (0, 1], found {propensity[bad[0]]:g} at row {bad[0]}"
+        )
+    for name in ("context", "knobs", "model_versions"):
+        _dicts(name, getattr(batch, name), n)
+    candidates = _id_lists("candidates", batch.candidates, n)
+    shown = _id_lists("shown", batch.shown, n)
+    n_candidates = np.fromiter(map(len, candidates), np.int64, count=n)
+    n_shown = np.fromiter(map(len, shown), np.int64, count=n)
+    bad = np.flatnonzero(n_shown > n_candidates)
+    if bad.size:
+        raise InvalidBatchError(
+            f"Expected `shown` no longer than `candidates`, found {n_shown[bad[0]]} shown of "
+            f"{n_candidates[bad[0]]} candidates at row {bad[0]}"
+        )
+    arm_probs = _float_lists("arm_probs", batch.arm_probs, n)
+    _check_distributions(arm_probs, arm_index, propensity)
+    if batch.shown_scores is None:
+        scores_text: list[str | None] = [None] * n
+    else:
+        scores = _float_lists("shown_scores", batch.shown_scores, n)
+        n_scores = np.fromiter(map(len, scores), np.int64, count=n)
+        bad = np.flatnonzero(n_scores != n_shown)
+        if bad.size:
+            raise InvalidBatchError(
+                f"Expected `shown_scores` of the length of `shown` ({n_shown[bad[0]]}), found "
+                f"{n_scores[bad[0]]} at row {bad[0]}"
+            )
+        scores_text = [encode_json(s.tolist()) for s in scores]
+
+    context = _encode_all("context", batch.context)
+    knobs = _encode_all("knobs", batch.knobs)
+    versions = _encode_all("model_versions", batch.model_versions)
+    return list(
+        zip(
+            event_id.tolist(),
+            time.tolist(),
+            section.tolist(),
+            user_id.tolist(),
+            context,
+            [encode_json(c.tolist()) for c in candidates],
+            [encode_json(s.tolist()) for s in shown],
+            scores_text,
+            arm_id.tolist(),
+            arm_index.tolist(),
+            knobs,
+            propensity.tolist(),
+            [encode_json(p.tolist()) for p in arm_probs],
+            versions,
+            strict=True,
+        )
+    )
+
+
+def feedback_rows(batch: FeedbackBatch, late: bool | np.ndarray = False) -> list[tuple[Any, ...]]:
+    """Validate `batch` and encode it as B row tuples in `FEEDBACK_FIELDS` order.
+
+    `late` is the writer's late flag, a bool or a (B,) bool array. A missing `conversions` (the default empty
+    list) means none; a missing `revenue` means 0; a missing `reward` means NaN (stored as NULL).
+    """
+    n = len(batch)
+    event_id = _str_ids("event_id", batch.event_id, n)
+    time = _floats("time", batch.time, n)
+    clicks = _position_lists("clicks", batch.clicks, n)
+    if len(batch.conversions) == 0 and n > 0:
+        conversions = [np.empty(0, np.int64)] * n
+    else:
+        conversions = _position_lists("conversions", batch.conversions, n)
+    revenue = np.zeros(n) if batch.revenue is None else _floats("revenue", batch.revenue, n)
+    if batch.reward is None:
+        reward = np.full(n, np.nan)
+    else:
+        reward = _floats("reward", batch.reward, n, allow_nan=True)
+    late_flags = np.broadcast_to(np.asarray(late), (n,)) if np.ndim(late) == 0 else np.asarray(late)
+    if late_flags.shape != (n,) or late_flags.dtype != np.bool_:
+        raise InvalidBatchError(
+            f"Expected `late` to be a bool or a ({n},) bool array, found dtype {late_flags.dtype} "
+            f"shape {late_flags.shape}"
+        )
+    # NaN is bound as NULL: the column holds "no explicit reward" portably.
+    reward_values = [None if r != r else r for r in reward.tolist()]
+    return list(
+        zip(
+            event_id.tolist(),
+            time.tolist(),
+            [encode_json(c.tolist()) for c in clicks],
+            [encode_json(c.tolist()) for c in conversions],
+            revenue.tolist(),
+            reward_values,
+            late_flags.astype(np.int64).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _array(name: str, value: object, n: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.shape != (n,):
+        raise InvalidBatchError(f"Expected `{name}` of shape ({n},), found shape {arr.shape}")
+    return arr
+
+
+def _is_str_array(arr: np.ndarray) -> bool:
+    if arr.dtype.kind in "UT":
+        return True
+    return arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=False) in ("string", "empty")
+
+
+def _is_id_array(arr: np.ndarray) -> bool:
+    """Int ids, or str ids (an object array must hold only one of the two)."""
+    if arr.dtype.kind in "iuUT":
+        return True
+    return arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=False) in (
+        "integer",
+        "string",
+        "empty",
+    )
+
+
+def _str_ids(name: str, value: object, n: int) -> np.ndarray:
+    arr = _array(name, value, n)
+    if arr.size and not _is_str_array(arr):
+        raise InvalidBatchError(f"Expected `{name}` of str, found dtype {arr.dtype}")
+    empty = np.flatnonzero(arr == "")
+    if empty.size:
+        raise InvalidBatchError(f"Expected a non-empty `{name}`, found '' at row {empty[0]}")
+    return arr
+
+
+def _ids(name: str, value: object, n: int) -> np.ndarray:
+    arr = _array(name, value, n)
+    if arr.size and not _is_id_array(arr):
+        raise InvalidBatchError(f"Expected `{name}` of int or str ids, found dtype {arr.dtype}")
+    return arr
+
+
+def _ints(name: str, value: object, n: int) -> np.ndarray:
+    arr = _array(name, value, n)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise InvalidBatchError(f"Expected `{name}` of integers, found dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _floats(name: str, value: object, n: int, *, allow_nan: bool = False) -> np.ndarray:
+    arr = _array(name, value, n)
+    if arr.size and arr.dtype.kind not in "iuf":
+        raise InvalidBatchError(f"Expected `{name}` of numbers, found dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    bad = np.flatnonzero(np.isinf(arr) if allow_nan else ~np.isfinite(arr))
+    if bad.size:
+        what = "a finite or NaN" if allow_nan else "a finite"
+        raise InvalidBatchError(f"Expected {what} `{name}`, found {arr[bad[0]]} at row {bad[0]}")
+    return arr
+
+
+def _check_unique(name: str, arr: np.ndarray) -> None:
+    if arr.size < 2:
+        return
+    dup = np.flatnonzero(pd.Index(arr).duplicated())
+    if dup.size:
+        raise InvalidBatchError(f"Expected unique `{name}`, found {str(arr[dup[0]])!r} again at row {dup[0]}")
+
+
+def _ragged(name: str, value: object, n: int) -> Sequence[Any]:
+    if not isinstance(value, Sequence | np.ndarray) or len(value) != n:
+        found = len(value) if isinstance(value, Sequence | np.ndarray) else type(value).__name__
+        raise InvalidBatchError(f"Expected `{name}` to be a list of {n} rows, found {found}")
+    return value
+
+
+def _id_lists(name: str, value: object, n: int) -> list[np.ndarray]:
+    out = [np.asarray(v) for v in _ragged(name, value, n)]
+    for row, arr in enumerate(out):
+        if arr.ndim != 1 or (arr.size and not _is_id_array(arr)):
+            raise InvalidBatchError(
+                f"Expected `{name}` rows of int or str ids (1-d), found dtype {arr.dtype} shape {arr.shape} "
+                f"at row {row}"
+            )
+    return out
+
+
+def _number_lists(name: str, value: object, n: int, kinds: str, what: str) -> list[np.ndarray]:
+    out = [np.asarray(v) for v in _ragged(name, value, n)]
+    for row, arr in enumerate(out):
+        if arr.ndim != 1 or (arr.dtype.kind not in kinds and arr.size):
+            raise InvalidBatchError(
+                f"Expected `{name}` rows of {what} (1-d), found dtype {arr.dtype} shape {arr.shape} "
+                f"at row {row}"
+            )
+    return out
+
+
+def _float_lists(name: str, value: object, n: int) -> list[np.ndarray]:
+    out = [a.astype(np.float64) for a in _number_lists(name, value, n, "iuf", "numbers")]
+    flat = np.concatenate(out) if out else np.empty(0)
+    bad = np.flatnonzero(~np.isfinite(flat))
+    if bad.size:
+        row = int(np.searchsorted(np.cumsum([len(a) for a in out]), bad[0], side="right"))
+        raise InvalidBatchError(f"Expected finite `{name}`, found {flat[bad[0]]} at row {row}")
+    return out
+
+
+def _position_lists(name: str, value: object, n: int) -> list[np.ndarray]:
+    out = [a.astype(np.int64) for a in _number_lists(name, value, n, "iu", "integer positions")]
+    flat = np.concatenate(out) if out else np.empty(0, np.int64)
+    bad = np.flatnonzero(flat < 0)
+    if bad.size:
+        row = int(np.searchsorted(np.cumsum([len(a) for a in out]), bad[0], side="right"))
+        raise InvalidBatchError(f"Expected `{name}` positions >= 0, found {flat[bad[0]]} at row {row}")
+    return out
+
+
+def _dicts(name: str, value: object, n: int) -> None:
+    rows = _ragged(name, value, n)
+    for row, item in enumerate(rows):
+        if not isinstance(item, Mapping):
+            raise InvalidBatchError(
+                f"Expected `{name}` rows of dicts, found {type(item).__name__} at row {row}"
+            )
+
+
+def _encode_all(name: str, rows: Sequence[Any]) -> list[str]:
+    try:
+        return [encode_json(item) for item in rows]
+    except (TypeError, ValueError) as exc:
+        # Find the row to name it; only on this error path.
+        for row, item in enumerate(rows):
+            try:
+                encode_json(item)
+            except (TypeError, ValueError) as row_exc:
+                raise InvalidBatchError(f"`{name}` at row {row} is not JSON-serialisable: {row_exc}") from exc
+        raise  # pragma: no cover - the loop always finds the row
+
+
+def _check_distributions(arm_probs: list[np.ndarray], arm_index: np.ndarray, propensity: np.ndarray) -> None:
+    n = len(arm_probs)
+    if n == 0:
+        return
+    lengths = np.fromiter(map(len, arm_probs), np.int64, count=n)
+    bad = np.flatnonzero((arm_index < 0) | (arm_index >= lengths))
+    if bad.size:
+        raise InvalidBatchError(
+            f"Expected `arm_index` in [0, {lengths[bad[0]]}) (the length of `arm_probs`), found "
+            f"{arm_index[bad[0]]} at row {bad[0]}"
+        )
+    flat = np.concatenate(arm_probs)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    negative = np.flatnonzero(flat < 0)
+    if negative.size:
+        row = int(np.searchsorted(starts, negative[0], side="right")) - 1
+        raise InvalidBatchError(f"Expected `arm_probs` >= 0, found {flat[negative[0]]:g} at row {row}")
+    sums = np.add.reduceat(flat, starts)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > _PROB_TOLERANCE)
+    if bad.size:
+        raise InvalidBatchError(
+            f"Expected `arm_probs` summing to 1, found {sums[bad[0]]:.9g} at row {bad[0]}"
+        )
+    chosen = flat[starts + arm_index]
+    bad = np.flatnonzero(np.abs(chosen - propensity) > _PROB_TOLERANCE)
+    if bad.size:
+        raise InvalidBatchError(
+            f"Expected `propensity` equal to arm_probs[arm_index] ({chosen[bad[0]]:.9g}), found "
+            f"{propensity[bad[0]]:.9g} at row {bad[0]}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_dicts(texts: Sequence[str]) -> list[Any]:
+    """JSON texts -> Python values, parsed in one call."""
+    return json.loads("[" + ",".join(texts) + "]") if len(texts) else []
+
+
+def decode_number_lists(
+    texts: Sequence[str], dtype: type[np.integer] | type[np.floating]
+) -> list[np.ndarray]:
+    """JSON number arrays -> one numpy array of `dtype` per row (vectorised, with a JSON fallback)."""
+    n = len(texts)
+    if n == 0:
+        return []
+    lengths = np.fromiter((t.count(",") + 1 if len(t) > 2 else 0 for t in texts), np.int64, count=n)
+    flat = _parse_numbers(",".join([t[1:-1] for t in texts if len(t) > 2]), dtype, int(lengths.sum()))
+    if flat is None:
+        return [np.asarray(values, dtype=dtype) for values in decode_dicts(texts)]
+    ends = np.cumsum(lengths)
+    # Slicing is several times faster than np.split; each row is a view of the one parsed array.
+    return [flat[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+
+
+def decode_id_lists(texts: Sequence[str]) -> list[np.ndarray]:
+    """JSON id arrays -> one array per row: int64 for int ids, str for str ids (int64 when empty)."""
+    n = len(texts)
+    is_str = np.fromiter((t.startswith('["') for t in texts), bool, count=n)
+    if not is_str.any():
+        try:
+            return decode_number_lists(texts, np.int64)
+        except (TypeError, ValueError):
+            return [_id_array(values) for values in decode_dicts(texts)]
+    out: list[np.ndarray] = [np.empty(0, np.int64)] * n
+    str_rows = np.flatnonzero(is_str)
+    for row, values in zip(str_rows, decode_dicts([texts[i] for i in str_rows]), strict=True):
+        out[row] = np.asarray(values, dtype=str)
+    int_rows = np.flatnonzero(~is_str)
+    if int_rows.size:
+        for row, arr in zip(int_rows, decode_id_lists([texts[i] for i in int_rows]), strict=True):
+            out[row] = arr
+    return out
+
+
+def _id_array(values: list[Any]) -> np.ndarray:
+    return np.asarray(values) if values else np.empty(0, np.int64)
+
+
+_NUMBER_CHARS = {
+    np.dtype(np.int64): b"0123456789-,",
+    np.dtype(np.float64): b"0123456789-+.eE,",
+}
+
+
+def _parse_numbers(
+    body: str, dtype: type[np.integer] | type[np.floating], expected: int
+) -> np.ndarray | None:
+    """Comma-separated numbers -> a flat array; None when `body` is not exactly `expected` plain numbers."""
+    if expected == 0:
+        return np.empty(0, dtype) if body == "" else None
+    raw = body.encode()
+    if raw.translate(None, _NUMBER_CHARS[np.dtype(dtype)]):
+        return None
+    try:
+        flat = np.fromstring(body, dtype=dtype, sep=",")
+    except (ValueError, DeprecationWarning):
+        # numpy warns (and, with warnings as errors, raises) on text it cannot read to its end.
+        return None
+    return flat if flat.size == expected else None
+
+
+def _object_column(values: Sequence[Any]) -> pd.Series:
+    return pd.Series(list(values), dtype=object)
+
+
+def _str_column(values: Sequence[Any]) -> pd.Series:
+    return pd.Series(list(values), dtype=str) if len(values) == 0 else pd.Series(list(values))
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[Sequence[Any]]:
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+
+
+def decisions_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Decision rows (in `DECISION_FIELDS` order) -> a DataFrame with JSON decoded.
+
+    Columns: ``event_id, time, section, user_id`` (int64 or str; object when the log mixes both),
+    ``context, knobs, model_versions`` (dicts), ``candidates, shown`` (one id array per row),
+    ``shown_scores`` (float64 arrays, None when not logged), ``arm_id, arm_index, propensity``,
+    ``arm_probs`` (float64 arrays).
+    """
+    return pd.DataFrame(_decision_columns(_columns(rows, len(DECISION_FIELDS))))
+
+
+def _decision_columns(cols: list[Sequence[Any]]) -> dict[str, Any]:
+    c = dict(zip(DECISION_FIELDS, cols, strict=True))
+    scores: list[np.ndarray | None] = [None] * len(c["event_id"])
+    logged = [i for i, t in enumerate(c["shown_scores"]) if t is not None]
+    for i, arr in zip(
+        logged, decode_number_lists([c["shown_scores"][i] for i in logged], np.float64), strict=True
+    ):
+        scores[i] = arr
+    return {
+        "event_id": _str_column(c["event_id"]),
+        "time": np.asarray(c["time"], dtype=np.float64),
+        "section": _str_column(c["section"]),
+        "user_id": pd.Series(list(c["user_id"]), dtype=None if len(c["user_id"]) else np.int64),
+        "context": _object_column(decode_dicts(c["context"])),
+        "candidates": _object_column(decode_id_lists(c["candidates"])),
+        "shown": _object_column(decode_id_lists(c["shown"])),
+        "shown_scores": _object_column(scores),
+        "arm_id": _str_column(c["arm_id"]),
+        "arm_index": np.asarray(c["arm_index"], dtype=np.int64),
+        "knobs": _object_column(decode_dicts(c["knobs"])),
+        "propensity": np.asarray(c["propensity"], dtype=np.float64),
+        "arm_probs": _object_column(decode_number_lists(c["arm_probs"], np.float64)),
+        "model_versions": _object_column(decode_dicts(c["model_versions"])),
+    }
+
+
+def feedback_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Feedback rows (in `FEEDBACK_FIELDS` order) -> a DataFrame.
+
+    Columns: ``event_id, time, clicks, conversions`` (int64 position arrays), ``revenue``, ``reward``
+    (NaN when none was given), ``late`` (bool).
+    """
+    c = dict(zip(FEEDBACK_FIELDS, _columns(rows, len(FEEDBACK_FIELDS)), strict=True))
+    return pd.DataFrame(
+        {
+            "event_id": _str_column(c["event_id"]),
+            "time": np.asarray(c["time"], dtype=np.float64),
+            "clicks": _object_column(decode_number_lists(c["clicks"], np.int64)),
+            "conversions": _object_column(decode_number_lists(c["conversions"], np.int64)),
+            "revenue": np.asarray(c["revenue"], dtype=np.float64),
+            "reward": np.asarray(c["reward"], dtype=np.float64),
+            "late": np.asarray(c["late"], dtype=bool),
+        }
+    )
+
+
+def joined_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """Rows of decision fields followed by `JOINED_FEEDBACK_FIELDS` -> a DataFrame.
+
+    The query fills in the feedback fields of a decision without (admitted) feedback: ``has_feedback``
+    False, ``feedback_time`` and ``reward`` NaN, empty ``clicks`` and ``conversions``, ``revenue`` 0 and
+    ``late`` False.
+    """
+    width = len(DECISION_FIELDS) + len(JOINED_FEEDBACK_FIELDS)
+    cols = _columns(rows, width)
+    out = _decision_columns(cols[: len(DECISION_FIELDS)])
+    f = dict(zip(JOINED_FEEDBACK_FIELDS, cols[len(DECISION_FIELDS) :], strict=True))
+    out.update(
+        {
+            "has_feedback": np.asarray(f["has_feedback"], dtype=bool),
+            "feedback_time": np.asarray(f["feedback_time"], dtype=np.float64),
+            "clicks": _object_column(decode_number_lists(f["clicks"], np.int64)),
+            "conversions": _object_column(decode_number_lists(f["conversions"], np.int64)),
+            "revenue": np.asarray(f["revenue"], dtype=np.float64),
+            "reward": np.asarray(f["reward"], dtype=np.float64),
+            "late": np.asarray(f["late"], dtype=bool),
+        }
+    )
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Frames back to records
+
+
+def decision_batch_from_frame(frame: pd.DataFrame) -> DecisionBatch:
+    """A `DecisionBatch` of the rows of a `decisions()` (or `joined()`) frame.
+
+    ``shown_scores`` is None when no row has scores; rows without scores among rows with them get NaN.
+    """
+    scores = frame["shown_scores"].tolist()
+    shown = frame["shown"].tolist()
+    if all(s is None for s in scores):
+        shown_scores = None
+    else:
+        shown_scores = [
+            np.full(len(sh), np.nan) if s is None else s for s, sh in zip(scores, shown, strict=True)
+        ]
+    return DecisionBatch(
+        event_id=frame["event_id"].to_numpy(dtype=str),
+        time=frame["time"].to_numpy(dtype=np.float64),
+        section=frame["section"].to_numpy(dtype=str),
+        user_id=_user_ids(frame["user_id"]),
+        context=frame["context"].tolist(),
+        candidates=frame["candidates"].tolist(),
+        shown=shown,
+        arm_id=frame["arm_id"].to_numpy(dtype=str),
+        arm_index=frame["arm_index"].to_numpy(dtype=np.int64),
+        knobs=frame["knobs"].tolist(),
+        propensity=frame["propensity"].to_numpy(dtype=np.float64),
+        arm_probs=frame["arm_probs"].tolist(),
+        model_versions=frame["model_versions"].tolist(),
+        shown_scores=shown_scores,
+    )
+
+
+def feedback_batch_from_frame(frame: pd.DataFrame) -> FeedbackBatch:
+    """A `FeedbackBatch` of the rows of a `feedback()` frame."""
+    return FeedbackBatch(
+        event_id=frame["event_id"].to_numpy(dtype=str),
+        time=frame["time"].to_numpy(dtype=np.float64),
+        clicks=frame["clicks"].tolist(),
+        conversions=frame["conversions"].tolist(),
+        revenue=frame["revenue"].to_numpy(dtype=np.float64),
+        reward=frame["reward"].to_numpy(dtype=np.float64),
+    )
+
+
+def _user_ids(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    if pd.api.types.infer_dtype(column, skipna=False) in ("string", "empty"):
+        return column.to_numpy(dtype=str)
+    return column.to_numpy(dtype=object)
