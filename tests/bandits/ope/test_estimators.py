@@ -1,0 +1,396 @@
+"""Estimators against closed-form truths, invariants and a naive per-row reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bandits.ope import (
+    DirectMethod,
+    DoublyRobust,
+    InverseProbabilityWeighting,
+    LightGBMRewardModel,
+    LoggedBandit,
+    NotFittedError,
+    RejectionReplay,
+    ReplayInputError,
+    RidgeRewardModel,
+    SelfNormalizedIPS,
+    TargetPolicyError,
+    cross_fit_qhat,
+    evaluate,
+    weight_diagnostics,
+)
+
+# A synthetic world with 5 discrete contexts and 4 arms, whose value is known exactly:
+# V(pi) = sum_k P(k) sum_a pi(a|k) q(k, a).
+P_CONTEXT = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
+Q = np.array(
+    [
+        [0.10, 0.30, 0.50, 0.20],
+        [0.60, 0.20, 0.10, 0.40],
+        [0.25, 0.25, 0.70, 0.05],
+        [0.90, 0.10, 0.30, 0.50],
+        [0.05, 0.80, 0.40, 0.35],
+    ]
+)
+MU = np.array(  # logging policy: every arm has positive probability in every context
+    [
+        [0.40, 0.30, 0.20, 0.10],
+        [0.25, 0.25, 0.25, 0.25],
+        [0.10, 0.20, 0.30, 0.40],
+        [0.55, 0.15, 0.15, 0.15],
+        [0.20, 0.50, 0.20, 0.10],
+    ]
+)
+PI = np.array(  # target policy: partly deterministic, so some weights are 0
+    [
+        [0.0, 0.2, 0.8, 0.0],
+        [1.0, 0.0, 0.0, 0.0],
+        [0.1, 0.1, 0.7, 0.1],
+        [0.5, 0.0, 0.0, 0.5],
+        [0.0, 1.0, 0.0, 0.0],
+    ]
+)
+TRUE_VALUE = float(P_CONTEXT @ (PI * Q).sum(axis=1))
+ALL = (InverseProbabilityWeighting(), SelfNormalizedIPS(), DirectMethod(), DoublyRobust(), RejectionReplay())
+
+
+def simulate(
+    n: int, seed: int, *, deterministic: bool = False
+) -> tuple[LoggedBandit, np.ndarray, np.ndarray]:
+    """A log of n rows from the world, the target's (n, A) distribution and the true (n, A) q."""
+    rng = np.random.default_rng(seed)
+    k = rng.choice(len(P_CONTEXT), size=n, p=P_CONTEXT)
+    a = (rng.random(n)[:, None] > np.cumsum(MU[k], axis=1)).sum(axis=1)
+    reward = Q[k, a] if deterministic else (rng.random(n) < Q[k, a]).astype(np.float64)
+    context = (k[:, None] == np.arange(len(P_CONTEXT))[None, :]).astype(np.float64)
+    section = np.where(k < 2, "discover", "search").astype(object)
+    logged = LoggedBandit(
+        action=a, reward=reward, pscore=MU[k, a], context=context, group=section, n_actions=Q.shape[1]
+    )
+    return logged, PI[k], Q[k]
+
+
+def test_world_truth_is_consistent() -> None:
+    assert np.allclose(MU.sum(axis=1), 1.0)
+    assert np.allclose(PI.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.name)
+def test_estimator_is_unbiased_on_synthetic_log(estimator) -> None:
+    # Mean of 200 independent estimates (1,000 rows each) within 4 standard errors of the exact value.
+    # SNIPS and replay are ratio estimators and DM uses a ridge fit: their O(1/B) bias is far below that.
+    estimates = np.array([estimator.estimate(*simulate(1000, seed)[:2]) for seed in range(200)])
+    std_err = estimates.std(ddof=1) / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - TRUE_VALUE) <= 4 * std_err
+    assert std_err < 0.005  # the test has power: a bias of 0.02 would fail it
+
+
+def test_dr_and_dm_with_true_qhat_are_unbiased() -> None:
+    dm = DirectMethod()
+    dr = DoublyRobust()
+    runs = [simulate(1000, seed) for seed in range(100)]
+    dm_values = np.array([dm.estimate(log, dist, qhat=q) for log, dist, q in runs])
+    dr_values = np.array([dr.estimate(log, dist, qhat=q) for log, dist, q in runs])
+    for values in (dm_values, dr_values):
+        assert abs(values.mean() - TRUE_VALUE) <= 4 * values.std(ddof=1) / np.sqrt(len(values))
+
+
+def test_dr_equals_dm_when_reward_model_is_exact() -> None:
+    logged, dist, q = simulate(2000, 3, deterministic=True)
+    dm = DirectMethod().estimate(logged, dist, qhat=q)
+    dr = DoublyRobust().estimate(logged, dist, qhat=q)
+    assert dr == pytest.approx(dm, abs=1e-12)
+    # with a wrong model the correction is not zero: it moves DR from the wrong DM back near the exact DM
+    wrong_dm = DirectMethod().estimate(logged, dist, qhat=q * 0.5)
+    wrong_dr = DoublyRobust().estimate(logged, dist, qhat=q * 0.5)
+    assert wrong_dm == pytest.approx(dm / 2)
+    assert abs(wrong_dr - dm) < 0.05 < abs(wrong_dr - wrong_dm)
+
+
+def test_snips_equals_ips_when_weights_average_one() -> None:
+    rng = np.random.default_rng(0)
+    n = 500
+    pscore = rng.uniform(0.2, 0.5, size=n)
+    raw = rng.uniform(0.0, 2.0, size=n)
+    weight = raw / raw.mean()  # averages exactly 1 (up to rounding), each <= 1 / pscore
+    target = weight * pscore
+    assert target.max() <= 1.0
+    logged = LoggedBandit(action=np.zeros(n, dtype=int), reward=rng.normal(size=n), pscore=pscore)
+    ips = InverseProbabilityWeighting().estimate(logged, target_pscore=target)
+    snips = SelfNormalizedIPS().estimate(logged, target_pscore=target)
+    assert snips == pytest.approx(ips, rel=1e-12)
+    # and they differ once the weights no longer average 1
+    assert SelfNormalizedIPS().estimate(logged, target_pscore=target * 0.5) != pytest.approx(
+        InverseProbabilityWeighting().estimate(logged, target_pscore=target * 0.5)
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_snips_stays_within_reward_range(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 300
+    reward = rng.uniform(-2.0, 5.0, size=n)
+    pscore = rng.uniform(0.001, 1.0, size=n) ** 3  # heavy-tailed weights
+    target = rng.uniform(0.0, 1.0, size=n)
+    logged = LoggedBandit(action=np.zeros(n, dtype=int), reward=reward, pscore=pscore)
+    interval = SelfNormalizedIPS().estimate_interval(logged, target_pscore=target, n_bootstrap=100, seed=seed)
+    for value in interval:
+        assert reward.min() <= value <= reward.max()
+
+
+def test_snips_stays_within_reward_range_where_ips_does_not() -> None:
+    # rewards all 1 and weights averaging 2: IPS = 2, SNIPS = 1
+    logged = LoggedBandit(action=np.zeros(4, dtype=int), reward=np.ones(4), pscore=np.full(4, 0.25))
+    target = np.array([0.25, 0.75, 0.5, 0.5])
+    assert InverseProbabilityWeighting().estimate(logged, target_pscore=target) == pytest.approx(2.0)
+    assert SelfNormalizedIPS().estimate(logged, target_pscore=target) == pytest.approx(1.0)
+
+
+def _naive(logged: LoggedBandit, dist: np.ndarray, qhat: np.ndarray, seed: int) -> dict[str, float]:
+    """Per-row Python loops of each estimator's formula."""
+    n = len(logged)
+    w = [dist[i][logged.action[i]] / logged.pscore[i] for i in range(n)]
+    ips = sum(w[i] * logged.reward[i] for i in range(n)) / n
+    snips = sum(w[i] * logged.reward[i] for i in range(n)) / sum(w)
+    dm_rows = [sum(dist[i][a] * qhat[i][a] for a in range(dist.shape[1])) for i in range(n)]
+    dm = sum(dm_rows) / n
+    dr = sum(dm_rows[i] + w[i] * (logged.reward[i] - qhat[i][logged.action[i]]) for i in range(n)) / n
+    uniforms = np.random.default_rng(seed).random(n)
+    bound = max(w)
+    kept = [i for i in range(n) if uniforms[i] < w[i] / bound]
+    replay = sum(logged.reward[i] for i in kept) / len(kept)
+    return {"ips": ips, "snips": snips, "dm": dm, "dr": dr, "replay": replay}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_estimators_match_naive_reference(seed: int) -> None:
+    logged, dist, _ = simulate(400, seed)
+    rng = np.random.default_rng(seed + 100)
+    qhat = rng.uniform(0, 1, size=dist.shape)
+    expected = _naive(logged, dist, qhat, seed)
+    for estimator in (
+        InverseProbabilityWeighting(),
+        SelfNormalizedIPS(),
+        DirectMethod(),
+        DoublyRobust(),
+        RejectionReplay(seed=seed),
+    ):
+        assert estimator.estimate(logged, dist, qhat=qhat) == pytest.approx(
+            expected[estimator.name], rel=1e-10
+        )
+
+
+def test_estimators_are_invariant_to_row_order() -> None:
+    logged, dist, q = simulate(500, 1)
+    perm = np.random.default_rng(9).permutation(len(logged))
+    shuffled = LoggedBandit(
+        action=logged.action[perm], reward=logged.reward[perm], pscore=logged.pscore[perm], n_actions=4
+    )
+    for estimator in (InverseProbabilityWeighting(), SelfNormalizedIPS(), DirectMethod(), DoublyRobust()):
+        before = estimator.estimate(logged, dist, qhat=q)
+        after = estimator.estimate(shuffled, dist[perm], qhat=q[perm])
+        assert after == pytest.approx(before, rel=1e-12)
+
+
+def test_replay_keeps_exactly_matching_rows_for_deterministic_target_and_uniform_logging() -> None:
+    rng = np.random.default_rng(4)
+    n, arms = 1000, 5
+    action = rng.integers(0, arms, size=n)
+    reward = rng.random(n)
+    chosen = rng.integers(0, arms, size=n)  # the target's arm at each row
+    dist = np.eye(arms)[chosen]
+    logged = LoggedBandit(action=action, reward=reward, pscore=np.full(n, 1 / arms))
+    match = chosen == action
+    for seed in range(3):
+        assert RejectionReplay(seed=seed).estimate(logged, dist) == pytest.approx(reward[match].mean())
+
+
+def test_replay_refuses_weight_above_bound() -> None:
+    logged, dist, _ = simulate(100, 0)
+    with pytest.raises(
+        ReplayInputError, match=r"Expected importance weights <= `weight_bound` = 2, found .* at row"
+    ):
+        RejectionReplay(weight_bound=2.0).estimate(logged, dist)
+
+
+def test_self_normalised_estimators_are_nan_without_positive_weight() -> None:
+    logged = LoggedBandit(action=np.zeros(4, dtype=int), reward=np.ones(4), pscore=np.full(4, 0.5))
+    target = np.zeros(4)
+    assert np.isnan(SelfNormalizedIPS().estimate(logged, target_pscore=target))
+    assert np.isnan(RejectionReplay().estimate(logged, target_pscore=target))
+    assert InverseProbabilityWeighting().estimate(logged, target_pscore=target) == 0.0
+
+
+def test_weight_diagnostics_closed_forms() -> None:
+    equal = weight_diagnostics(np.full(10, 3.0))
+    assert (equal.n, equal.ess, equal.max_weight, equal.zero_weight_share) == (
+        10,
+        pytest.approx(10.0),
+        3.0,
+        0.0,
+    )
+    single = weight_diagnostics(np.array([0.0, 0.0, 5.0, 0.0]))
+    assert (single.ess, single.max_weight, single.zero_weight_share) == (pytest.approx(1.0), 5.0, 0.75)
+    w = np.array([1.0, 2.0, 3.0])
+    assert weight_diagnostics(w).ess == pytest.approx(36.0 / 14.0)
+    assert weight_diagnostics(np.zeros(3)).ess == 0.0
+
+
+# -- reward models and cross-fitting -----------------------------------------------------------------------
+
+
+def test_ridge_reward_model_recovers_linear_truth() -> None:
+    rng = np.random.default_rng(0)
+    n, d, arms = 5000, 3, 4
+    x = rng.normal(size=(n, d))
+    a = rng.integers(0, arms, size=n)
+    coef = rng.normal(size=(arms, d))
+    intercept = rng.normal(size=arms)
+    truth = x @ coef.T + intercept  # (n, A)
+    model = RidgeRewardModel(alpha=1e-6).fit(x, a, truth[np.arange(n), a], n_actions=arms)
+    assert np.allclose(model.predict(x, n), truth, atol=1e-5)
+
+
+def test_ridge_reward_model_falls_back_to_pooled_model_for_unseen_arm() -> None:
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = RidgeRewardModel().fit(x, np.array([0, 0, 1, 1]), np.array([1.0, 1.0, 1.0, 1.0]), n_actions=3)
+    assert np.allclose(model.predict(x, 4)[:, 2], 1.0)
+
+
+def test_reward_models_refuse_predict_before_fit() -> None:
+    for model in (RidgeRewardModel(), LightGBMRewardModel()):
+        with pytest.raises(NotFittedError, match="before fit"):
+            model.predict(None, 3)
+
+
+def test_lightgbm_reward_model_is_deterministic_and_learns_arm_effects() -> None:
+    logged, _, q = simulate(3000, 2, deterministic=True)
+    first = LightGBMRewardModel(n_estimators=100, learning_rate=0.1, min_child_samples=5).fit(
+        logged.context, logged.action, logged.reward, n_actions=4
+    )
+    second = LightGBMRewardModel(n_estimators=100, learning_rate=0.1, min_child_samples=5).fit(
+        logged.context, logged.action, logged.reward, n_actions=4
+    )
+    pred = first.predict(logged.context, len(logged))
+    assert np.array_equal(pred, second.predict(logged.context, len(logged)))
+    assert np.abs(pred - q).max() < 0.01
+
+
+def test_cross_fit_qhat_row_does_not_see_its_own_reward() -> None:
+    logged, _, _ = simulate(300, 5)
+    base = cross_fit_qhat(logged, n_folds=3, seed=1)
+    changed_reward = logged.reward.copy()
+    changed_reward[7] += 50.0
+    changed = LoggedBandit(
+        action=logged.action, reward=changed_reward, pscore=logged.pscore, context=logged.context, n_actions=4
+    )
+    after = cross_fit_qhat(changed, n_folds=3, seed=1)
+    moved = np.abs(after - base).max(axis=1) > 1e-9
+    assert not moved[7]  # row 7's own estimates come from the other folds
+    assert moved.sum() >= len(logged) // 2  # the other folds' rows were fitted on row 7
+    assert np.array_equal(base, cross_fit_qhat(logged, n_folds=3, seed=1))  # seeded
+
+
+# -- evaluate ----------------------------------------------------------------------------------------------
+
+
+def test_evaluate_reports_each_group_and_overall() -> None:
+    logged, dist, _ = simulate(2000, 0)
+    table = evaluate(logged, dist, n_bootstrap=50, seed=3)
+    assert list(table.columns) == [
+        "group",
+        "estimator",
+        "value",
+        "ci_low",
+        "ci_high",
+        "ess",
+        "max_weight",
+        "zero_weight_share",
+        "n",
+        "n_accepted",
+    ]
+    assert list(table["group"].unique()) == ["overall", "discover", "search"]
+    assert list(table["estimator"].unique()) == ["ips", "snips", "dm", "dr", "replay"]
+    overall = table[table.group == "overall"].set_index("estimator")
+    assert overall.loc["ips", "n"] == len(logged)
+    assert table[(table.group != "overall") & (table.estimator == "ips")]["n"].sum() == len(logged)
+    # the overall row uses the same draws as the estimator's own interval
+    ips = InverseProbabilityWeighting().estimate_interval(logged, dist, n_bootstrap=50, seed=3)
+    assert tuple(overall.loc["ips", ["value", "ci_low", "ci_high"]]) == pytest.approx(tuple(ips))
+    dr = DoublyRobust(seed=3).estimate_interval(logged, dist, n_bootstrap=50, seed=3)
+    assert tuple(overall.loc["dr", ["value", "ci_low", "ci_high"]]) == pytest.approx(tuple(dr))
+    # a group's IPS is IPS on that group's rows
+    rows = logged.group == "search"
+    sub = LoggedBandit(action=logged.action[rows], reward=logged.reward[rows], pscore=logged.pscore[rows])
+    search_ips = table[(table.group == "search") & (table.estimator == "ips")]["value"].item()
+    assert search_ips == pytest.approx(InverseProbabilityWeighting().estimate(sub, dist[rows]))
+    w = dist[np.arange(len(logged)), logged.action] / logged.pscore
+    assert overall.loc["snips", "ess"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
+    assert overall.loc["replay", "n_accepted"] > 0
+    assert pd.isna(overall.loc["ips", "n_accepted"])
+    assert (table.ci_low <= table.value).all()
+    assert (table.value <= table.ci_high).all()
+
+
+def test_evaluate_same_seed_same_table() -> None:
+    logged, dist, _ = simulate(800, 1)
+    first = evaluate(logged, dist, n_bootstrap=40, seed=11)
+    pd.testing.assert_frame_equal(first, evaluate(logged, dist, n_bootstrap=40, seed=11))
+    assert not first.equals(evaluate(logged, dist, n_bootstrap=40, seed=12))
+
+
+def test_evaluate_with_target_pscore_only_runs_weighting_estimators() -> None:
+    logged, dist, _ = simulate(300, 1)
+    target = dist[np.arange(len(logged)), logged.action]
+    table = evaluate(logged, target_pscore=target, estimators=("ips", "snips", "replay"), n_bootstrap=20)
+    full = evaluate(logged, dist, estimators=("ips", "snips", "replay"), n_bootstrap=20)
+    pd.testing.assert_frame_equal(table, full)
+
+
+# Invalid calls of evaluate and the estimators.
+INVALID_CALLS = [
+    ({"estimators": ("dm",), "use_pscore": True}, TargetPolicyError, r"'dm' needs .*`action_dist`"),
+    ({"estimators": ("dr",), "use_pscore": True}, TargetPolicyError, r"'dr' needs .*`action_dist`"),
+    ({"estimators": ("ips", "magic")}, ReplayInputError, r"Unknown estimator 'magic'"),
+    ({"estimators": ("ips", "ips")}, ReplayInputError, r"Expected each estimator once"),
+    ({"n_bootstrap": 0}, ReplayInputError, r"Expected `n_bootstrap` to be an integer >= 1, found 0"),
+    ({"alpha": 1.5}, ReplayInputError, r"Expected `alpha` in \(0, 1\), found 1.5"),
+    ({"n_folds": 0, "estimators": ("dr",)}, ReplayInputError, r"Expected `n_folds` to be an integer >= 1"),
+    ({"seed": -1}, ReplayInputError, r"Expected `seed` to be an integer >= 0, found -1"),
+    ({"no_target": True}, TargetPolicyError, r"No target policy"),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "match"), INVALID_CALLS)
+def test_evaluate_rejects_invalid_calls(options: dict, error: type, match: str) -> None:
+    logged, dist, _ = simulate(100, 0)
+    options = dict(options)
+    if options.pop("use_pscore", False):
+        kwargs = {"target_pscore": dist[np.arange(100), logged.action]}
+    elif options.pop("no_target", False):
+        kwargs = {}
+    else:
+        kwargs = {"action_dist": dist}
+    with pytest.raises(error, match=match):
+        evaluate(logged, **kwargs, **options)
+
+
+def test_evaluate_rejects_group_named_overall() -> None:
+    logged = LoggedBandit(
+        action=np.zeros(3, dtype=int),
+        reward=np.ones(3),
+        pscore=np.ones(3),
+        group=np.array(["overall", "a", "a"], dtype=object),
+    )
+    with pytest.raises(ReplayInputError, match="no group named 'overall'"):
+        evaluate(logged, target_pscore=np.ones(3), estimators=("ips",))
+
+
+def test_estimators_refuse_empty_log() -> None:
+    empty = LoggedBandit(action=np.zeros(0, dtype=int), reward=np.zeros(0), pscore=np.zeros(0))
+    for estimator in ALL:
+        with pytest.raises(ReplayInputError, match="at least one logged row, found 0"):
+            estimator.estimate(empty, np.zeros((0, 1)))
