@@ -1,0 +1,309 @@
+"""A production-like logging policy: a legacy scorer, the sections' heuristics, and an exploring arm choice.
+
+For every request the policy scores the candidates with `LegacyScorer` (popularity plus a noisy affinity,
+and query-word overlap in search), draws the section's knob arm from an exploring distribution, re-ranks with
+`heuristics.SectionPipeline` under that arm, keeps the section's ``serving.default_k``, and lets the world
+sample the clicks. It logs every decision with the chosen arm, its exact propensity and the whole arm
+distribution, and the feedback of every decision.
+
+Exploration:
+
+- ``uniform``: every arm of the section with probability 1 / A;
+- ``epsilon``: the section's default arm with probability 1 - epsilon + epsilon / A, every other arm with
+  epsilon / A.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+import numpy as np
+
+from bandits.context import candidate_summary
+from bandits.records import DecisionBatch, FeedbackBatch
+from heuristics import ItemBatch, SectionPipeline, SectionsConfig
+from simulator.errors import SimulationInputError
+from simulator.records import RequestBatch
+from simulator.world import World
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T]], Iterable[T]]
+EXPLORATIONS = ("uniform", "epsilon")
+RANKER_VERSION = "legacy-scorer"
+#: The request-context field each world context kind fills, as the sections config names it.
+_RAGGED = ("shown", "shown_scores", "arm_probs", "knobs", "clicks", "conversions")
+_REQUIRED_CONTEXT = {"none": None, "source_item": "source_item", "category": "category", "query": "query"}
+
+
+@dataclass(frozen=True)
+class LegacyScorer:
+    """The base ranker of the logging policy, on observable data only.
+
+    ``score = popularity_weight * log1p(popularity) / log1p(max popularity)
+    + affinity_weight * cos(user embedding, item embedding)
+    + query_weight * (share of the query's words among the item's tags)
+    + noise * N(0, 1)``
+    """
+
+    popularity_weight: float = 1.0
+    affinity_weight: float = 1.0
+    query_weight: float = 2.0
+    noise: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("popularity_weight", "affinity_weight", "query_weight", "noise"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise SimulationInputError(f"Expected `{name}` to be a finite number, found {value!r}")
+        if self.noise < 0:
+            raise SimulationInputError(f"Expected `noise` >= 0, found {self.noise!r}")
+
+    def score(self, world: World, requests: RequestBatch, rng: np.random.Generator) -> np.ndarray:
+        """Scores (B, n) of the requests' candidates."""
+        items, users = world.observed_items, world.observed_users
+        ids = requests.candidates
+        popularity = np.log1p(items.popularity)
+        scores = self.popularity_weight * popularity[ids] / max(popularity.max(), 1e-12)
+        user = users.embedding[requests.user_id]
+        scores += self.affinity_weight * np.einsum("bnd,bd->bn", items.embedding[ids], user)
+        n_words = (requests.query_tokens >= 0).sum(axis=1)
+        rows = np.flatnonzero(n_words)
+        if self.query_weight and rows.size:
+            tags = items.tags[ids[rows]]  # (b, n, T)
+            words = requests.query_tokens[rows]
+            hits = (tags[:, :, :, None] == np.where(words >= 0, words, -2)[:, None, None, :]).any(axis=2)
+            scores[rows] += self.query_weight * hits.sum(axis=2) / n_words[rows, None]
+        if self.noise:
+            scores += self.noise * rng.standard_normal(scores.shape)
+        return scores
+
+
+class LoggingPolicy:
+    """Logs decisions and feedback on a world's requests, as a production system with exploration would.
+
+    Parameters
+    ----------
+    world : World
+    sections_config : SectionsConfig, optional
+        The heuristics' config (the shipped one when None); it must configure every section of the world.
+    exploration : {"uniform", "epsilon"}
+    epsilon : float in [0, 1]
+        Exploration rate of ``"epsilon"`` (ignored by ``"uniform"``).
+    seed : int
+        Seeds every draw of `log`: the same seed gives the same log.
+    scorer : LegacyScorer, optional
+    """
+
+    def __init__(
+        self,
+        world: World,
+        sections_config: SectionsConfig | None = None,
+        *,
+        exploration: str = "uniform",
+        epsilon: float = 0.1,
+        seed: int = 0,
+        scorer: LegacyScorer | None = None,
+    ) -> None:
+        if exploration not in EXPLORATIONS:
+            raise SimulationInputError(
+                f"Expected `exploration` in {', '.join(EXPLORATIONS)}, found {exploration!r}"
+            )
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, int | float)
+            or not math.isfinite(epsilon)
+            or not 0 <= epsilon <= 1
+        ):
+            raise SimulationInputError(f"Expected `epsilon` in [0, 1], found {epsilon!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SimulationInputError(f"Expected `seed` to be an integer >= 0, found {seed!r}")
+        if not isinstance(world, World):
+            raise SimulationInputError(f"Expected `world` to be a World, found {type(world).__name__}")
+        if sections_config is not None and not isinstance(sections_config, SectionsConfig):
+            raise SimulationInputError(
+                f"Expected `sections_config` to be a SectionsConfig, found {type(sections_config).__name__}"
+            )
+        if scorer is not None and not isinstance(scorer, LegacyScorer):
+            raise SimulationInputError(
+                f"Expected `scorer` to be a LegacyScorer, found {type(scorer).__name__}"
+            )
+        self.world = world
+        self.sections_config = SectionsConfig.load() if sections_config is None else sections_config
+        self.exploration = exploration
+        self.epsilon = float(epsilon)
+        self.seed = seed
+        self.scorer = LegacyScorer() if scorer is None else scorer
+        self.policy_version = "uniform" if exploration == "uniform" else f"epsilon-{self.epsilon:g}"
+        self._pipelines: dict[str, SectionPipeline] = {}
+        self._probs: dict[str, np.ndarray] = {}
+        for name, section in world.config.sections.items():
+            if name not in self.sections_config.sections:
+                known = ", ".join(self.sections_config.sections)
+                raise SimulationInputError(f"World section {name!r} is not in the sections config ({known})")
+            heuristic_section = self.sections_config[name]
+            needed = _REQUIRED_CONTEXT[section.context]
+            for field in heuristic_section.required_context:
+                if field != needed:
+                    raise SimulationInputError(
+                        f"Section {name!r} requires context {field!r}, but the world gives it "
+                        f"context = {section.context!r}"
+                    )
+            self._pipelines[name] = SectionPipeline(heuristic_section)
+            probs = self.arm_distribution(name)
+            probs.flags.writeable = False
+            self._probs[name] = probs
+
+    def arm_distribution(self, section: str) -> np.ndarray:
+        """The probabilities (A,) with which the policy draws each arm of `section`."""
+        config = self.sections_config[section]
+        n_arms = len(config.arms)
+        if self.exploration == "uniform":
+            return np.full(n_arms, 1.0 / n_arms)
+        probs = np.full(n_arms, self.epsilon / n_arms)
+        probs[config.default_arm.index] += 1.0 - self.epsilon
+        return probs
+
+    def log(
+        self, n_requests: int, *, chunk: int = 2000, progress: Progress | None = None
+    ) -> Iterator[tuple[DecisionBatch, FeedbackBatch]]:
+        """Simulate `n_requests` requests in time order; yield their decisions and feedback chunk by chunk.
+
+        Parameters
+        ----------
+        n_requests : int
+        chunk : int
+            Requests per yielded pair of batches (the last may be smaller). The same seed and chunk size
+            give the same log.
+        progress : callable, optional
+            Wraps the list of chunks being processed, e.g. a tqdm progress bar; called once.
+        """
+        for name, value, low in (("n_requests", n_requests, 0), ("chunk", chunk, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SimulationInputError(f"Expected `{name}` to be an integer >= {low}, found {value!r}")
+        chunks = [(start, min(start + chunk, n_requests)) for start in range(0, n_requests, chunk)]
+        return self._chunks(n_requests, chunks, progress)
+
+    def _chunks(
+        self, n_requests: int, chunks: list[tuple[int, int]], progress: Progress | None
+    ) -> Iterator[tuple[DecisionBatch, FeedbackBatch]]:
+        time_rng, request_rng, score_rng, arm_rng, click_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(5)
+        )
+        times = self.world.sample_times(n_requests, time_rng)
+        for start, stop in progress(chunks) if progress is not None else chunks:
+            requests = self.world.sample_requests(stop - start, request_rng, times=times[start:stop])
+            yield self._decide(start, requests, score_rng, arm_rng, click_rng)
+
+    def _decide(
+        self,
+        first_event: int,
+        requests: RequestBatch,
+        score_rng: np.random.Generator,
+        arm_rng: np.random.Generator,
+        click_rng: np.random.Generator,
+    ) -> tuple[DecisionBatch, FeedbackBatch]:
+        world = self.world
+        batch = len(requests)
+        scores = self.scorer.score(world, requests, score_rng)
+        items = world.item_batch(requests.candidates, requests.time)
+        # The knob policy's view of the candidate set, logged with the decision for learning and replay.
+        fresh_share, category_entropy = candidate_summary(items.age_days, items.category)
+        names, section_code = np.unique(requests.section, return_inverse=True)
+        arm_ids = np.empty(batch, dtype=object)
+        arm_index = np.empty(batch, dtype=np.int64)
+        propensity = np.empty(batch, dtype=np.float64)
+        revenue = np.empty(batch, dtype=np.float64)
+        # Ragged per-request fields are gathered section by section, then put back in request order.
+        grouped_rows: list[np.ndarray] = []
+        grouped: dict[str, list] = {name: [] for name in _RAGGED}
+
+        for code, name in enumerate(names.tolist()):
+            rows = np.flatnonzero(section_code == code)
+            part = requests.take(rows)
+            pipeline = self._pipelines[name]
+            section = pipeline.section
+            probs = self._probs[name]
+            cum = np.cumsum(probs)
+            arms = np.minimum(
+                np.searchsorted(cum, arm_rng.random(len(rows)) * cum[-1], side="right"), len(cum) - 1
+            )
+            ranking = pipeline.rerank_arms(
+                scores[rows],
+                _take_items(items, rows),
+                world.context_batch(part),
+                arms,
+                min(section.serving.default_k, part.n_candidates),
+            )
+            slates = np.take_along_axis(part.candidates, ranking.order, axis=1)
+            outcome = world.sample_clicks(part, slates, click_rng)
+
+            arm_index[rows] = arms
+            propensity[rows] = probs[arms]
+            arm_ids[rows] = np.array([arm.id for arm in section.arms], dtype=object)[arms]
+            revenue[rows] = outcome.revenue
+            grouped_rows.append(rows)
+            arm_knobs = [arm.knobs for arm in section.arms]
+            grouped["shown"] += list(slates)
+            grouped["shown_scores"] += list(ranking.scores)
+            grouped["arm_probs"] += [probs] * len(rows)
+            grouped["knobs"] += [dict(arm_knobs[arm]) for arm in arms.tolist()]
+            grouped["clicks"] += _positions(outcome.clicks)
+            grouped["conversions"] += _positions(outcome.conversions)
+
+        position = np.empty(batch, dtype=np.int64)
+        if batch:
+            position[np.concatenate(grouped_rows)] = np.arange(batch)
+        ragged = {name: [values[i] for i in position.tolist()] for name, values in grouped.items()}
+        event_id = np.array([f"sim-{self.seed}-{i:08d}" for i in range(first_event, first_event + batch)])
+        decisions = DecisionBatch(
+            event_id=event_id,
+            time=requests.time.copy(),
+            section=requests.section.copy(),
+            user_id=requests.user_id.copy(),
+            context=[
+                {**c, "fresh_share": round(f, 6), "category_entropy": round(h, 6)}
+                for c, f, h in zip(
+                    requests.context_dicts(), fresh_share.tolist(), category_entropy.tolist(), strict=True
+                )
+            ],
+            candidates=list(requests.candidates),
+            shown=ragged["shown"],
+            arm_id=arm_ids.astype(str),
+            arm_index=arm_index,
+            knobs=ragged["knobs"],
+            propensity=propensity,
+            arm_probs=ragged["arm_probs"],
+            model_versions=[{"ranker": RANKER_VERSION, "policy": self.policy_version} for _ in range(batch)],
+            shown_scores=ragged["shown_scores"],
+        )
+        feedback = FeedbackBatch(
+            event_id=event_id,
+            time=requests.time + world.config.requests.feedback_delay_s,
+            clicks=ragged["clicks"],
+            conversions=ragged["conversions"],
+            revenue=revenue,
+            reward=np.full(batch, np.nan),
+        )
+        return decisions, feedback
+
+
+def _take_items(items: ItemBatch, rows: np.ndarray) -> ItemBatch:
+    """The item attributes of the requests at `rows`."""
+    return ItemBatch(
+        **{
+            f.name: None if getattr(items, f.name) is None else getattr(items, f.name)[rows]
+            for f in fields(items)
+        }
+    )
+
+
+def _positions(mask: np.ndarray) -> list[np.ndarray]:
+    """The True column indices of each row of `mask` (B, k), as B int64 arrays (empty when none)."""
+    rows, cols = np.nonzero(mask)
+    counts = np.bincount(rows, minlength=mask.shape[0])
+    ends = np.cumsum(counts)
+    cols = cols.astype(np.int64)
+    return [cols[a:b] for a, b in zip((ends - counts).tolist(), ends.tolist(), strict=True)]
