@@ -22,7 +22,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from bandits.context import candidate_summary
+from bandits.base import KnobPolicy
+from bandits.context import PolicyContext, candidate_summary
+from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
 from heuristics import ItemBatch, SectionPipeline, SectionsConfig
 from simulator.errors import SimulationInputError
@@ -95,6 +97,10 @@ class LoggingPolicy:
     seed : int
         Seeds every draw of `log`: the same seed gives the same log.
     scorer : LegacyScorer, optional
+    knob_policy : bandits.base.KnobPolicy, optional
+        Draws each request's arm. By default the exploring policy that `exploration` names
+        (`bandits.policies.UniformPolicy` or `EpsilonGreedyPolicy`); pass e.g. a learned
+        `bandits.vw_policy.VWKnobPolicy` to log traffic under it.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class LoggingPolicy:
         epsilon: float = 0.1,
         seed: int = 0,
         scorer: LegacyScorer | None = None,
+        knob_policy: KnobPolicy | None = None,
     ) -> None:
         if exploration not in EXPLORATIONS:
             raise SimulationInputError(
@@ -136,9 +143,20 @@ class LoggingPolicy:
         self.epsilon = float(epsilon)
         self.seed = seed
         self.scorer = LegacyScorer() if scorer is None else scorer
-        self.policy_version = "uniform" if exploration == "uniform" else f"epsilon-{self.epsilon:g}"
+        if knob_policy is not None:
+            if not isinstance(knob_policy, KnobPolicy):
+                raise SimulationInputError(
+                    f"Expected `knob_policy` to be a KnobPolicy, found {type(knob_policy).__name__}"
+                )
+            self.knob_policy = knob_policy
+            self.policy_version = getattr(knob_policy, "version", type(knob_policy).__name__)
+        elif exploration == "uniform":
+            self.knob_policy = UniformPolicy(self.sections_config)
+            self.policy_version = "uniform"
+        else:
+            self.knob_policy = EpsilonGreedyPolicy(self.sections_config, self.epsilon)
+            self.policy_version = f"epsilon-{self.epsilon:g}"
         self._pipelines: dict[str, SectionPipeline] = {}
-        self._probs: dict[str, np.ndarray] = {}
         for name, section in world.config.sections.items():
             if name not in self.sections_config.sections:
                 known = ", ".join(self.sections_config.sections)
@@ -152,19 +170,24 @@ class LoggingPolicy:
                         f"context = {section.context!r}"
                     )
             self._pipelines[name] = SectionPipeline(heuristic_section)
-            probs = self.arm_distribution(name)
-            probs.flags.writeable = False
-            self._probs[name] = probs
 
     def arm_distribution(self, section: str) -> np.ndarray:
-        """The probabilities (A,) with which the policy draws each arm of `section`."""
-        config = self.sections_config[section]
-        n_arms = len(config.arms)
-        if self.exploration == "uniform":
-            return np.full(n_arms, 1.0 / n_arms)
-        probs = np.full(n_arms, self.epsilon / n_arms)
-        probs[config.default_arm.index] += 1.0 - self.epsilon
-        return probs
+        """The probabilities (A,) with which the default exploring policy draws each arm of `section`.
+
+        Only for the context-free exploring policies; a learned knob policy's distribution depends on the
+        request (see `bandits.base.KnobPolicy.distribution`).
+        """
+        if not isinstance(self.knob_policy, UniformPolicy | EpsilonGreedyPolicy):
+            raise SimulationInputError("arm_distribution needs a context-free exploring policy")
+        context = PolicyContext(
+            section=np.array([section]),
+            segment=np.array([""]),
+            device=np.array([""]),
+            hour=np.zeros(1, dtype=np.int64),
+            fresh_share=np.zeros(1),
+            category_entropy=np.zeros(1),
+        )
+        return self.knob_policy.distribution(context)[0]
 
     def log(
         self, n_requests: int, *, chunk: int = 2000, progress: Progress | None = None
@@ -211,6 +234,17 @@ class LoggingPolicy:
         items = world.item_batch(requests.candidates, requests.time)
         # The knob policy's view of the candidate set, logged with the decision for learning and replay.
         fresh_share, category_entropy = candidate_summary(items.age_days, items.category)
+        choice = self.knob_policy.choose(
+            PolicyContext(
+                section=requests.section,
+                segment=requests.segment,
+                device=requests.device,
+                hour=requests.hour,
+                fresh_share=fresh_share,
+                category_entropy=category_entropy,
+            ),
+            arm_rng,
+        )
         names, section_code = np.unique(requests.section, return_inverse=True)
         arm_ids = np.empty(batch, dtype=object)
         arm_index = np.empty(batch, dtype=np.int64)
@@ -225,11 +259,7 @@ class LoggingPolicy:
             part = requests.take(rows)
             pipeline = self._pipelines[name]
             section = pipeline.section
-            probs = self._probs[name]
-            cum = np.cumsum(probs)
-            arms = np.minimum(
-                np.searchsorted(cum, arm_rng.random(len(rows)) * cum[-1], side="right"), len(cum) - 1
-            )
+            arms = choice.arm_index[rows]
             ranking = pipeline.rerank_arms(
                 scores[rows],
                 _take_items(items, rows),
@@ -241,14 +271,14 @@ class LoggingPolicy:
             outcome = world.sample_clicks(part, slates, click_rng)
 
             arm_index[rows] = arms
-            propensity[rows] = probs[arms]
+            propensity[rows] = choice.propensity[rows]
             arm_ids[rows] = np.array([arm.id for arm in section.arms], dtype=object)[arms]
             revenue[rows] = outcome.revenue
             grouped_rows.append(rows)
             arm_knobs = [arm.knobs for arm in section.arms]
             grouped["shown"] += list(slates)
             grouped["shown_scores"] += list(ranking.scores)
-            grouped["arm_probs"] += [probs] * len(rows)
+            grouped["arm_probs"] += [choice.probs[r] for r in rows.tolist()]
             grouped["knobs"] += [dict(arm_knobs[arm]) for arm in arms.tolist()]
             grouped["clicks"] += _positions(outcome.clicks)
             grouped["conversions"] += _positions(outcome.conversions)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bandits.base import KnobPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
 from heuristics import SectionsConfig
 from simulator.logging_policy import LoggingPolicy, Progress
@@ -59,6 +60,7 @@ def simulate(
     sections_config: SectionsConfig | None = None,
     sink: Sink | None = None,
     progress: Progress | None = None,
+    knob_policy: KnobPolicy | None = None,
 ) -> SimulationSummary:
     """Log `n_requests` simulated requests and pass every chunk of decisions and feedback to `sink`.
 
@@ -77,11 +79,15 @@ def simulate(
         Called as ``sink(decisions, feedback)`` for every chunk, e.g. a decision-log writer.
     progress : callable, optional
         Wraps the list of chunks (e.g. a tqdm progress bar).
+    knob_policy : bandits.base.KnobPolicy, optional
+        Draws the arms instead of the exploring policy that `exploration` names (see `LoggingPolicy`).
     """
     started = time.perf_counter()
     if not isinstance(world, World):
         world = World.build(world, seed)
-    policy = LoggingPolicy(world, sections_config, exploration=exploration, epsilon=epsilon, seed=seed)
+    policy = LoggingPolicy(
+        world, sections_config, exploration=exploration, epsilon=epsilon, seed=seed, knob_policy=knob_policy
+    )
     clicks = conversions = 0
     revenue = 0.0
     sections: Counter[str] = Counter()
