@@ -30,6 +30,7 @@ import vowpalwabbit
 
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
+from bandits.errors import BanditsError
 from bandits.vw_format import (
     ACTION_NS,
     INTERACTIONS,
@@ -50,7 +51,7 @@ class NotFittedError(RuntimeError):
     """The policy was asked to predict before it was fitted or loaded."""
 
 
-class PolicyContractError(ValueError):
+class PolicyContractError(BanditsError, ValueError):
     """A saved policy does not match the sections config, its own hash, or this VW version."""
 
 
@@ -63,7 +64,7 @@ class VWSettings:
     softmax_lambda: float = 10.0
     squarecb_gamma: float = 10.0
     bits: int = 18
-    learning_rate: float = 0.5
+    learning_rate: float = 0.1
     interactions: bool = True
     seed: int = 0
 

@@ -13,6 +13,8 @@ import pandas as pd
 from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import embedding_columns, items_from_frame
 from service.commands.export import export_command
+from service.commands.learn import learn_command, replay_command
+from service.commands.policy_value import policy_value_command
 from service.commands.simulate import simulate_command
 from service.errors import USER_ERRORS
 from service.sample import sample_candidates
@@ -229,6 +231,9 @@ def _arm_ref(ref: str) -> str | int:
 
 main.add_command(export_command)
 main.add_command(simulate_command)
+main.add_command(learn_command)
+main.add_command(replay_command)
+main.add_command(policy_value_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -182,12 +182,12 @@ INVALID_CALLS = [
     (
         "arm index",
         lambda p, s, i, c, kn: p.rerank_arms(s, i, c, np.array([0, 99])),
-        r"arm indices in \[0, 18\) for section 'discover', found 0\.\.99",
+        r"arm indices in \[0, 12\) for section 'discover', found 0\.\.99",
     ),
     (
         "arm negative",
         lambda p, s, i, c, kn: p.rerank_arms(s, i, c, np.array([-1, 0])),
-        r"arm indices in \[0, 18\)",
+        r"arm indices in \[0, 12\)",
     ),
 ]
 
