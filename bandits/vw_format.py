@@ -117,19 +117,37 @@ def adf_example(shared: str, actions: list[str], chosen: int | None = None, labe
     return lines
 
 
+#: Below this many rows, `shared_lines` formats row by row: pandas' per-call overhead dominates small batches.
+SMALL_BATCH = 64
+
+
 def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> pd.Series:
     """Shared lines for a batch, built column-wise.
 
-    String columns become ``name=value`` features, numeric columns ``name:value``.
+    String columns become ``name=value`` features, numeric columns ``name:value``. Small batches (a served
+    request) are formatted row by row through `Feature`, large ones with vectorised string operations; both
+    give the same text.
     """
+    arrays = {name: np.asarray(values) for name, values in columns.items()}
+    numeric = {name: values.dtype.kind in "fiub" for name, values in arrays.items()}
+    for name, values in arrays.items():
+        if numeric[name] and not np.isfinite(values.astype(np.float64)).all():
+            raise ValueError(f"Expected finite values in context feature {name!r}")
+    n_rows = len(next(iter(arrays.values()))) if arrays else 0
+    if n_rows < SMALL_BATCH:
+        rows = []
+        for i in range(n_rows):
+            features = [
+                Feature(name, float(values[i]) if numeric[name] else str(values[i]))
+                for name, values in arrays.items()
+            ]
+            rows.append(shared_line(features))
+        return pd.Series(rows, dtype=object)
     parts: list[pd.Series] = []
-    for name, values in columns.items():
+    for name, values in arrays.items():
         series = pd.Series(values)
-        if series.dtype.kind in "fiu":
-            as_float = series.astype(np.float64)
-            if not np.isfinite(as_float).all():
-                raise ValueError(f"Expected finite values in context feature {name!r}")
-            parts.append(escape(name) + ":" + as_float.map(repr))
+        if numeric[name]:
+            parts.append(escape(name) + ":" + series.astype(np.float64).map(repr))
         else:
             parts.append(escape(name) + "=" + escape_series(series))
     body = parts[0]

@@ -121,3 +121,17 @@ def test_labelled_blocks_invalid_refused(chosen, props, match):
         vf.labelled_blocks(
             pd.Series(["shared |U x"]), np.array(["s"]), chosen, np.ones(1), props, action_sets
         )
+
+
+def test_shared_lines_small_and_large_batches_agree(monkeypatch):
+    rng = np.random.default_rng(0)
+    columns = {
+        "section": rng.choice(["discover", "a b", "x|y:z"], 200),
+        "hour": rng.integers(0, 24, 200),
+        "fresh": rng.random(200),
+        "flag": rng.random(200) < 0.5,
+    }
+    large = vf.shared_lines(columns)
+    monkeypatch.setattr(vf, "SMALL_BATCH", 10**6)
+    small = vf.shared_lines(columns)
+    assert list(large) == list(small)
