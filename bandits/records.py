@@ -68,6 +68,22 @@ class DecisionBatch:
     def __len__(self) -> int:
         return len(self.event_id)
 
+    @classmethod
+    def concat(cls, batches: list[DecisionBatch]) -> DecisionBatch:
+        """One batch holding the rows of `batches`, in order."""
+        if not batches:
+            raise ValueError("Expected at least one batch to concatenate")
+        out: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            values = [getattr(b, name) for b in batches]
+            if name == "shown_scores":
+                out[name] = None if any(v is None for v in values) else [x for v in values for x in v]
+            elif isinstance(values[0], np.ndarray):
+                out[name] = np.concatenate(values)
+            else:
+                out[name] = [x for v in values for x in v]
+        return cls(**out)
+
 
 @dataclass(frozen=True)
 class FeedbackBatch:
