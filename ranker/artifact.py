@@ -6,11 +6,14 @@ A model directory holds:
 - ``contract.json``: the design, the feature list with order, dtypes, defaults and categories, the sections
   served and the ``task_type`` categories, and the library versions it was trained with;
 - ``metadata.json``: training-data summary, training settings and metrics (free-form);
+- extra files the caller adds (e.g. ``item_stats.parquet``, the item statistics the features were computed
+  from, and ``metrics.json``), listed in `RankerArtifact.files`;
 - ``manifest.json``: the SHA-256 of every other file and one content hash over all of them.
 
 Nothing is pickled. `load_artifact` checks the manifest, the LightGBM major version, that every booster's
 feature names equal the contract's, and, when the caller passes the features its code computes, that they
-equal the contract's (same names, order, dtypes, defaults and categories).
+equal the contract's (same names, order, dtypes, defaults and categories); `check_contract` runs the last
+check on its own, for callers that need a file of the artifact to know their features.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class RankerArtifact:
     boosters: dict[str, lgb.Booster]
     metadata: dict[str, Any]
     content_hash: str
+    files: dict[str, Path] = field(default_factory=dict)
+    """The extra files by name (their hashes checked), e.g. ``{"item_stats.parquet": <path>}``."""
 
     @property
     def version(self) -> str:
@@ -151,18 +156,47 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: Names an extra file may not take: the artifact's own files.
+RESERVED_FILES = ("model.txt", "contract.json", "metadata.json", "manifest.json")
+
+
+def _check_extra_name(name: str) -> None:
+    parts = Path(name).parts
+    if (
+        not name
+        or Path(name).is_absolute()
+        or ".." in parts
+        or name in RESERVED_FILES
+        or (parts and parts[0] == "models")
+        or name != Path(name).as_posix()
+    ):
+        raise ContractMismatchError(
+            f"extra file {name!r}: expected a relative path other than "
+            f"{', '.join(RESERVED_FILES)} and models/"
+        )
+
+
 def save_artifact(
     directory: str | os.PathLike,
     contract: InferenceContract,
     boosters: dict[str, lgb.Booster],
     metadata: dict[str, Any] | None = None,
+    *,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a model directory and return its path.
 
     `boosters` maps each section to its model, or ``"*"`` to one model serving every section.
+    `extra_files` maps relative file names to their bytes; they are written beside the model and covered by
+    the manifest and the content hash.
     """
     directory = Path(directory)
-    (directory / "models").mkdir(parents=True, exist_ok=True)
+    extra_files = dict(extra_files or {})
+    for name in extra_files:
+        _check_extra_name(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    if set(boosters) != {"*"}:
+        (directory / "models").mkdir(exist_ok=True)
     for booster in boosters.values():
         if booster.feature_name() != contract.feature_names:
             raise ContractMismatchError(
@@ -174,7 +208,10 @@ def save_artifact(
         booster.save_model(directory / name)
     (directory / "contract.json").write_text(json.dumps(contract.to_dict(), indent=2))
     (directory / "metadata.json").write_text(json.dumps(metadata or {}, indent=2, default=str))
-    for name in [*_model_files(boosters), "contract.json", "metadata.json"]:
+    for name, data in extra_files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    for name in [*_model_files(boosters), "contract.json", "metadata.json", *extra_files]:
         files[name] = _sha256(directory / name)
     content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     (directory / "manifest.json").write_text(
@@ -229,20 +266,19 @@ def load_artifact(
             f"{directory}: trained with lightgbm {saved or '?'}, installed {installed} "
             "(major versions differ)"
         )
-    if expected_features is not None:
-        _check_features(directory, contract.features, tuple(expected_features))
-    if expected_task_types is not None and tuple(expected_task_types) != contract.task_types:
-        raise ContractMismatchError(
-            f"{directory}: task_type categories {list(contract.task_types)} differ from the configured "
-            f"{list(expected_task_types)}"
-        )
+    check_contract(
+        directory, contract, expected_features=expected_features, expected_task_types=expected_task_types
+    )
 
     boosters: dict[str, lgb.Booster] = {}
+    extra: dict[str, Path] = {}
     for name in files:
         if name == "model.txt":
             boosters["*"] = lgb.Booster(model_file=str(directory / name))
         elif name.startswith("models/"):
             boosters[Path(name).stem] = lgb.Booster(model_file=str(directory / name))
+        elif name not in RESERVED_FILES:
+            extra[name] = directory / name
     if not boosters:
         raise ContractMismatchError(f"{directory}: no model file in the manifest")
     for section, booster in boosters.items():
@@ -252,7 +288,38 @@ def load_artifact(
                 f"contract says {contract.feature_names}"
             )
     metadata = json.loads((directory / "metadata.json").read_text())
-    return RankerArtifact(directory, contract, boosters, metadata, content)
+    return RankerArtifact(directory, contract, boosters, metadata, content, extra)
+
+
+def check_contract(
+    directory: str | os.PathLike,
+    contract: InferenceContract,
+    *,
+    expected_features: tuple[FeatureSpec, ...] | None = None,
+    expected_task_types: tuple[str, ...] | None = None,
+) -> None:
+    """Refuse (`ContractMismatchError`) a contract whose features or task_type categories are not the code's.
+
+    The same check as `load_artifact` runs, for callers that know their features only after loading.
+
+    Parameters
+    ----------
+    directory : path
+        Named in the messages.
+    contract : InferenceContract
+    expected_features : tuple of FeatureSpec, optional
+        The features the code computes, in order: names, order, dtypes, defaults and categories must equal.
+    expected_task_types : tuple of str, optional
+        The task_type categories the code sends (the configured sections when task_type is a feature).
+    """
+    directory = Path(directory)
+    if expected_features is not None:
+        _check_features(directory, contract.features, tuple(expected_features))
+    if expected_task_types is not None and tuple(expected_task_types) != contract.task_types:
+        raise ContractMismatchError(
+            f"{directory}: task_type categories {list(contract.task_types)} differ from the configured "
+            f"{list(expected_task_types)}"
+        )
 
 
 def _check_features(

@@ -16,6 +16,7 @@ from service.commands.export import export_command
 from service.commands.learn import learn_command, replay_command
 from service.commands.policy_value import policy_value_command
 from service.commands.simulate import simulate_command
+from service.commands.train import evaluate_command, train_command
 from service.errors import USER_ERRORS
 from service.sample import sample_candidates
 
@@ -234,6 +235,8 @@ main.add_command(simulate_command)
 main.add_command(learn_command)
 main.add_command(replay_command)
 main.add_command(policy_value_command)
+main.add_command(train_command)
+main.add_command(evaluate_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

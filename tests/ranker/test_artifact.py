@@ -10,6 +10,7 @@ from ranker.artifact import (
     ContractMismatchError,
     FeatureSpec,
     InferenceContract,
+    check_contract,
     library_versions,
     load_artifact,
     save_artifact,
@@ -152,3 +153,46 @@ def test_artifact_save_refuses_booster_with_other_features(tmp_path, booster):
 def test_contract_unknown_design_refused():
     with pytest.raises(ContractMismatchError, match="design"):
         contract(design="hybrid")
+
+
+# ------------------------------------------------------------------------------------------- extra files
+
+
+def test_artifact_extra_files_round_trip_under_the_content_hash(tmp_path, booster):
+    extra = {"item_stats.parquet": b"PAR1 table", "reports/metrics.json": b'{"ndcg": 0.5}'}
+    path = save_artifact(tmp_path / "m", contract(), {"*": booster}, extra_files=extra)
+    artifact = load_artifact(path)
+    assert {name: p.read_bytes() for name, p in artifact.files.items()} == extra
+    plain = load_artifact(save_artifact(tmp_path / "plain", contract(), {"*": booster}))
+    assert plain.files == {}
+    assert artifact.content_hash != plain.content_hash
+
+
+def test_artifact_tampered_extra_file_refused(tmp_path, booster):
+    path = save_artifact(tmp_path / "m", contract(), {"*": booster}, extra_files={"stats.bin": b"abc"})
+    (path / "stats.bin").write_bytes(b"abd")
+    with pytest.raises(ContractMismatchError, match=r"stats\.bin does not match its hash"):
+        load_artifact(path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    # Names that would overwrite the artifact's own files or leave its directory.
+    ["model.txt", "contract.json", "manifest.json", "metadata.json", "models/x.txt", "../x", "/tmp/x", ""],
+)
+def test_artifact_reserved_extra_file_names_refused(tmp_path, booster, name):
+    with pytest.raises(ContractMismatchError, match="extra file"):
+        save_artifact(tmp_path / "m", contract(), {"*": booster}, extra_files={name: b"x"})
+
+
+def test_artifact_single_model_writes_no_models_directory(saved):
+    assert not (saved / "models").exists()
+
+
+def test_check_contract_alone_refuses_other_features(saved):
+    artifact = load_artifact(saved)
+    check_contract(
+        saved, artifact.contract, expected_features=FEATURES, expected_task_types=("discover", "search")
+    )
+    with pytest.raises(ContractMismatchError, match=r"needs \['task_type'\]"):
+        check_contract(saved, artifact.contract, expected_features=FEATURES[:2])

@@ -1,0 +1,212 @@
+"""The log, labelled and cut by time into the stats, train, validation and test windows.
+
+`prepare_log` reads a decision log (`bandits.log.DecisionLog`), joins each decision with the feedback that
+arrived within ``labels.wait_seconds``, labels the shown items of every configured section
+(`ranker.labels`), and assigns each decision to a window by its decision time:
+
+    stats:       time <  c1          item statistics (`ranker.stats`)
+    train:       c1 <= time < c2     training lists
+    validation:  c2 <= time < c3     early stopping
+    test:        c3 <= time <= end   held out for evaluation
+
+The cut-offs are the decision times at the cumulative shares of ``[split]`` (ranker.toml), so every
+decision of a window is strictly earlier than every decision of the next one. A decision of the stats,
+train or validation window whose feedback arrived at or after its window's end is dropped from that
+window: its label was not known when the window closed. The split (cut-offs, end, and a fingerprint of the
+held-out decisions) is recorded in the model's metadata, and `evaluate` re-uses it to find exactly the same
+held-out lists in the same log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bandits.log import DecisionLog
+from ranker.config import WINDOWS, RankerConfig, SplitSettings
+from ranker.labels import LabelledLists, TrainingDataError, label_lists
+
+STATS, TRAIN, VALIDATION, TEST = range(4)
+#: Window code of a decision dropped because its feedback arrived after its window closed.
+DROPPED = -1
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Cut-offs of the four windows.
+
+    Attributes
+    ----------
+    cutoffs : tuple of float
+        ``(c1, c2, c3)``: the first decision times of the train, validation and test windows.
+    start, end : float
+        The first and last decision time of the log when the split was made.
+    """
+
+    cutoffs: tuple[float, float, float]
+    start: float
+    end: float
+
+    def window_of(self, times: np.ndarray) -> np.ndarray:
+        """(B,) int8 window code (0 stats .. 3 test) of decision times (B,); -1 after `end`."""
+        times = np.asarray(times, dtype=np.float64)
+        window = np.searchsorted(np.asarray(self.cutoffs), times, side="right").astype(np.int8)
+        window[times > self.end] = DROPPED
+        return window
+
+    def bounds(self, window: int) -> tuple[float, float]:
+        """``(start, end)`` of a window: decisions with ``start <= time < end`` (the test window's end is
+        inclusive)."""
+        edges = (self.start, *self.cutoffs, self.end)
+        return edges[window], edges[window + 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cutoffs": list(self.cutoffs), "start": self.start, "end": self.end}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TimeSplit:
+        c1, c2, c3 = (float(c) for c in data["cutoffs"])
+        return cls(cutoffs=(c1, c2, c3), start=float(data["start"]), end=float(data["end"]))
+
+
+def time_split(times: np.ndarray, settings: SplitSettings) -> TimeSplit:
+    """Cut-offs at the cumulative shares of `settings` over the decision times (B,).
+
+    Raises
+    ------
+    TrainingDataError
+        A window would be empty (too few decisions, or too few distinct times).
+    """
+    times = np.sort(np.asarray(times, dtype=np.float64))
+    n = times.size
+    shares = np.cumsum(settings.fractions)[:-1]
+    positions = np.minimum(np.ceil(shares * n - 1e-9).astype(np.int64), max(n - 1, 0))
+    if n < len(WINDOWS):
+        raise TrainingDataError(
+            f"log: {n} decisions of the configured sections; the time split needs at least 4"
+        )
+    cutoffs = tuple(float(t) for t in times[positions])
+    split = TimeSplit(cutoffs=cutoffs, start=float(times[0]), end=float(times[-1]))  # type: ignore[arg-type]
+    counts = np.bincount(split.window_of(times), minlength=len(WINDOWS))
+    empty = [WINDOWS[w] for w in range(len(WINDOWS)) if counts[w] == 0]
+    if empty:
+        raise TrainingDataError(
+            f"log: {n} decisions leave the {', '.join(empty)} window(s) empty after the time split "
+            f"({', '.join(f'{w} {f:g}' for w, f in zip(WINDOWS, settings.fractions, strict=True))})"
+        )
+    return split
+
+
+def fingerprint(event_ids: np.ndarray) -> str:
+    """SHA-256 of the sorted event ids: identifies a set of decisions."""
+    digest = hashlib.sha256()
+    for event in sorted(map(str, event_ids)):
+        digest.update(event.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PreparedLog:
+    """A labelled log cut into windows.
+
+    Attributes
+    ----------
+    lists : LabelledLists
+        Every decision of a configured section, every shown position, in log order.
+    split : TimeSplit
+    window : (B,) int8
+        Window code of each list (`STATS`, `TRAIN`, `VALIDATION`, `TEST`, or `DROPPED`).
+    source : dict
+        The log's path, decision count, sections and what was left out.
+    """
+
+    lists: LabelledLists
+    split: TimeSplit
+    window: np.ndarray
+    source: dict[str, Any]
+
+    def lists_in(self, window: int, sections: tuple[str, ...] | None = None) -> LabelledLists:
+        """The lists of one window (and of the given sections), in log order."""
+        mask = self.window == window
+        if sections is not None:
+            mask &= np.isin(self.lists.requests.section, np.asarray(sections, dtype=object))
+        return self.lists.take(np.flatnonzero(mask))
+
+    def window_summary(self) -> dict[str, dict[str, Any]]:
+        """Per window: its time bounds and its number of decisions."""
+        return {
+            name: {
+                "start": self.split.bounds(w)[0],
+                "end": self.split.bounds(w)[1],
+                "decisions": int((self.window == w).sum()),
+            }
+            for w, name in enumerate(WINDOWS)
+        }
+
+    def held_out(self) -> dict[str, Any]:
+        """The test window's decision count and fingerprint, recorded with a model."""
+        events = self.lists.event_id[self.window == TEST]
+        return {"decisions": int(events.size), "fingerprint": fingerprint(events)}
+
+
+def check_log(path: str | os.PathLike) -> None:
+    """Open and close the decision log: raises `bandits.errors.LogError` (one line) when it is not usable."""
+    with DecisionLog.open(path):
+        pass
+
+
+def read_log(path: str | os.PathLike, wait_seconds: float) -> Any:
+    """The joined decision-log frame (decisions with their feedback admitted within `wait_seconds`)."""
+    with DecisionLog.open(path) as log:
+        return log.joined(wait_seconds=None if np.isinf(wait_seconds) else wait_seconds)
+
+
+def prepare_log(
+    path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None
+) -> PreparedLog:
+    """Read, label and split a decision log.
+
+    Parameters
+    ----------
+    path : path of the decision log (SQLite)
+    config : RankerConfig
+    split : TimeSplit, optional
+        The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
+
+    Raises
+    ------
+    bandits.errors.LogError
+        The log cannot be opened.
+    TrainingDataError
+        No decision of a configured section, or a window is empty.
+    """
+    frame = read_log(path, config.labels.wait_seconds)
+    all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
+    lists = label_lists(frame, config.sections)
+    if lists.n_requests == 0:
+        raise TrainingDataError(
+            f"{path}: no decisions of the configured sections ({', '.join(config.section_names)}); "
+            f"the log holds {sorted(all_sections) or 'none'}"
+        )
+    times = lists.requests.time
+    if split is None:
+        split = time_split(times, config.split)
+    window = split.window_of(times)
+    closes = np.asarray((*split.cutoffs, np.inf))
+    late = (window >= 0) & (window < TEST) & (lists.feedback_time >= closes[np.maximum(window, 0)])
+    window[late] = DROPPED
+    source = {
+        "path": str(Path(path)),
+        "decisions": len(frame),
+        "sections": {str(k): int(v) for k, v in sorted(all_sections.items())},
+        "left_out_sections": sorted(str(s) for s in all_sections if s not in config.sections),
+        "dropped_late_feedback": int(late.sum()),
+        "ignored_feedback_positions": lists.ignored_positions,
+    }
+    return PreparedLog(lists=lists, split=split, window=window, source=source)

@@ -1,0 +1,417 @@
+"""Training: LightGBM lambdarank over labelled lists, for the three designs, into a model directory.
+
+One query group per request (a logged decision's shown items). Early stopping watches NDCG at
+``lightgbm.eval_at`` on the validation window's lists, which all come after every training list in time.
+
+- ``independent``: one model per section, each on that section's training lists only;
+- ``base``: one model over the stratified union (`ranker.union`) of the relevance sections' training lists
+  (discover, similar_items, category_explore), without task_type or section-context features; it does not
+  serve ``search``;
+- ``consolidated``: one model over the union of every section's lists, with task_type and every
+  section-context feature.
+
+Training rows are the first ``labels.max_position`` shown positions of lists that have at least one positive
+label (a list without one has no pair to learn from). With ``labels.position_bias = "unbiased"`` their
+positions go to LightGBM's position-debiased lambdarank. `train_design` returns a `TrainResult` whose
+`save` writes the model directory: the text models, the contract, the metadata (training-data summary,
+split, union, settings, held-out metrics), ``item_stats.parquet`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ranker.artifact import InferenceContract, library_versions, save_artifact
+from ranker.config import DesignSpec, LightGBMSettings, RankerConfig
+from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, PreparedLog
+from ranker.errors import RankerError, UnionSpecError
+from ranker.evaluate import evaluate_scores, metric_records
+from ranker.features import FeatureBuilder, FeatureTables
+from ranker.labels import LabelledLists, TrainingDataError
+from ranker.model import ITEM_STATS_FILE, METRICS_FILE, RankerModel
+from ranker.stats import ItemStats, item_stats, position_ctr
+from ranker.union import UNION_LIST, parse_union_spec, stratified_union
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str], Iterable[T]]
+
+
+class NotFittedError(RankerError, AttributeError):
+    """A ranker was asked to predict before `fit`."""
+
+
+class LambdaRanker:
+    """LightGBM lambdarank with early stopping (scikit-learn style: `fit` returns self, state ends in _).
+
+    Parameters
+    ----------
+    settings : LightGBMSettings
+    feature_names : sequence of str
+    categorical : sequence of int
+        Column indices of categorical features (integer codes; negative means missing).
+    position_bias : {"unbiased", "truncate", "none"}
+        With ``"unbiased"``, the positions passed to `fit` go to ``lightgbm.Dataset(position=...)``.
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+        The model cut at its best iteration.
+    best_iteration_ : int
+    best_score_ : float
+        Validation NDCG at the best iteration (NaN without validation lists).
+    history_ : list of float
+        Validation NDCG after every iteration.
+    used_positions_ : bool
+        Whether the positions went to LightGBM's position-debiased lambdarank.
+    """
+
+    def __init__(
+        self,
+        settings: LightGBMSettings,
+        *,
+        feature_names: Sequence[str],
+        categorical: Sequence[int] = (),
+        position_bias: str = "unbiased",
+    ) -> None:
+        self.settings = settings
+        self.feature_names = feature_names
+        self.categorical = categorical
+        self.position_bias = position_bias
+
+    def _dataset(
+        self, x: np.ndarray, y: np.ndarray, groups: np.ndarray, what: str, **kwargs: Any
+    ) -> lgb.Dataset:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y)
+        groups = np.asarray(groups, dtype=np.int64)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise TrainingDataError(
+                f"{what}: expected features of shape (R, {len(self.feature_names)}), found {x.shape}"
+            )
+        if y.shape != (x.shape[0],) or (y.size and (y.min() < 0 or not np.all(np.equal(np.mod(y, 1), 0)))):
+            raise TrainingDataError(f"{what}: expected integer labels >= 0, one per row ({x.shape[0]})")
+        if groups.ndim != 1 or int(groups.sum()) != x.shape[0] or (groups < 1).any():
+            raise TrainingDataError(f"{what}: expected group sizes >= 1 summing to {x.shape[0]}")
+        return lgb.Dataset(
+            x,
+            label=y,
+            group=groups,
+            feature_name=list(self.feature_names),
+            categorical_feature=list(self.categorical),
+            params={"max_bin": self.settings.max_bin, "verbosity": -1},
+            free_raw_data=False,
+            **kwargs,
+        )
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        group_sizes: np.ndarray,
+        *,
+        positions: np.ndarray | None = None,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        progress: Progress | None = None,
+        description: str = "training",
+    ) -> LambdaRanker:
+        """Boost until the validation NDCG has not improved for ``early_stopping_rounds`` iterations.
+
+        Parameters
+        ----------
+        x : (R, F) float
+        y : (R,) int
+            Graded labels >= 0.
+        group_sizes : (G,) int
+            Rows per list, lists consecutive.
+        positions : (R,) int, optional
+            0-based shown positions (used with ``position_bias="unbiased"``).
+        valid : (x, y, group_sizes), optional
+            Validation lists for early stopping; without them every iteration is kept.
+        progress : callable, optional
+            ``progress(iterations, description)`` wraps the boosting iterations (a progress bar).
+        """
+        position = None
+        if self.position_bias == "unbiased" and positions is not None:
+            position = np.asarray(positions, dtype=np.int32)
+            if position.shape != (np.asarray(x).shape[0],):
+                raise TrainingDataError(
+                    f"training: expected one position per row, found shape {position.shape}"
+                )
+        train_set = self._dataset(x, y, group_sizes, "training", position=position)
+        params = self.settings.params()
+        booster = lgb.Booster(params=params, train_set=train_set)
+        if valid is not None:
+            booster.add_valid(self._dataset(*valid, "validation", reference=train_set), "validation")
+        rounds = range(self.settings.num_boost_round)
+        history: list[float] = []
+        best, best_iteration = -math.inf, 0
+        for iteration in progress(rounds, description) if progress is not None else rounds:
+            finished = booster.update()
+            if valid is None:
+                best_iteration = iteration + 1
+            else:
+                score = float(booster.eval_valid()[0][2])
+                history.append(score)
+                if score > best:
+                    best, best_iteration = score, iteration + 1
+                elif iteration + 1 - best_iteration >= self.settings.early_stopping_rounds:
+                    break
+            if finished:
+                break
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=max(best_iteration, 1)))
+        self.best_iteration_ = best_iteration
+        self.best_score_ = best if valid is not None else math.nan
+        self.history_ = history
+        self.used_positions_ = position is not None
+        return self
+
+    def predict(self, x: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
+        """Scores (R,) of feature rows (R, F)."""
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("LambdaRanker: call fit before predict")
+        kwargs = {} if num_threads is None else {"num_threads": num_threads}
+        return self.booster_.predict(np.asarray(x, dtype=np.float64), **kwargs)
+
+
+@dataclass
+class TrainResult:
+    """A trained design, ready to save.
+
+    Attributes
+    ----------
+    model : RankerModel
+    item_stats : ItemStats
+    metadata : dict
+        Everything recorded in ``metadata.json``.
+    metrics : pd.DataFrame
+        Held-out metrics per section (`ranker.metrics.evaluate_lists` rows).
+    timings : dict
+        Seconds per step and training rows per second (not saved: the artifact's content hash depends only
+        on its data and settings).
+    """
+
+    model: RankerModel
+    item_stats: ItemStats
+    metadata: dict[str, Any]
+    metrics: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the model directory (see `ranker.artifact`) and return its path."""
+        metrics = {
+            "design": self.model.design,
+            "sections": list(self.model.sections),
+            "rows": metric_records(self.metrics),
+        }
+        return save_artifact(
+            directory,
+            self.model.contract,
+            self.model.boosters,
+            self.metadata,
+            extra_files={
+                ITEM_STATS_FILE: self.item_stats.to_parquet_bytes(),
+                METRICS_FILE: (json.dumps(metrics, indent=2) + "\n").encode(),
+            },
+        )
+
+
+def _union_lists(
+    lists: LabelledLists, design: DesignSpec, union: str, seed: int
+) -> tuple[LabelledLists, dict[str, Any]]:
+    """The stratified union's lists (whole, in union order) and its summary."""
+    spec = parse_union_spec(union, design.sections)
+    result = stratified_union(lists.union_frame(), spec, seed=seed)
+    union_frame = result.frame
+    first = np.flatnonzero(np.r_[True, np.diff(union_frame[UNION_LIST].to_numpy()) != 0])
+    chosen = union_frame["list_id"].to_numpy()[first]
+    summary = {
+        "spec": union,
+        "strategy": result.summary.strategy,
+        "lists": result.summary.n_lists,
+        "sections": [asdict(share) for share in result.summary.sections],
+    }
+    return lists.take(chosen), summary
+
+
+def _training_lists(lists: LabelledLists, max_position: int) -> LabelledLists:
+    """The first `max_position` positions of the lists that keep a positive label."""
+    lists = lists.keep_rows(lists.position < max_position)
+    return lists.take(np.flatnonzero(lists.has_positive))
+
+
+def _require(lists: LabelledLists, sections: Sequence[str], window: str) -> None:
+    present = set(pd.unique(lists.requests.section))
+    missing = [s for s in sections if s not in present]
+    if missing:
+        raise TrainingDataError(
+            f"the {window} window has no list with a positive label in section(s) {missing} "
+            "(too few requests logged for the split, or a union share of 0)"
+        )
+
+
+def train_design(
+    design: str,
+    prepared: PreparedLog,
+    catalog: pd.DataFrame,
+    users: pd.DataFrame,
+    config: RankerConfig,
+    *,
+    union: str | None = None,
+    progress: Progress | None = None,
+    clock: Callable[[], float] | None = None,
+) -> TrainResult:
+    """Train one design on a prepared log and evaluate it on the held-out window.
+
+    Parameters
+    ----------
+    design : {"base", "consolidated", "independent"}
+    prepared : PreparedLog
+    catalog, users : pd.DataFrame
+        The item catalog and user profiles (`FeatureTables`).
+    config : RankerConfig
+    union : str, optional
+        Union spec (``traffic``, ``equal``, ``business`` or ``a,b,c`` in the design's section order);
+        default: the design's ``union`` in the config. Not for ``independent``.
+    progress : callable, optional
+        ``progress(iterable, description)``: wraps feature chunks and boosting iterations.
+    clock : callable, optional
+        Returns seconds (default `time.perf_counter`), for the timings.
+
+    Raises
+    ------
+    TrainingDataError, UnionError, UnionSpecError, FeatureTableError
+    """
+    clock = clock or time.perf_counter
+    started = clock()
+    spec = config.design(design)
+    seed = config.lightgbm.seed
+    if design == "independent" and union is not None:
+        raise UnionSpecError("a union spec applies to the base and consolidated designs, not independent")
+    split = prepared.split
+    stats = item_stats(
+        prepared.lists_in(STATS),
+        coec_prior_strength=config.stats.coec_prior_strength,
+        cvr_prior_strength=config.stats.cvr_prior_strength,
+        window=split.bounds(STATS),
+    )
+    builder = FeatureBuilder(
+        FeatureTables(catalog, users, stats), features=spec.features, sections=config.section_contexts
+    )
+
+    train_all = prepared.lists_in(TRAIN, spec.sections)
+    union_summary = None
+    if design == "independent":
+        chosen = train_all
+    else:
+        chosen, union_summary = _union_lists(train_all, spec, union or spec.union, seed)
+    train = _training_lists(chosen, config.labels.max_position).shuffled(seed)
+    valid = _training_lists(
+        prepared.lists_in(VALIDATION, spec.sections), config.labels.max_position
+    ).shuffled(seed)
+    _require(train, spec.sections, "train")
+    _require(valid, spec.sections, "validation")
+    prepared_at = clock()
+
+    groups = {s: (s,) for s in spec.sections} if design == "independent" else {"*": spec.sections}
+    boosters: dict[str, lgb.Booster] = {}
+    training: dict[str, Any] = {}
+    feature_seconds = fit_seconds = 0.0
+    rows_trained = 0
+    for key, sections in groups.items():
+        t0 = clock()
+        part = train.take(np.flatnonzero(np.isin(train.requests.section, np.asarray(sections, dtype=object))))
+        vpart = valid.take(
+            np.flatnonzero(np.isin(valid.requests.section, np.asarray(sections, dtype=object)))
+        )
+        x = builder.transform(part.requests, part.item_id, part.request_of_row, progress=progress)
+        xv = builder.transform(vpart.requests, vpart.item_id, vpart.request_of_row)
+        t1 = clock()
+        ranker = LambdaRanker(
+            config.lightgbm,
+            feature_names=builder.features,
+            categorical=builder.categorical,
+            position_bias=config.labels.position_bias,
+        ).fit(
+            x,
+            part.label,
+            part.sizes,
+            positions=part.position,
+            valid=(xv, vpart.label, vpart.sizes),
+            progress=progress,
+            description=f"training {design}" + ("" if key == "*" else f" [{key}]"),
+        )
+        t2 = clock()
+        feature_seconds += t1 - t0
+        fit_seconds += t2 - t1
+        rows_trained += part.n_rows
+        boosters[key] = ranker.booster_
+        training[key] = {
+            "lists": part.n_requests,
+            "rows": part.n_rows,
+            "validation_lists": vpart.n_requests,
+            "best_iteration": ranker.best_iteration_,
+            "iterations": len(ranker.history_),
+            f"validation_ndcg@{config.lightgbm.eval_at}": ranker.best_score_,
+            "lists_by_section": part.summary(),
+        }
+
+    contract = InferenceContract(
+        design=design,
+        features=builder.specs,
+        sections=spec.sections,
+        task_types=builder.task_types,
+        library_versions=library_versions(),
+    )
+    model = RankerModel(contract, boosters, builder)
+    test = prepared.lists_in(TEST, spec.sections)
+    t3 = clock()
+    metrics = evaluate_scores(test, model.score_lists(test), config.evaluation)
+    finished = clock()
+    metadata = {
+        "design": design,
+        "sections": list(spec.sections),
+        "features": list(spec.features),
+        "serves_search": "search" in spec.sections,
+        "log": prepared.source,
+        "split": split.to_dict(),
+        "windows": prepared.window_summary(),
+        "held_out": prepared.held_out(),
+        "labels": {
+            **asdict(config.labels),
+            "rules": {name: asdict(config.sections[name].labels) for name in spec.sections},
+        },
+        "union": union_summary,
+        "training": training,
+        "item_stats": {
+            **stats.metadata(),
+            "position_ctr": {
+                k: [round(float(v), 6) for v in r] for k, r in position_ctr(prepared.lists_in(STATS)).items()
+            },
+        },
+        "lightgbm": config.lightgbm.params(),
+        "evaluation": asdict(config.evaluation),
+        "metrics": metric_records(metrics),
+        "tables": {"items": len(catalog), "users": len(users)},
+        "config": config.to_dict(),
+    }
+    timings = {
+        "prepare_seconds": prepared_at - started,
+        "feature_seconds": feature_seconds,
+        "fit_seconds": fit_seconds,
+        "evaluate_seconds": finished - t3,
+        "total_seconds": finished - started,
+        "rows": float(rows_trained),
+        "rows_per_second": rows_trained / fit_seconds if fit_seconds > 0 else math.inf,
+    }
+    return TrainResult(model=model, item_stats=stats, metadata=metadata, metrics=metrics, timings=timings)

@@ -1,0 +1,215 @@
+"""`sectionrank train` and `sectionrank evaluate`: from a decision log to model directories and metrics."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import pandas as pd
+
+from ranker.config import DESIGNS, RankerConfig
+from ranker.dataset import check_log, prepare_log
+from ranker.evaluate import LOGGED, evaluate_models, format_table
+from ranker.features import read_tables
+from ranker.train import train_design
+from ranker.union import parse_union_spec
+from service.progress import progress
+
+T = TypeVar("T")
+
+LOGGED_NOTE = (
+    f"{LOGGED}: the order the logging policy showed; click labels favour it (users click where they look), "
+    "so compare the designs with each other."
+)
+
+
+def _bar(iterable: Iterable[T], description: str) -> Iterable[T]:
+    return progress(iterable, desc=description)
+
+
+def _tables(log: Path, catalog: Path | None, users: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The catalog and user tables: the given files, or catalog.parquet and users.parquet beside the log."""
+    return read_tables(
+        str(catalog if catalog is not None else log.parent / "catalog.parquet"),
+        str(users if users is not None else log.parent / "users.parquet"),
+    )
+
+
+def tables_options(func):
+    func = click.option(
+        "--users",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="User profiles (Parquet or CSV). Default: users.parquet beside the log.",
+    )(func)
+    func = click.option(
+        "--catalog",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Item catalog (Parquet or CSV). Default: catalog.parquet beside the log.",
+    )(func)
+    func = click.option(
+        "--ranker-config",
+        "ranker_config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Ranker config (TOML). Default: ranker/ranker.toml shipped with the package.",
+    )(func)
+    return click.option(
+        "--log",
+        "log_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="The decision log (SQLite), e.g. log.db written by `sectionrank simulate`.",
+    )(func)
+
+
+@click.command("train")
+@click.option("--design", type=click.Choice(DESIGNS), required=True, help="Which model to train.")
+@tables_options
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Model directory to write (refused if it exists and is not empty, unless --force).",
+)
+@click.option(
+    "--union",
+    "union_spec",
+    default=None,
+    help="Training mix of the sections' lists: traffic, equal, business, or weights a,b,c in the design's "
+    "section order. Default: the design's union in the config.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing model directory at --out.")
+def train_command(
+    design: str,
+    log_path: Path,
+    ranker_config: Path | None,
+    catalog: Path | None,
+    users: Path | None,
+    out: Path,
+    union_spec: str | None,
+    force: bool,
+) -> None:
+    """Train a ranker design on a decision log and write its model directory.
+
+    Splits the log by time into stats, train, validation and test windows, labels each section's shown lists
+    by its own rule, trains LightGBM lambdarank (early stopping on the validation window), evaluates on the
+    held-out test window, and writes the model, its inference contract, item statistics and metrics (also
+    OUT/metrics.json). Prints the held-out metrics per section.
+
+    \b
+    Example:
+        sectionrank train --design consolidated --log runs/sim/log.db --out runs/models/consolidated
+        sectionrank train --design base --log runs/sim/log.db --out runs/models/base --union equal
+    """
+    config = RankerConfig.load(ranker_config)
+    if union_spec is not None:
+        if design == "independent":
+            raise click.UsageError("--union applies to the base and consolidated designs, not independent")
+        parse_union_spec(union_spec, config.design(design).sections)
+    check_log(log_path)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise click.ClickException(f"{out} exists and is not empty; choose another --out or pass --force")
+        if not (out / "manifest.json").is_file():
+            raise click.ClickException(
+                f"{out} is not a model directory; --force only replaces model directories"
+            )
+    catalog_table, user_table = _tables(log_path, catalog, users)
+    click.echo(f"Reading {log_path} ...", err=True)
+    prepared = prepare_log(log_path, config)
+    result = train_design(
+        design, prepared, catalog_table, user_table, config, union=union_spec, progress=_bar
+    )
+    if out.exists() and any(out.iterdir()):
+        shutil.rmtree(out)  # a model directory, checked above; replaced only once the new model is trained
+    path = result.save(out)
+    timings = result.timings
+    training = result.metadata["training"]
+    iterations = ", ".join(
+        f"{key if key != '*' else design}: {info['best_iteration']}" for key, info in training.items()
+    )
+    click.echo(
+        f"Trained {design} on {int(timings['rows']):,} rows in {timings['fit_seconds']:.1f} s "
+        f"({timings['rows_per_second']:,.0f} rows/s; best iteration {iterations}); written to {path}"
+    )
+    click.echo(
+        f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
+    )
+    click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
+
+
+@click.command("evaluate")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@tables_options
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the metrics as JSON to this file.",
+)
+@click.option("--k", type=click.IntRange(min=1), default=None, help="Cutoff of NDCG, MAP and recall.")
+@click.option(
+    "--bootstrap",
+    "n_bootstrap",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Bootstrap replicates of the confidence intervals.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap.")
+@click.option("--no-logged", is_flag=True, help="Leave out the logged order's reference column.")
+def evaluate_command(
+    model_dirs: tuple[Path, ...],
+    log_path: Path,
+    ranker_config: Path | None,
+    catalog: Path | None,
+    users: Path | None,
+    out: Path | None,
+    k: int | None,
+    n_bootstrap: int | None,
+    seed: int | None,
+    no_logged: bool,
+) -> None:
+    """Evaluate model directories side by side on the held-out lists of the log they were trained on.
+
+    NDCG@k, MAP@k, recall@k and AUC per section and over all sections a model serves, with percentile
+    bootstrap intervals, on each section's own held-out lists (the test window recorded with the models).
+
+    \b
+    Example:
+        sectionrank evaluate runs/models/base runs/models/consolidated runs/models/independent \\
+            --log runs/sim/log.db --out runs/models/comparison.json
+    """
+    config = RankerConfig.load(ranker_config)
+    check_log(log_path)
+    settings = config.evaluation
+    changes = {"k": k, "n_bootstrap": n_bootstrap, "seed": seed}
+    settings = type(settings)(**{**vars(settings), **{key: v for key, v in changes.items() if v is not None}})
+    catalog_table, user_table = _tables(log_path, catalog, users)
+    report = evaluate_models(
+        list(model_dirs),
+        log_path,
+        catalog_table,
+        user_table,
+        config,
+        settings=settings,
+        logged=not no_logged,
+        progress=_bar,
+    )
+    for model in report.models:
+        if model.name != LOGGED:
+            click.echo(f"{model.name}: {model.path} ({model.version}; serves {', '.join(model.sections)})")
+    click.echo(f"Held-out metrics (k = {settings.k}, {1 - settings.alpha:.0%} bootstrap CI):")
+    click.echo(report.table())
+    if not no_logged:
+        click.echo(f"\n{LOGGED_NOTE}")
+    if out is not None:
+        report.write_json(out)
+        click.echo(f"Metrics written to {out}")
+
+
+__all__ = ["evaluate_command", "train_command"]

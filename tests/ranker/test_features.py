@@ -1,0 +1,245 @@
+"""The feature function: train/serve parity, defaults outside a section, unknown ids, and naive references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bandits.log import DecisionLog
+from ranker.dataset import STATS
+from ranker.features import (
+    FEATURES,
+    FeatureBuilder,
+    FeatureInputError,
+    FeatureTableError,
+    FeatureTables,
+)
+from ranker.requests import RequestError, Requests
+from ranker.stats import item_stats
+
+ALL = tuple(FEATURES)
+
+
+@pytest.fixture(scope="module")
+def stats(prepared):
+    return item_stats(
+        prepared.lists_in(STATS), coec_prior_strength=20.0, cvr_prior_strength=10.0, window=(0, 1)
+    )
+
+
+@pytest.fixture(scope="module")
+def builder(tables, stats, ranker_config):
+    catalog, users = tables
+    return FeatureBuilder(
+        FeatureTables(catalog, users, stats), features=ALL, sections=ranker_config.section_contexts
+    )
+
+
+@pytest.fixture(scope="module")
+def log_frame(sim_dir):
+    with DecisionLog.open(sim_dir / "log.db") as log:
+        return log.joined().iloc[:600].reset_index(drop=True)
+
+
+def column(builder: FeatureBuilder, matrix: np.ndarray, name: str) -> np.ndarray:
+    return matrix[:, builder.features.index(name)]
+
+
+@pytest.mark.parametrize("items", ["shown", "candidates"])
+def test_features_offline_equal_online_for_every_logged_request(builder, log_frame, items):
+    offline, request_of_row = builder.from_log(log_frame, column=items)
+    requests = zip(
+        log_frame["section"],
+        log_frame["user_id"],
+        log_frame["context"],
+        log_frame["time"],
+        log_frame[items],
+        strict=True,
+    )
+    for i, (section, user, context, when, ids) in enumerate(requests):
+        online = builder.one(section, user, {**context, "time": when}, ids.tolist())
+        np.testing.assert_array_equal(online, offline[request_of_row == i])
+
+
+def test_features_offline_chunks_do_not_change_values(builder, prepared):
+    lists = prepared.lists_in(STATS)
+    whole = builder.transform(lists.requests, lists.item_id, lists.request_of_row)
+    chunked = builder.transform(lists.requests, lists.item_id, lists.request_of_row, chunk_rows=97)
+    np.testing.assert_array_equal(whole, chunked)
+
+
+def test_features_section_context_features_take_their_default_outside_their_section(builder, log_frame):
+    matrix, request_of_row = builder.from_log(log_frame)
+    section = log_frame["section"].to_numpy()[request_of_row]
+    owner = {
+        "source_similarity": "similar_items",
+        "category_match": "category_explore",
+        "query_match": "search",
+    }
+    owner["query_similarity"] = "search"
+    for name, home in owner.items():
+        values = column(builder, matrix, name)
+        default = FEATURES[name].default
+        assert np.all(values[section != home] == default), name
+        inside = values[section == home]
+        assert inside.size, name
+        assert np.all(inside != default), name
+        low, high = (0.0, 1.0) if name in ("category_match", "query_match") else (-1.0, 1.0)
+        assert inside.min() >= low - 1e-12, name
+        assert inside.max() <= high + 1e-12, name
+
+
+def test_features_unknown_items_and_users_get_defaults(builder):
+    out = builder.one("discover", 10**9, {"device": "fridge", "time": 1.7e9}, [10**9, -5])
+    expected = {spec.name: spec.default for spec in builder.specs}
+    for j, name in enumerate(builder.features):
+        np.testing.assert_array_equal(out[:, j], expected[name] if name != "task_type" else 0.0, err_msg=name)
+
+
+def test_features_unknown_source_item_takes_the_default(builder, tables):
+    catalog, _ = tables
+    items = catalog["item_id"].to_numpy()[:5]
+    known = builder.one("similar_items", 1, {"source_item": int(items[0]), "time": 1.7e9}, items)
+    unknown = builder.one("similar_items", 1, {"source_item": 10**9, "time": 1.7e9}, items)
+    j = builder.features.index("source_similarity")
+    assert known[0, j] == pytest.approx(1.0)
+    np.testing.assert_array_equal(unknown[:, j], FEATURES["source_similarity"].default)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_features_match_a_naive_reference(builder, tables, stats):
+    catalog, users = tables
+    rng = np.random.default_rng(5)
+    items = catalog.sample(12, random_state=1)
+    user = users.iloc[int(rng.integers(len(users)))]
+    source = catalog.iloc[3]
+    tags = str(items.iloc[0]["tags"]).split()
+    query = f"{tags[0]} nosuchword"
+    when = float(catalog["publish_time"].max()) + 86400.0 * 3
+    emb = [c for c in catalog.columns if c.startswith("emb_")]
+    uemb = [c for c in users.columns if c.startswith("u_emb_")]
+    stats_row = dict(zip(stats.item_id.tolist(), range(len(stats)), strict=True))
+    for section, context in [
+        ("discover", {"device": "mobile"}),
+        ("similar_items", {"device": "desktop", "source_item": int(source["item_id"])}),
+        ("category_explore", {"device": "tablet", "category": int(items.iloc[1]["category"])}),
+        ("search", {"query": query}),
+    ]:
+        got = builder.one(section, int(user["user_id"]), {**context, "time": when}, items["item_id"].tolist())
+        for r, item in enumerate(items.itertuples()):
+            vector = unit(catalog.loc[item.Index, emb].to_numpy(float))
+            s = stats_row.get(item.item_id)
+            clicks = stats.clicks[s] if s is not None else 0
+            conversions = stats.conversions[s] if s is not None else 0
+            expected = {
+                "task_type": builder.sections.index(section),
+                "affinity": unit(user[uemb].to_numpy(float)) @ vector,
+                "popularity_log": np.log1p(item.popularity),
+                "item_coec": (clicks + 20.0) / ((stats.expected_clicks[s] if s is not None else 0) + 20.0),
+                "item_cvr": (conversions + 10.0 * stats.cvr_prior) / (clicks + 10.0),
+                "item_impressions_log": np.log1p(stats.impressions[s] if s is not None else 0),
+                "age_days": (when - item.publish_time) / 86400.0,
+                "price_log": np.log1p(item.price),
+                "promoted": float(item.promoted),
+                "segment": builder.segments.index(user["segment"]),
+                "device": builder.devices.index(context["device"]) if "device" in context else -1,
+                "source_similarity": unit(catalog.loc[source.name, emb].to_numpy(float)) @ vector
+                if section == "similar_items"
+                else -2.0,
+                "category_match": float(item.category == context["category"])
+                if section == "category_explore"
+                else -1.0,
+                "query_match": (tags[0] in str(item.tags).split()) / 2 if section == "search" else -1.0,
+            }
+            for name, value in expected.items():
+                assert got[r, builder.features.index(name)] == pytest.approx(value, abs=1e-12), (
+                    section,
+                    name,
+                )
+
+
+def test_features_query_similarity_is_the_cosine_with_the_words_item_mean(builder, tables):
+    catalog, _ = tables
+    emb = [c for c in catalog.columns if c.startswith("emb_")]
+    vectors = catalog[emb].to_numpy(float)
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    words = str(catalog.iloc[0]["tags"]).split()[:2]
+    tagged = [catalog["tags"].str.split().apply(lambda t, w=w: w in t).to_numpy() for w in words]
+    total = sum(unit(vectors[mask].sum(axis=0)) for mask in tagged)
+    query = unit(total)
+    got = builder.one("search", 0, {"query": " ".join(words), "time": 1.7e9}, catalog["item_id"].iloc[:20])
+    np.testing.assert_allclose(
+        got[:, builder.features.index("query_similarity")], vectors[:20] @ query, atol=1e-12
+    )
+
+
+def test_features_specs_record_defaults_and_categories(builder, stats, ranker_config):
+    specs = {s.name: s for s in builder.specs}
+    assert specs["task_type"].categories == ranker_config.section_names
+    assert specs["segment"].categories == ("casual", "heavy", "new")
+    assert specs["device"].categories == ("desktop", "mobile", "tablet")
+    assert specs["item_cvr"].default == stats.cvr_prior
+    assert specs["source_similarity"].default == -2.0
+    assert builder.categorical == tuple(builder.features.index(n) for n in ("task_type", "segment", "device"))
+
+
+def test_features_one_unknown_section_refused(builder):
+    with pytest.raises(FeatureInputError, match="unknown section 'checkout'"):
+        builder.one("checkout", 1, {}, [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("context", "match"),
+    # Context fields of the wrong type, named.
+    [
+        ({"query": 5}, "context `query` to be a string"),
+        ({"source_item": 1.5}, "`source_item` to be an int or str id"),
+        ({"device": 3}, "`device` to be a string"),
+        ({"time": float("nan")}, "context `time` to be finite"),
+    ],
+)
+def test_features_one_bad_context_refused(builder, context, match):
+    with pytest.raises(RequestError, match=match):
+        builder.one("search", 1, context, [1])
+
+
+def test_requests_single_takes_time_from_context_or_now():
+    assert Requests.single("discover", 1, {"time": 5.0}, now=9.0).time[0] == 5.0
+    assert Requests.single("discover", 1, {}, now=9.0).time[0] == 9.0
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    # Catalog and user tables the feature function cannot use.
+    [
+        (lambda c, u: (c.drop(columns="price"), u), r"catalog: missing columns \['price'\]"),
+        (
+            lambda c, u: (c.drop(columns=[x for x in c.columns if x.startswith("emb_")]), u),
+            r"emb_0 \.\. emb_",
+        ),
+        (lambda c, u: (pd.concat([c, c.iloc[:1]]), u), "catalog.item_id: id .* appears more than once"),
+        (lambda c, u: (c.assign(price=np.nan), u), "column 'price' needs finite numbers"),
+        (lambda c, u: (c, u.drop(columns="segment")), r"users: missing columns \['segment'\]"),
+        (
+            lambda c, u: (c, u.drop(columns=[x for x in u.columns if x.startswith("u_emb_")][1:])),
+            "affinity needs",
+        ),
+    ],
+)
+def test_features_bad_tables_refused(tables, stats, ranker_config, change, match):
+    catalog, users = change(*tables)
+    with pytest.raises(FeatureTableError, match=match):
+        FeatureBuilder(
+            FeatureTables(catalog, users, stats), features=ALL, sections=ranker_config.section_contexts
+        )
+
+
+def test_features_unknown_feature_name_refused(tables, stats, ranker_config):
+    with pytest.raises(FeatureInputError, match=r"unknown features \['colour'\]"):
+        FeatureBuilder(
+            FeatureTables(*tables, stats), features=("colour",), sections=ranker_config.section_contexts
+        )

@@ -1,0 +1,194 @@
+"""Training: every design end to end, the union it trains on, task_type in use, determinism, LambdaRanker."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ranker.dataset import TEST, TRAIN, VALIDATION
+from ranker.errors import UnionSpecError
+from ranker.features import FEATURES, TASK_TYPE
+from ranker.labels import TrainingDataError
+from ranker.metrics import OVERALL
+from ranker.train import LambdaRanker, NotFittedError, _training_lists, train_design
+
+
+def test_train_every_design_trains_and_evaluates_its_sections(trained, ranker_config):
+    for design, result in trained.items():
+        spec = ranker_config.designs[design]
+        assert result.model.sections == spec.sections
+        assert result.model.builder.features == spec.features
+        metrics = result.metrics
+        assert set(metrics["section"]) == {OVERALL, *spec.sections}
+        assert set(metrics["metric"]) == {"ndcg@10", "map@10", "recall@10", "auc"}
+        defined = metrics.dropna(subset=["mean"])
+        assert len(defined) == len(metrics)
+        assert ((defined["mean"] >= 0) & (defined["mean"] <= 1)).all()
+        assert (defined["ci_low"] <= defined["mean"]).all()
+        assert (defined["mean"] <= defined["ci_high"]).all()
+
+
+def test_train_base_serves_the_relevance_sections_without_task_type_or_context(trained):
+    model = trained["base"].model
+    assert model.sections == ("discover", "similar_items", "category_explore")
+    assert not model.serves("search")
+    assert model.contract.task_types == ()
+    assert all(FEATURES[f].context is None and f != TASK_TYPE for f in model.contract.feature_names)
+    assert set(model.boosters) == {"*"}
+
+
+def test_train_independent_has_one_model_per_section(trained, ranker_config):
+    result = trained["independent"]
+    assert set(result.model.boosters) == set(ranker_config.designs["independent"].sections)
+    for section, info in result.metadata["training"].items():
+        assert set(info["lists_by_section"]) == {section}
+
+
+def test_train_consolidated_uses_task_type(trained, prepared):
+    model = trained["consolidated"].model
+    lists = prepared.lists_in(TEST)
+    x = model.builder.transform(lists.requests, lists.item_id, lists.request_of_row)
+    j = model.builder.features.index(TASK_TYPE)
+    booster = model.boosters["*"]
+    before = booster.predict(x)
+    changed = []
+    for code in range(len(model.contract.task_types)):
+        other = x.copy()
+        other[:, j] = code
+        changed.append(np.abs(booster.predict(other) - before).max())
+    assert max(changed) > 1e-6
+    assert booster.feature_importance("split")[j] > 0
+
+
+def test_train_union_takes_whole_lists_in_the_target_shares(prepared, tables, ranker_config):
+    catalog, users = tables
+    result = train_design("base", prepared, catalog, users, ranker_config, union="equal")
+    union = result.metadata["union"]
+    assert union["strategy"] == "equal"
+    total = union["lists"]
+    for share in union["sections"]:
+        assert share["lists_taken"] == share["distinct_taken"]
+        assert abs(share["achieved_share"] - 1 / 3) <= 1 / total
+    train = prepared.lists_in(TRAIN, ranker_config.designs["base"].sections)
+    taken = sum(info["lists"] for info in result.metadata["training"].values())
+    assert taken <= total <= train.n_requests
+
+
+def test_train_union_spec_checked(prepared, tables, ranker_config):
+    catalog, users = tables
+    with pytest.raises(UnionSpecError, match="expected 3 numbers"):
+        train_design("base", prepared, catalog, users, ranker_config, union="1,2")
+    with pytest.raises(UnionSpecError, match="not independent"):
+        train_design("independent", prepared, catalog, users, ranker_config, union="equal")
+    with pytest.raises(TrainingDataError, match=r"train window has no list .* or a union share of 0"):
+        train_design("consolidated", prepared, catalog, users, ranker_config, union="1,0,0,0")
+
+
+def test_train_rows_are_the_examined_top_of_lists_with_a_positive_label(prepared, ranker_config):
+    lists = prepared.lists_in(TRAIN)
+    rows = _training_lists(lists, 4)
+    assert rows.position.max() <= 3
+    assert rows.has_positive.all()
+    kept = lists.keep_rows(lists.position < 4)
+    assert rows.n_requests == int(kept.has_positive.sum())
+
+
+def test_train_metadata_records_the_split_and_the_held_out_decisions(trained, prepared):
+    metadata = trained["consolidated"].metadata
+    assert metadata["split"] == prepared.split.to_dict()
+    assert metadata["held_out"] == prepared.held_out()
+    assert metadata["labels"]["rules"]["search"]["revenue_step"] > 0
+    assert metadata["windows"]["test"]["decisions"] == int((prepared.window == TEST).sum())
+
+
+def test_train_same_data_same_seed_same_model(prepared, tables, ranker_config, trained):
+    catalog, users = tables
+    again = train_design("independent", prepared, catalog, users, ranker_config)
+    for section, booster in trained["independent"].model.boosters.items():
+        assert again.model.boosters[section].model_to_string() == booster.model_to_string()
+
+
+def test_train_too_few_lists_in_a_window_refused(prepared, tables, ranker_config):
+    catalog, users = tables
+    window = prepared.window.copy()
+    window[(prepared.lists.requests.section == "search") & (window == VALIDATION)] = -1
+    broken = dataclasses.replace(prepared, window=window)
+    with pytest.raises(
+        TrainingDataError,
+        match=r"validation window has no list with a positive label in section\(s\) \['search'\]",
+    ):
+        train_design("consolidated", broken, catalog, users, ranker_config)
+
+
+def ranking_data(seed: int, n_lists: int = 300, size: int = 10):
+    """Lists whose label grows with feature 0; feature 1 is noise; positions are the logged order."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_lists * size, 2))
+    y = np.clip(np.round(x[:, 0] + 0.3 * rng.normal(size=len(x))), 0, 3).astype(int)
+    positions = np.tile(np.arange(size), n_lists)
+    return x, y, np.full(n_lists, size), positions
+
+
+def test_lambda_ranker_learns_the_relevant_feature_and_stops_early(ranker_config):
+    x, y, groups, _ = ranking_data(0)
+    xv, yv, gv, _ = ranking_data(1)
+    settings = dataclasses.replace(ranker_config.lightgbm, num_boost_round=200, early_stopping_rounds=5)
+    ranker = LambdaRanker(settings, feature_names=("signal", "noise"), position_bias="none")
+    assert ranker.fit(x, y, groups, valid=(xv, yv, gv)) is ranker
+    assert ranker.best_iteration_ <= len(ranker.history_) < 200
+    assert ranker.best_score_ == max(ranker.history_)
+    assert ranker.booster_.num_trees() == ranker.best_iteration_
+    scores = ranker.predict(xv)
+    assert np.corrcoef(scores, xv[:, 0])[0, 1] > 0.8
+    assert not ranker.used_positions_
+
+
+@pytest.mark.parametrize(("mode", "used"), [("unbiased", True), ("truncate", False), ("none", False)])
+def test_lambda_ranker_passes_positions_only_when_unbiased(ranker_config, mode, used):
+    x, y, groups, positions = ranking_data(2)
+    settings = dataclasses.replace(ranker_config.lightgbm, num_boost_round=5)
+    ranker = LambdaRanker(settings, feature_names=("signal", "noise"), position_bias=mode)
+    ranker.fit(x, y, groups, positions=positions)
+    assert ranker.used_positions_ is used
+
+
+def test_lambda_ranker_unbiased_model_differs_from_the_plain_one(ranker_config):
+    x, y, groups, positions = ranking_data(3)
+    # Clicks fall off down the list whatever the relevance: the debiased model must weigh pairs differently.
+    y = np.where(positions < 3, y, 0)
+    settings = dataclasses.replace(ranker_config.lightgbm, num_boost_round=10)
+    plain = LambdaRanker(settings, feature_names=("signal", "noise"), position_bias="none").fit(x, y, groups)
+    debiased = LambdaRanker(settings, feature_names=("signal", "noise"), position_bias="unbiased").fit(
+        x, y, groups, positions=positions
+    )
+    assert plain.booster_.model_to_string() != debiased.booster_.model_to_string()
+
+
+def test_lambda_ranker_predict_before_fit_refused(ranker_config):
+    with pytest.raises(NotFittedError, match="call fit before predict"):
+        LambdaRanker(ranker_config.lightgbm, feature_names=("a",)).predict(np.zeros((1, 1)))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "groups", "match"),
+    # Shapes and labels LightGBM would misread.
+    [
+        (np.zeros((4, 3)), np.zeros(4), [4], r"features of shape \(R, 2\)"),
+        (np.zeros((4, 2)), np.array([0, 1, -1, 0]), [4], "integer labels >= 0"),
+        (np.zeros((4, 2)), np.array([0, 1, 0.5, 0]), [4], "integer labels >= 0"),
+        (np.zeros((4, 2)), np.zeros(4), [3], "group sizes >= 1 summing to 4"),
+    ],
+)
+def test_lambda_ranker_bad_input_refused(ranker_config, x, y, groups, match):
+    with pytest.raises(TrainingDataError, match=match):
+        LambdaRanker(ranker_config.lightgbm, feature_names=("a", "b")).fit(x, y, np.asarray(groups))
+
+
+def test_train_timings_report_rows_per_second(trained):
+    timings = trained["consolidated"].timings
+    assert timings["rows"] == sum(
+        info["rows"] for info in trained["consolidated"].metadata["training"].values()
+    )
+    assert timings["rows_per_second"] == pytest.approx(timings["rows"] / timings["fit_seconds"])
