@@ -15,7 +15,7 @@ from ranker.dataset import TEST
 from ranker.evaluate import LOGGED, EvaluationError, evaluate_models, evaluate_scores
 from ranker.labels import label_lists
 from ranker.metrics import OVERALL
-from tests.ranker.conftest import write_simulation
+from tests.conftest import write_simulation
 from tests.ranker.test_labels import SECTIONS, joined_frame
 
 SETTINGS = EvaluationSettings(k=3, n_bootstrap=50, alpha=0.1, seed=0)
