@@ -14,6 +14,7 @@ from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import embedding_columns, items_from_frame
 from service.commands.export import export_command
 from service.commands.learn import learn_command, replay_command
+from service.commands.options import config_option
 from service.commands.policy_value import policy_value_command
 from service.commands.simulate import simulate_command
 from service.commands.train import evaluate_command, train_command
@@ -29,16 +30,6 @@ class Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
-
-
-def config_option(func):
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Sections config (TOML). Default: the one shipped with the package.",
-    )(func)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

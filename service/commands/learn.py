@@ -17,18 +17,9 @@ from bandits.replay import POLICY_SPECS, parse_policy, replay_table
 from bandits.rewards import REWARDS
 from bandits.vw_policy import EXPLORATIONS, VWSettings
 from heuristics import SectionsConfig
+from service.commands.options import config_option, log_option
 
 ESTIMATOR_NAMES = ("ips", "snips", "dm", "dr", "replay")
-
-
-def config_option(func):
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Sections config (TOML). Default: the one shipped with the package.",
-    )(func)
 
 
 def log_window_options(func):
@@ -67,13 +58,7 @@ def log_window_options(func):
 
 
 @click.command("learn")
-@click.option(
-    "--log",
-    "log_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The decision log (SQLite) to learn from.",
-)
+@log_option("The decision log (SQLite) to learn from.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -157,13 +142,7 @@ def learn_command(
 
 
 @click.command("replay")
-@click.option(
-    "--log",
-    "log_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="A decision log (SQLite), or a logged-bandit file (.csv / .parquet, see docs/replay.md).",
-)
+@log_option("A decision log (SQLite), or a logged-bandit file (.csv / .parquet, see docs/replay.md).")
 @click.option(
     "--policy",
     "policy_specs",

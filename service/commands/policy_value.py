@@ -10,6 +10,7 @@ import numpy as np
 
 from bandits.replay import POLICY_SPECS, parse_policy
 from heuristics import SectionsConfig
+from service.commands.options import config_option, world_option
 from service.progress import progress
 from simulator.policy_eval import OUTCOMES, arm_values
 from simulator.world import World
@@ -17,7 +18,7 @@ from simulator.world_config import WorldConfig
 
 
 @click.command("policy-value")
-@click.option("--world", "world_ref", default="default", show_default=True, help="World name or TOML file.")
+@world_option
 @click.option("--seed", type=int, default=0, show_default=True, help="The world's seed (as simulated).")
 @click.option(
     "--policy",
@@ -30,13 +31,7 @@ from simulator.world_config import WorldConfig
 @click.option("--since", type=float, default=None, help="Only requests at or after this time (Unix seconds).")
 @click.option("--until", type=float, default=None, help="Only requests before this time (Unix seconds).")
 @click.option("--outcome", type=click.Choice(OUTCOMES), default="clicks", show_default=True)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Sections config (TOML). Default: the one shipped with the package.",
-)
+@config_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write JSON here.")
 def policy_value_command(
     world_ref: str,

@@ -10,6 +10,7 @@ import click
 from bandits.log import DecisionLog
 from bandits.log_summary import SectionSummary, summarize_log
 from heuristics import SectionsConfig
+from service.commands.options import config_option, world_option
 from service.progress import progress
 from simulator.run import simulate
 from simulator.world import World
@@ -40,13 +41,7 @@ def print_summary(summaries: dict[str, SectionSummary], sections: SectionsConfig
 
 
 @click.command("simulate")
-@click.option(
-    "--world",
-    "world_ref",
-    default="default",
-    show_default=True,
-    help="World name (under simulator/worlds/) or a world TOML file.",
-)
+@world_option
 @click.option("--requests", "n_requests", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seeds the world and the logging policy."
@@ -65,13 +60,7 @@ def print_summary(summaries: dict[str, SectionSummary], sections: SectionsConfig
     show_default=True,
     help="With --exploration epsilon: the share of requests that explore.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Sections config (TOML). Default: the one shipped with the package.",
-)
+@config_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
