@@ -22,12 +22,16 @@ $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	@mkdir -p $(DEMO)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(CLI) sections
-	@for section in discover similar_items category_explore search; do \
-		$(CLI) rerank --sample 40 --seed 7 --section $$section --arm 0 --k 8 || exit 1; \
-		$(CLI) rerank --sample 40 --seed 7 --section $$section --arm -1 --k 8 || exit 1; \
-	done
+	$(CLI) simulate --world default --requests 100000 --seed 0 --out $(DEMO)/sim
+	$(CLI) train --design base --log $(DEMO)/sim/log.db --out $(DEMO)/models/base
+	$(CLI) train --design consolidated --log $(DEMO)/sim/log.db --out $(DEMO)/models/consolidated
+	$(CLI) train --design independent --log $(DEMO)/sim/log.db --out $(DEMO)/models/independent
+	$(CLI) evaluate $(DEMO)/models/base $(DEMO)/models/consolidated $(DEMO)/models/independent \
+		--log $(DEMO)/sim/log.db --out $(DEMO)/models/comparison.json
+	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
+	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
