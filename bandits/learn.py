@@ -9,6 +9,7 @@ correctly; decisions whose section or arm the config no longer has are skipped a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,13 +187,18 @@ def learn_policy(
     settings: LearnSettings | None = None,
     *,
     warm_start: str | Path | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> tuple[VWKnobPolicy, Path]:
     """Fit a VW knob policy on the log and save it as the next version in `out_dir`.
 
     With `warm_start` (a policy file or directory; its latest version) learning continues from that model.
+    `progress` wraps the two stages (reading the log, fitting), e.g. in a progress bar.
     """
     settings = settings or LearnSettings()
+    stages = iter(progress(["read", "fit"]) if progress else ["read", "fit"])
+    next(stages)
     data = read_decisions(log, sections, settings)
+    next(stages)
     if len(data) == 0:
         raise LearnError(
             f"{log.path}: no decisions to learn from in this window "
@@ -228,6 +234,8 @@ def learn_policy(
         "learn_settings": {k: v for k, v in asdict(settings).items() if k != "vw"},
     }
     path = policy.save(out_dir, metadata)
+    for _ in stages:  # close the progress bar
+        pass
     return policy, path
 
 

@@ -7,7 +7,7 @@ context, padded to the largest section's arm count (arms a section does not have
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -102,19 +102,36 @@ def replay_table(
     n_bootstrap: int = 200,
     alpha: float = 0.05,
     seed: int = 0,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> pd.DataFrame:
-    """Estimates of every policy's value per section and overall, with intervals and diagnostics."""
+    """Estimates of every policy's value per section and overall, with intervals and diagnostics.
+
+    Each (policy, estimator) pair is one step of `progress` (e.g. a progress bar).
+    """
     logged = logged_bandit(decisions, sections)
+    distributions = {name: target_distribution(p, decisions, sections) for name, p in policies.items()}
+    steps = [(name, estimator) for name in policies for estimator in estimators]
     frames = []
-    for name, policy in policies.items():
+    for name, estimator in progress(steps) if progress else steps:
         table = evaluate(
             logged,
-            target_distribution(policy, decisions, sections),
-            estimators=estimators,
+            distributions[name],
+            estimators=(estimator,),
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             seed=seed,
         )
         table.insert(0, "policy", name)
         frames.append(table)
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    # Group rows policy by policy, each group's rows section by section as `evaluate` orders them.
+    order = {e: i for i, e in enumerate(estimators)}
+    groups = list(dict.fromkeys(out["group"]))
+    out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
+    out["_p"] = out["policy"].map({p: i for i, p in enumerate(policies)})
+    out["_e"] = out["estimator"].map(order)
+    return (
+        out.sort_values(["_p", "_g", "_e"], kind="stable")
+        .drop(columns=["_g", "_p", "_e"])
+        .reset_index(drop=True)
+    )

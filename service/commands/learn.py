@@ -18,6 +18,7 @@ from bandits.rewards import REWARDS
 from bandits.vw_policy import EXPLORATIONS, VWSettings
 from heuristics import SectionsConfig
 from service.commands.options import config_option, log_option
+from service.progress import progress
 
 ESTIMATOR_NAMES = ("ips", "snips", "dm", "dr", "replay")
 
@@ -123,7 +124,14 @@ def learn_command(
         ),
     )
     with DecisionLog.open(log_path) as log:
-        policy, path = learn_policy(log, sections, out, settings, warm_start=out if warm else None)
+        policy, path = learn_policy(
+            log,
+            sections,
+            out,
+            settings,
+            warm_start=out if warm else None,
+            progress=lambda stages: progress(stages, desc="learning"),
+        )
     meta = policy.metadata_
     try:
         counts = meta["counts"]
@@ -231,7 +239,14 @@ def replay_command(
             raise click.ClickException(f"{log_path}: no decisions in this window")
         policies = {spec: parse_policy(spec, sections) for spec in policy_specs}
         table = replay_table(
-            decisions, sections, policies, estimators=names, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+            decisions,
+            sections,
+            policies,
+            estimators=names,
+            n_bootstrap=n_bootstrap,
+            alpha=alpha,
+            seed=seed,
+            progress=lambda steps: progress(steps, desc="replaying"),
         )
     print_replay(table)
     if out is not None:
