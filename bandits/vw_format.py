@@ -121,7 +121,7 @@ def adf_example(shared: str, actions: list[str], chosen: int | None = None, labe
 SMALL_BATCH = 64
 
 
-def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> pd.Series:
+def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> list[str]:
     """Shared lines for a batch, built column-wise.
 
     String columns become ``name=value`` features, numeric columns ``name:value``. Small batches (a served
@@ -142,7 +142,7 @@ def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> pd.Series:
                 for name, values in arrays.items()
             ]
             rows.append(shared_line(features))
-        return pd.Series(rows, dtype=object)
+        return rows
     parts: list[pd.Series] = []
     for name, values in arrays.items():
         series = pd.Series(values)
@@ -153,11 +153,11 @@ def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> pd.Series:
     body = parts[0]
     for part in parts[1:]:
         body = body + " " + part
-    return f"shared |{SHARED_NS} " + body
+    return (f"shared |{SHARED_NS} " + body).tolist()
 
 
 def labelled_blocks(
-    shared: pd.Series,
+    shared: list[str] | pd.Series,
     keys: np.ndarray,
     chosen: np.ndarray,
     rewards: np.ndarray,

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import vowpalwabbit
 
 from bandits.base import KnobPolicy
@@ -108,7 +107,7 @@ def arm_action_lines(sections: SectionsConfig) -> dict[str, list[str]]:
     }
 
 
-def context_lines(context: PolicyContext) -> pd.Series:
+def context_lines(context: PolicyContext) -> list[str]:
     """The shared lines of B requests."""
     return shared_lines(
         {
