@@ -32,6 +32,10 @@ demo: $(VENV)/.installed
 		--log $(DEMO)/sim/log.db --out $(DEMO)/models/comparison.json
 	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
 	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
+	$(CLI) load-catalog --store $(DEMO)/store.db $(DEMO)/sim/catalog.parquet
+	$(CLI) load-users --store $(DEMO)/store.db $(DEMO)/sim/users.parquet
+	$(CLI) serve --store $(DEMO)/store.db --log $(DEMO)/served.db --models $(DEMO)/models \
+		--policy $(DEMO)/policy --host 127.0.0.1 --port 8000 --workers 2
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ from service.commands.export import export_command
 from service.commands.learn import learn_command, replay_command
 from service.commands.options import config_option
 from service.commands.policy_value import policy_value_command
+from service.commands.serve import load_catalog_command, load_users_command, serve_command
 from service.commands.simulate import simulate_command
 from service.commands.train import evaluate_command, train_command
 from service.errors import USER_ERRORS
@@ -228,6 +229,9 @@ main.add_command(replay_command)
 main.add_command(policy_value_command)
 main.add_command(train_command)
 main.add_command(evaluate_command)
+main.add_command(load_catalog_command)
+main.add_command(load_users_command)
+main.add_command(serve_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

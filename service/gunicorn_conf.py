@@ -1,0 +1,39 @@
+"""gunicorn settings of `sectionrank serve` (``gunicorn --config python:service.gunicorn_conf``).
+
+- No ``preload_app``: each worker imports the app and builds its pipeline after the fork, so no LightGBM
+  booster or VW workspace crosses a fork (LightGBM #4751, gunicorn #2520).
+- Sync workers: one request at a time per worker, so the per-worker pipeline needs no thread pool, and
+  LightGBM predicts with ``num_threads=1`` (the pipeline passes it on every call).
+- ``worker_exit`` closes the worker's decision writer, draining its queue into the log: a SIGTERM to the
+  master (graceful stop) loses no decision that a response acknowledged. An ``atexit`` hook in
+  service.state does the same when a worker exits another way.
+
+``bind``, ``workers`` and ``timeout`` come from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+
+preload_app = False
+worker_class = "sync"
+graceful_timeout = 30
+keepalive = 2
+# A worker loads its models at start; give it time on a slow machine.
+timeout = 30
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+proc_name = "sectionrank"
+
+
+def post_fork(server, worker) -> None:
+    """Keep OpenMP to one thread in the worker before anything loads LightGBM."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def worker_exit(server, worker) -> None:
+    """Drain the worker's decision queue into the log before the process ends."""
+    from service.state import close_all
+
+    close_all()

@@ -1,0 +1,317 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json.
+
+The schemas are JSON Schema 2020-12 (OpenAPI 3.1), so the tests validate real responses against them with
+`jsonschema`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from service.validation import MAX_FEEDBACK_ITEMS, MAX_ID_CHARS, MAX_SHORT_CHARS, MAX_TEXT_CHARS
+
+ID = {
+    "oneOf": [
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+        {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+    ]
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str], *, extra: bool = False) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": extra,
+    }
+
+
+SCHEMAS: dict[str, Any] = {
+    "Id": ID,
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                    "field": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+                ["status", "field", "message"],
+            )
+        },
+        ["error"],
+    ),
+    "RerankRequest": _obj(
+        {
+            "section": {"type": "string", "minLength": 1, "maxLength": MAX_SHORT_CHARS},
+            "user": _obj({"id": _ref("Id"), "features": {"type": "object"}}, ["id"]),
+            "context": _obj(
+                {
+                    "source_item": _ref("Id"),
+                    "category": _ref("Id"),
+                    "query": {"type": "string", "maxLength": MAX_TEXT_CHARS},
+                    "device": {"type": "string", "minLength": 1, "maxLength": MAX_SHORT_CHARS},
+                    "time": {"type": "number", "minimum": 0, "maximum": 1e11},
+                },
+                [],
+            ),
+            "candidates": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Distinct item ids of one type, or objects with an id (other keys ignored).",
+                "items": {
+                    "oneOf": [
+                        _ref("Id"),
+                        {"type": "object", "properties": {"id": _ref("Id")}, "required": ["id"]},
+                    ]
+                },
+            },
+            "k": {"type": "integer", "minimum": 1},
+            "request_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+        },
+        ["section", "user", "candidates"],
+    ),
+    "RerankResponse": _obj(
+        {
+            "event_id": {"type": "string"},
+            "section": {"type": "string"},
+            "items": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": _ref("Id"),
+                        "score": {"type": ["number", "null"]},
+                        "rank": {"type": "integer", "minimum": 1},
+                    },
+                    ["id", "score", "rank"],
+                ),
+            },
+            "arm": _obj(
+                {
+                    "id": {"type": "string"},
+                    "knobs": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "propensity": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                },
+                ["id", "knobs", "propensity"],
+            ),
+            "model_versions": {"type": "object", "additionalProperties": {"type": "string"}},
+            "timing": {"type": "object", "additionalProperties": {"type": "number"}, "required": ["total"]},
+            "fallback": {"enum": [None, "input_order", "base_order"]},
+            "cached": {"type": "boolean"},
+            "request_id": {"type": "string"},
+        },
+        ["event_id", "section", "items", "arm", "model_versions", "timing", "fallback", "cached"],
+    ),
+    "Slot": {
+        "oneOf": [
+            _ref("Id"),
+            _obj({"position": {"type": "integer", "minimum": 0}}, ["position"]),
+        ]
+    },
+    "FeedbackRequest": _obj(
+        {
+            "event_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+            "clicks": {"type": "array", "items": _ref("Slot"), "maxItems": MAX_FEEDBACK_ITEMS},
+            "conversions": {"type": "array", "items": _ref("Slot"), "maxItems": MAX_FEEDBACK_ITEMS},
+            "revenue": {"type": "number", "minimum": 0},
+            "reward": {"type": "number"},
+            "time": {"type": "number", "minimum": 0, "maximum": 1e11},
+        },
+        ["event_id", "clicks"],
+    ),
+    "FeedbackResponse": _obj(
+        {
+            "event_id": {"type": "string"},
+            "stored": {
+                "type": "boolean",
+                "description": "false when feedback on this event was stored before",
+            },
+            "late": {"type": "boolean"},
+            "clicks": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "conversions": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        },
+        ["event_id", "stored", "late", "clicks", "conversions"],
+    ),
+    "Sections": _obj(
+        {
+            "sections": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": {"type": "string"},
+                        "description": {"type": "string"},
+                        "required_context": {"type": "array", "items": {"type": "string"}},
+                        "pipeline": {"type": "array", "items": {"type": "string"}},
+                        "model": {"enum": ["base", "consolidated", "independent"]},
+                        "ranker_version": {"type": "string"},
+                        "arms": {"type": "integer", "minimum": 1},
+                        "default_arm": {"type": "string"},
+                        "serving": _obj(
+                            {
+                                "default_k": {"type": "integer"},
+                                "max_candidates": {"type": "integer"},
+                                "latency_budget_ms": {"type": "number"},
+                                "cache_size": {"type": "integer"},
+                            },
+                            ["default_k", "max_candidates", "latency_budget_ms", "cache_size"],
+                        ),
+                    },
+                    ["name", "required_context", "model", "arms", "default_arm", "serving"],
+                    extra=True,
+                ),
+            }
+        },
+        ["sections"],
+    ),
+    "Models": _obj(
+        {
+            "loaded_at": {"type": "number"},
+            "heuristics": {"type": "boolean"},
+            "policy": _obj({"spec": {"type": "string"}, "version": {"type": "string"}}, ["spec", "version"]),
+            "section_models": {"type": "object", "additionalProperties": {"type": "string"}},
+            "models": {
+                "type": "object",
+                "additionalProperties": _obj(
+                    {
+                        "version": {"type": "string"},
+                        "path": {"type": "string"},
+                        "sections": {"type": "array", "items": {"type": "string"}},
+                        "contract": {"type": "object"},
+                    },
+                    ["version", "path", "sections", "contract"],
+                ),
+            },
+            "reloaded": {"const": True},
+            "seconds": {"type": "number"},
+        },
+        ["loaded_at", "policy", "section_models", "models"],
+    ),
+    "ReloadRequest": _obj(
+        {
+            "models": {"type": "object", "additionalProperties": {"type": "string"}},
+            "policy": {"type": "string"},
+            "section_models": {
+                "type": "object",
+                "additionalProperties": {"enum": ["base", "consolidated", "independent"]},
+            },
+        },
+        [],
+    ),
+    "Health": _obj({"status": {"const": "ok"}}, ["status"]),
+    "Ready": _obj(
+        {"status": {"const": "ready"}, "queued_decisions": {"type": "integer", "minimum": 0}}, ["status"]
+    ),
+}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed JSON",
+        401: "Missing or wrong admin token",
+        404: "Unknown event or route",
+        413: "Body larger than max_body_bytes",
+        422: "Invalid field (named in error.field)",
+        503: "No models loaded, or the decision queue is full",
+    }
+    return {str(c): {"description": reasons[c], **_json("Error")} for c in codes}
+
+
+PATHS: dict[str, Any] = {
+    "/v1/rerank": {
+        "post": {
+            "summary": "Re-rank candidates for one section request",
+            "requestBody": {"required": True, **_json("RerankRequest")},
+            "responses": {"200": {"description": "The ranked items", **_json("RerankResponse")}}
+            | _errors(400, 413, 422, 503),
+        }
+    },
+    "/v1/feedback": {
+        "post": {
+            "summary": "Clicks, conversions and reward on a served decision (idempotent)",
+            "requestBody": {"required": True, **_json("FeedbackRequest")},
+            "responses": {"200": {"description": "Stored, or a repeat", **_json("FeedbackResponse")}}
+            | _errors(400, 404, 413, 422),
+        }
+    },
+    "/v1/sections": {
+        "get": {
+            "summary": "The served sections",
+            "responses": {"200": {"description": "Sections", **_json("Sections")}} | _errors(503),
+        }
+    },
+    "/v1/models": {
+        "get": {
+            "summary": "Loaded model versions and inference contracts",
+            "responses": {"200": {"description": "Models", **_json("Models")}} | _errors(503),
+        }
+    },
+    "/v1/models/reload": {
+        "post": {
+            "summary": "Load new models/policy, check and smoke-test them, then swap (admin)",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": False, **_json("ReloadRequest")},
+            "responses": {"200": {"description": "Reloaded", **_json("Models")}} | _errors(400, 401, 422),
+        }
+    },
+    "/healthz": {
+        "get": {"summary": "Liveness", "responses": {"200": {"description": "Alive", **_json("Health")}}}
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: 503 until models are loaded",
+            "responses": {"200": {"description": "Ready", **_json("Ready")}} | _errors(503),
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics of the answering worker",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    },
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document (built once)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("sectionrank")
+    except PackageNotFoundError:
+        package_version = "0"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sectionrank", "version": package_version, "description": "See docs/http-api.md."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

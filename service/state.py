@@ -1,0 +1,464 @@
+"""What one worker holds: the loaded pipeline, the decision writer, the store; loading and hot reload.
+
+A worker builds its state after the fork (gunicorn runs without ``--preload``: LightGBM and VW must not
+cross a fork). `build_pipeline` reads the catalog and users from the store, loads the ranker designs the
+sections are mapped to (checking each inference contract), parses the knob policy and runs a smoke prediction
+per section; only then does `ServiceState.reload` swap the new pipeline in. A failure at any step leaves the
+serving pipeline untouched and raises `LoadError` naming the config key at fault.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bandits.base import KnobPolicy
+from bandits.errors import BanditsError, UnknownEventError
+from bandits.log import DecisionLog
+from bandits.records import DecisionBatch, FeedbackBatch
+from bandits.replay import parse_policy
+from heuristics import HeuristicsError, SectionsConfig
+from ranker.errors import RankerError
+from ranker.model import RankerModel
+from service.config import DESIGNS, ServiceConfig, ServiceConfigError
+from service.http_errors import ApiError
+from service.items import ItemAttributes
+from service.log_writer import DecisionWriter
+from service.metrics import Metrics
+from service.pipeline import RerankPipeline, RerankRequest, RerankResult
+from service.store import ServiceStore, StoreError
+from service.validation import cache_key, parse_feedback, parse_rerank
+
+LOGGER = logging.getLogger(__name__)
+
+#: The errors a bad config, store, artifact or policy raises while loading.
+LOAD_ERRORS = (
+    RankerError,
+    BanditsError,
+    HeuristicsError,
+    StoreError,
+    ServiceConfigError,
+    OSError,
+    ValueError,
+)
+
+
+class LoadError(ApiError):
+    """A pipeline that could not be built; `field` names the config key at fault."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(status, message, field)
+
+
+@dataclass
+class Loaded:
+    """A built pipeline and what it was built from; its caches go with it (a reload starts them empty)."""
+
+    config: ServiceConfig
+    pipeline: RerankPipeline
+    models: dict[str, RankerModel]
+    loaded_at: float
+    caches: dict[str, OrderedDict] = field(default_factory=dict)
+
+    @property
+    def sections(self) -> SectionsConfig:
+        return self.pipeline.sections
+
+
+def _load_step(field_name: str, step, *args, **kwargs):
+    try:
+        return step(*args, **kwargs)
+    except LOAD_ERRORS as exc:
+        raise LoadError(field_name, str(exc)) from None
+
+
+def build_pipeline(config: ServiceConfig) -> Loaded:
+    """Load everything `config` names and smoke-test it; raises `LoadError` naming the key at fault."""
+    sections = _load_step("sections_config", SectionsConfig.load, config.sections_config)
+    store = ServiceStore(config.store)
+    catalog, users = _load_step("store", store.tables)
+    designs = {}
+    for section in sections:
+        design = config.section_models.get(section.name)
+        if design is None:
+            raise LoadError(f"section_models.{section.name}", f"no design serves section {section.name!r}")
+        if design not in config.models:
+            raise LoadError(
+                f"models.{design}",
+                f"section {section.name!r} is served by {design!r}, which has no directory",
+            )
+        designs[section.name] = design
+    models = {
+        design: _load_step(
+            f"models.{design}", RankerModel.load, config.models[design], catalog=catalog, users=users
+        )
+        for design in sorted(set(designs.values()))
+    }
+    policy = _load_step("policy", parse_policy, config.policy, sections)
+    if not isinstance(policy, KnobPolicy):
+        raise LoadError("policy", f"{config.policy!r} is not a policy the service can serve")
+    rankers = {section: models[design] for section, design in designs.items()}
+    try:
+        items = _load_step("store", ItemAttributes, catalog, users)
+        pipeline = _load_step(
+            "section_models",
+            RerankPipeline,
+            sections,
+            rankers,
+            items,
+            policy,
+            heuristics=config.heuristics,
+            seed=config.seed,
+            num_threads=1,
+        )
+        _load_step("models", smoke_test, pipeline, catalog, users)
+    except LoadError:
+        close = getattr(policy, "close", None)  # a refused VW workspace must not leak
+        if callable(close):
+            close()
+        raise
+    return Loaded(config, pipeline, models, time.time())
+
+
+def smoke_test(pipeline: RerankPipeline, catalog, users, n_items: int = 5) -> None:
+    """Score and re-rank a few catalog items in every section; raises the stage's own error."""
+    ids = catalog["item_id"].to_numpy()[:n_items]
+    first = catalog.iloc[0]
+    tags = str(first.get("tags") or "").split()
+    context = {
+        "source_item": first["item_id"],
+        "category": first["category"],
+        "query": tags[0] if tags else "x",
+    }
+    context = {k: v.item() if isinstance(v, np.generic) else v for k, v in context.items()}
+    user = np.asarray(users["user_id"].to_numpy()[:1])
+    now = np.array([time.time()])
+    rng = np.random.default_rng(0)
+    for section in pipeline.sections:
+        result = pipeline.rerank_batch(
+            section.name, user, [context], now, ids[None, :], min(3, len(ids)), rng
+        )
+        if not np.isfinite(result.base_scores).all():
+            raise ValueError(f"section {section.name!r}: the smoke prediction gave non-finite scores")
+
+
+class RecentDecisions:
+    """(time, shown ids) of decisions by event id: recent ones of this worker from memory (bounded), older
+    ones and other workers' from the decision log."""
+
+    def __init__(self, log_path: Path, capacity: int = 100_000) -> None:
+        self.log_path = Path(log_path)
+        self.capacity = capacity
+        self._recent: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def add(self, event_id: str, when: float, shown: np.ndarray) -> None:
+        with self._lock:
+            self._recent[event_id] = (when, np.asarray(shown))
+            if len(self._recent) > self.capacity:
+                self._recent.popitem(last=False)
+
+    def get(self, event_id: str) -> tuple[float, np.ndarray] | None:
+        with self._lock:
+            found = self._recent.get(event_id)
+            if found is not None:
+                return found
+            if self._conn is None:
+                uri = self.log_path.absolute().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
+            row = self._conn.execute(
+                "SELECT time, shown FROM decisions WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return float(row[0]), np.asarray(json.loads(row[1]))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class ServiceState:
+    """The pipeline, decision writer, feedback log and metrics of one worker.
+
+    Parameters
+    ----------
+    config : ServiceConfig
+    load : bool
+        Build the pipeline now; a failure is kept in `load_error` (GET /readyz answers 503 with it) and the
+        state serves no reranks until a reload succeeds.
+    """
+
+    def __init__(self, config: ServiceConfig, *, load: bool = True) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.writer = DecisionWriter(config.log)
+        self.feedback_log = DecisionLog.open(config.log, create=True)
+        self.recent = RecentDecisions(config.log)
+        self.loaded: Loaded | None = None
+        self.load_error: LoadError | None = None
+        self._rerank_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._closed = False
+        _OPEN.append(self)
+        if load:
+            try:
+                self._swap(build_pipeline(config))
+            except LoadError as exc:
+                self.load_error = exc
+                LOGGER.error("service: pipeline not loaded: %s: %s", exc.field, exc.message)
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def reload(self, overrides: Mapping[str, Any] | None = None) -> Loaded:
+        """Build a pipeline from the current config with `overrides` (``models``, ``policy``,
+        ``section_models``), then swap it in; on failure the serving pipeline stays and `LoadError` is
+        raised."""
+        with self._reload_lock:
+            config = self.config
+            if overrides:
+                models = {**config.models, **overrides.get("models", {})}
+                bad = sorted(set(models) - set(DESIGNS))
+                if bad:
+                    raise LoadError(f"models.{bad[0]}", f"unknown design (expected one of {DESIGNS})")
+                for section, design in overrides.get("section_models", {}).items():
+                    if design not in DESIGNS:
+                        raise LoadError(
+                            f"section_models.{section}", f"expected one of {DESIGNS}, found {design!r}"
+                        )
+                config = config.with_overrides(
+                    models=models,
+                    policy=overrides.get("policy", config.policy),
+                    section_models={**config.section_models, **overrides.get("section_models", {})},
+                )
+            try:
+                loaded = build_pipeline(config)
+            except LoadError:
+                self.metrics.inc("sectionrank_reloads_total", result="refused")
+                raise
+            self._swap(loaded)
+            self.config = config
+            self.load_error = None
+            self.metrics.inc("sectionrank_reloads_total", result="ok")
+            return loaded
+
+    def _swap(self, loaded: Loaded) -> None:
+        # Under the rerank lock: no request is using the old policy while it is closed, and a request that
+        # read the old `loaded` before the swap runs on the new pipeline (see `rerank`).
+        with self._rerank_lock:
+            old, self.loaded = self.loaded, loaded
+            if old is not None and old.pipeline.policy is not loaded.pipeline.policy:
+                close = getattr(old.pipeline.policy, "close", None)
+                if callable(close):
+                    close()
+
+    def require_loaded(self) -> Loaded:
+        loaded = self.loaded
+        if loaded is None:
+            why = self.load_error.message if self.load_error else "not loaded yet"
+            raise ApiError(
+                503, f"no models loaded: {why}", self.load_error.field if self.load_error else None
+            )
+        return loaded
+
+    # -- rerank ----------------------------------------------------------------------------------------
+    def rerank(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Serve a rerank body: validate, answer from the cache or the pipeline, queue the decision."""
+        started = time.perf_counter()
+        loaded = self.require_loaded()
+        request = parse_rerank(body, loaded.sections)
+        size = loaded.sections[request.section].serving.cache_size
+        key = cache_key(body) if size > 0 else None
+        cache = loaded.caches.setdefault(request.section, OrderedDict()) if key is not None else None
+        cached = None
+        if cache is not None:
+            with self._rerank_lock:
+                cached = cache.get(key)
+                if cached is not None:
+                    cache.move_to_end(key)
+        if cached is not None:
+            result = self._from_cache(cached, request)
+        else:
+            with self._rerank_lock:
+                result = (self.loaded or loaded).pipeline.rerank(request)
+                if cache is not None and result.fallback is None:
+                    cache[key] = result
+                    while len(cache) > size:
+                        cache.popitem(last=False)
+        self._submit(result.decision)
+        elapsed = time.perf_counter() - started
+        section = request.section
+        self.metrics.inc("sectionrank_rerank_requests_total", section=section)
+        self.metrics.observe("sectionrank_rerank_latency_seconds", elapsed, section=section)
+        self.metrics.inc("sectionrank_arm_total", section=section, arm=result.arm_id)
+        if result.fallback is not None:
+            self.metrics.inc("sectionrank_fallbacks_total", section=section, kind=result.fallback)
+        if cached is not None:
+            self.metrics.inc("sectionrank_cache_hits_total", section=section)
+        return response_payload(result, request, cached=cached is not None, total_ms=elapsed * 1e3)
+
+    def _from_cache(self, first: RerankResult, request: RerankRequest) -> RerankResult:
+        event_id = uuid.uuid4().hex
+        when = float(request.context.get("time", time.time()))
+        context = {k: v for k, v in first.decision.context[0].items() if k != "request_id"}
+        context["cached"] = True
+        context["cached_from"] = first.event_id
+        if request.request_id is not None:
+            context["request_id"] = request.request_id
+        decision = replace(
+            first.decision, event_id=np.array([event_id]), time=np.array([when]), context=[context]
+        )
+        return replace(first, event_id=event_id, decision=decision, timing_ms={})
+
+    def _submit(self, decision: DecisionBatch | None) -> None:
+        if decision is None:
+            return
+        self.recent.add(str(decision.event_id[0]), float(decision.time[0]), decision.shown[0])
+        try:
+            self.writer.submit(decision)
+        except queue.Full:
+            raise ApiError(503, "the decision log queue is full; retry later") from None
+
+    # -- feedback --------------------------------------------------------------------------------------
+    def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Store feedback on a served decision; idempotent, 404 for an unknown event."""
+        request = parse_feedback(body)
+        found = self.recent.get(request.event_id)
+        if found is None:
+            raise ApiError(404, f"no decision with event_id {request.event_id!r}", "event_id")
+        decided_at, shown = found
+        clicks = positions("clicks", request.clicks, shown, request.event_id)
+        conversions = positions("conversions", request.conversions, shown, request.event_id)
+        not_clicked = np.setdiff1d(conversions, clicks)
+        if not_clicked.size:
+            raise ApiError(
+                422, f"position {int(not_clicked[0])} converted but was not clicked", "conversions"
+            )
+        late = request.time - decided_at > self.config.reward_wait_seconds
+        batch = FeedbackBatch(
+            event_id=np.array([request.event_id]),
+            time=np.array([request.time]),
+            clicks=[clicks],
+            conversions=[conversions],
+            revenue=np.array([request.revenue]),
+            reward=np.array([request.reward]),
+        )
+        pending = self.writer.is_pending(request.event_id)
+        try:
+            stored = self.feedback_log.append_feedback(batch, late=late, require_known=not pending)
+        except UnknownEventError:
+            raise ApiError(404, f"no decision with event_id {request.event_id!r}", "event_id") from None
+        result = "late" if stored and late else "stored" if stored else "repeat"
+        self.metrics.inc("sectionrank_feedback_total", result=result)
+        return {
+            "event_id": request.event_id,
+            "stored": bool(stored),
+            "late": bool(late),
+            "clicks": clicks.tolist(),
+            "conversions": conversions.tolist(),
+        }
+
+    # -- shutdown --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Drain the decision queue and close the logs (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.writer.close()
+        self.feedback_log.close()
+        self.recent.close()
+        if self.loaded is not None:
+            close = getattr(self.loaded.pipeline.policy, "close", None)
+            if callable(close):
+                close()
+        if self in _OPEN:
+            _OPEN.remove(self)
+
+
+def positions(
+    field_name: str, slots: tuple[tuple[str, int | str], ...], shown: np.ndarray, event_id: str
+) -> np.ndarray:
+    """Sorted distinct 0-based positions (m,) int64 of clicks given as positions or shown item ids."""
+    kinds = [kind for kind, _ in slots]
+    values = [value for _, value in slots]
+    out = np.zeros(len(slots), dtype=np.int64)
+    is_pos = np.array([k == "position" for k in kinds], dtype=bool)
+    if is_pos.any():
+        pos = np.array([v for v, p in zip(values, is_pos, strict=True) if p], dtype=np.int64)
+        past = np.flatnonzero(pos >= len(shown))
+        if past.size:
+            index = int(np.flatnonzero(is_pos)[past[0]])
+            raise ApiError(
+                422,
+                f"position {pos[past[0]]} is past the {len(shown)} items shown in event {event_id!r}",
+                f"{field_name}[{index}].position",
+            )
+        out[is_pos] = pos
+    if (~is_pos).any():
+        wanted = np.empty(int((~is_pos).sum()), dtype=object)
+        wanted[:] = [v for v, p in zip(values, is_pos, strict=True) if not p]
+        shown_obj = np.empty(len(shown), dtype=object)
+        shown_obj[:] = list(shown)
+        match = wanted[:, None] == shown_obj[None, :]
+        missing = np.flatnonzero(~match.any(axis=1))
+        if missing.size:
+            index = int(np.flatnonzero(~is_pos)[missing[0]])
+            raise ApiError(
+                422,
+                f"item {wanted[missing[0]]!r} was not shown in event {event_id!r}",
+                f"{field_name}[{index}]",
+            )
+        out[~is_pos] = match.argmax(axis=1)
+    return np.unique(out)
+
+
+def response_payload(
+    result: RerankResult, request: RerankRequest, *, cached: bool, total_ms: float
+) -> dict[str, Any]:
+    """The JSON body of a rerank response."""
+    ids = result.item_ids.tolist()
+    scores = [s if math.isfinite(s) else None for s in result.scores.tolist()]
+    items = [{"id": i, "score": s, "rank": r} for r, (i, s) in enumerate(zip(ids, scores, strict=True), 1)]
+    timing = {**result.timing_ms, "total": round(total_ms, 4)}
+    payload = {
+        "event_id": result.event_id,
+        "section": result.section,
+        "items": items,
+        "arm": {"id": result.arm_id, "knobs": result.knobs, "propensity": result.propensity},
+        "model_versions": result.model_versions,
+        "timing": timing,
+        "fallback": result.fallback,
+        "cached": cached,
+    }
+    if request.request_id is not None:
+        payload["request_id"] = request.request_id
+    return payload
+
+
+#: Every open state of this process, closed by gunicorn's worker_exit hook and at interpreter exit.
+_OPEN: list[ServiceState] = []
+
+
+def close_all() -> None:
+    """Close every open state of this process (drains their decision queues)."""
+    for state in list(_OPEN):
+        state.close()
+
+
+atexit.register(close_all)

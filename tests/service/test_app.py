@@ -1,0 +1,319 @@
+"""The HTTP API through Flask's test client: every endpoint, valid and invalid, on the tiny world's models.
+
+The fixtures here (a filled store, a config dict, an app) are imported by the other test_app_*.py files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bandits.log import DecisionLog
+from service.app import create_app, get_state
+from service.store import ServiceStore
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def store_db(sim_dir, tmp_path_factory):
+    """A service store filled with the tiny world's catalog and users."""
+    path = tmp_path_factory.mktemp("store") / "store.db"
+    store = ServiceStore(path)
+    store.load("catalog", pd.read_parquet(sim_dir / "catalog.parquet"))
+    store.load("users", pd.read_parquet(sim_dir / "users.parquet"))
+    return path
+
+
+def config_dict(store_db, saved, log_path, **overrides):
+    return {
+        "store": str(store_db),
+        "log": str(log_path),
+        "models": {d: str(p) for d, p in saved.items()},
+        "policy": "uniform",
+        "admin_token": TOKEN,
+        "reward_wait_seconds": 60.0,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module")
+def app(store_db, saved, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.delenv("SECTIONRANK_ADMIN_TOKEN", raising=False)
+    log_path = tmp_path_factory.mktemp("log") / "decisions.db"
+    application = create_app(config_dict(store_db, saved, log_path))
+    yield application
+    get_state(application).close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def catalog_ids(tables):
+    return tables[0]["item_id"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def user_ids(tables):
+    return tables[1]["user_id"].to_numpy()
+
+
+def rerank_body(catalog_ids, user_ids, section="discover", n=30, **extra):
+    context = {
+        "discover": {},
+        "similar_items": {"source_item": int(catalog_ids[0])},
+        "category_explore": {"category": 1},
+        "search": {"query": "rere"},
+    }[section]
+    return {
+        "section": section,
+        "user": {"id": int(user_ids[0])},
+        "context": {**context, "device": "mobile", "time": 1_710_000_000.0},
+        "candidates": [int(i) for i in catalog_ids[:n]],
+        "k": 10,
+        **extra,
+    }
+
+
+def post(client, path, body, **kwargs):
+    return client.post(path, json=body, **kwargs)
+
+
+# -- rerank ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section", ["discover", "similar_items", "category_explore", "search"])
+def test_rerank_returns_top_k_of_the_candidates(client, catalog_ids, user_ids, section):
+    body = rerank_body(catalog_ids, user_ids, section)
+    response = post(client, "/v1/rerank", body)
+    assert response.status_code == 200, response.get_json()
+    out = response.get_json()
+    ids = [item["id"] for item in out["items"]]
+    assert len(ids) == 10
+    assert len(set(ids)) == 10
+    assert set(ids) <= set(body["candidates"])
+    assert [item["rank"] for item in out["items"]] == list(range(1, 11))
+    assert all(np.isfinite(item["score"]) for item in out["items"])
+    assert out["section"] == section
+    assert out["fallback"] is None
+    assert 0 < out["arm"]["propensity"] <= 1
+    assert out["arm"]["id"].startswith(section)
+    assert out["model_versions"]["ranker"]
+
+
+def test_rerank_k_above_candidates_returns_all(client, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, n=4, k=50)
+    out = post(client, "/v1/rerank", body).get_json()
+    assert sorted(item["id"] for item in out["items"]) == sorted(body["candidates"])
+
+
+def test_rerank_default_k_is_the_sections(client, app, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, n=60)
+    del body["k"]
+    out = post(client, "/v1/rerank", body).get_json()
+    assert len(out["items"]) == get_state(app).loaded.sections["discover"].serving.default_k
+
+
+def test_rerank_candidate_objects_equal_plain_ids(client, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, request_id="same")
+    plain = post(client, "/v1/rerank", body).get_json()
+    objects = {**body, "candidates": [{"id": i, "price": 3} for i in body["candidates"]]}
+    as_objects = post(client, "/v1/rerank", objects).get_json()
+    np.testing.assert_allclose(
+        sorted(i["score"] for i in plain["items"] if plain["arm"]["id"] == as_objects["arm"]["id"]),
+        sorted(i["score"] for i in as_objects["items"] if plain["arm"]["id"] == as_objects["arm"]["id"]),
+    )
+    assert len(as_objects["items"]) == 10
+
+
+def test_rerank_unknown_items_and_users_get_defaults(client, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, n=5)
+    body["user"] = {"id": 10**12}
+    body["candidates"] = [*body["candidates"], 10**12 + 1, 10**12 + 2]
+    out = post(client, "/v1/rerank", body)
+    assert out.status_code == 200
+    assert {i["id"] for i in out.get_json()["items"]} == set(body["candidates"])
+
+
+def test_rerank_string_ids_unknown_to_an_int_catalog_are_served(client, user_ids):
+    body = {"section": "discover", "user": {"id": "anonymous"}, "candidates": ["a", "b", "c"], "k": 2}
+    out = post(client, "/v1/rerank", body)
+    assert out.status_code == 200
+    assert {i["id"] for i in out.get_json()["items"]} <= {"a", "b", "c"}
+
+
+def test_rerank_decision_reaches_the_log(client, app, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, request_id="req-7")
+    out = post(client, "/v1/rerank", body).get_json()
+    state = get_state(app)
+    assert state.writer.flush()
+    with DecisionLog.open(state.config.log) as log:
+        rows = log.decisions()
+    row = rows[rows["event_id"] == out["event_id"]].iloc[0]
+    assert list(row["shown"]) == [i["id"] for i in out["items"]]
+    assert row["arm_id"] == out["arm"]["id"]
+    assert row["propensity"] == pytest.approx(out["arm"]["propensity"])
+    assert row["context"]["request_id"] == "req-7"
+    assert out["request_id"] == "req-7"
+
+
+def test_rerank_missing_required_context_is_422_naming_it(client, catalog_ids, user_ids):
+    body = rerank_body(catalog_ids, user_ids, "similar_items")
+    del body["context"]["source_item"]
+    response = post(client, "/v1/rerank", body)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "context.source_item"
+
+
+def test_rerank_too_many_candidates_is_422(client, app, user_ids):
+    limit = get_state(app).loaded.sections["discover"].serving.max_candidates
+    body = {"section": "discover", "user": {"id": 1}, "candidates": list(range(limit + 1))}
+    response = post(client, "/v1/rerank", body)
+    assert response.status_code == 422
+    assert response.get_json()["error"] == {
+        "status": 422,
+        "field": "candidates",
+        "message": f"{limit + 1} candidates, section 'discover' takes at most {limit}",
+    }
+
+
+# -- feedback -------------------------------------------------------------------------------------------
+
+
+def served(client, catalog_ids, user_ids, **extra):
+    return post(client, "/v1/rerank", rerank_body(catalog_ids, user_ids, **extra)).get_json()
+
+
+def test_feedback_joins_with_its_decision(client, app, catalog_ids, user_ids):
+    out = served(client, catalog_ids, user_ids)
+    shown = [i["id"] for i in out["items"]]
+    fb = {"event_id": out["event_id"], "clicks": [shown[2], {"position": 0}], "conversions": [shown[2]]}
+    fb["revenue"] = 12.5
+    fb["time"] = 1_710_000_010.0
+    response = post(client, "/v1/feedback", fb)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {
+        "event_id": out["event_id"],
+        "stored": True,
+        "late": False,
+        "clicks": [0, 2],
+        "conversions": [2],
+    }
+    state = get_state(app)
+    state.writer.flush()
+    with DecisionLog.open(state.config.log) as log:
+        joined = log.joined()
+    row = joined[joined["event_id"] == out["event_id"]].iloc[0]
+    assert row["has_feedback"]
+    assert list(row["clicks"]) == [0, 2]
+    assert list(row["conversions"]) == [2]
+    assert row["revenue"] == 12.5
+
+
+def test_feedback_is_idempotent(client, app, catalog_ids, user_ids):
+    out = served(client, catalog_ids, user_ids)
+    first = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 1}]})
+    again = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 4}]})
+    assert first.get_json()["stored"] is True
+    assert again.status_code == 200
+    assert again.get_json()["stored"] is False
+    state = get_state(app)
+    state.writer.flush()
+    with DecisionLog.open(state.config.log) as log:
+        feedback = log.feedback()
+    rows = feedback[feedback["event_id"] == out["event_id"]]
+    assert len(rows) == 1
+    assert list(rows.iloc[0]["clicks"]) == [1]
+
+
+def test_feedback_after_the_wait_window_is_late(client, app, catalog_ids, user_ids):
+    out = served(client, catalog_ids, user_ids)
+    wait = get_state(app).config.reward_wait_seconds
+    on_time = 1_710_000_000.0 + wait
+    response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [], "time": on_time + 1})
+    assert response.get_json()["late"] is True
+    out2 = served(client, catalog_ids, user_ids)
+    response = post(client, "/v1/feedback", {"event_id": out2["event_id"], "clicks": [], "time": on_time})
+    assert response.get_json()["late"] is False
+
+
+def test_feedback_on_an_unknown_event_is_404(client):
+    response = post(client, "/v1/feedback", {"event_id": "no-such-event", "clicks": []})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["field"] == "event_id"
+
+
+def test_feedback_on_a_pending_decision_is_accepted(app, catalog_ids, user_ids):
+    # A decision served but not yet written (the writer still has it queued) counts as known.
+    state = get_state(app)
+    out = state.rerank(rerank_body(catalog_ids, user_ids))
+    state.writer._pending.add(out["event_id"])  # keep it pending whatever the writer thread does
+    try:
+        state.recent._recent.pop(out["event_id"], None)
+        state.recent.add(out["event_id"], 1_710_000_000.0, np.array([i["id"] for i in out["items"]]))
+        assert state.feedback({"event_id": out["event_id"], "clicks": [{"position": 0}]})["stored"]
+    finally:
+        state.writer._pending.discard(out["event_id"])
+
+
+def test_feedback_clicks_outside_the_shown_list_are_422(client, catalog_ids, user_ids):
+    out = served(client, catalog_ids, user_ids)
+    response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 10}]})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "clicks[0].position"
+    response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [10**9]})
+    assert response.get_json()["error"]["field"] == "clicks[0]"
+    response = post(
+        client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [], "conversions": [{"position": 1}]}
+    )
+    assert response.get_json()["error"]["field"] == "conversions"
+
+
+# -- the other endpoints ----------------------------------------------------------------------------------
+
+
+def test_sections_lists_every_section_with_its_model(client):
+    out = client.get("/v1/sections").get_json()
+    models = {s["name"]: s["model"] for s in out["sections"]}
+    assert models == {
+        "discover": "base",
+        "similar_items": "base",
+        "category_explore": "base",
+        "search": "independent",
+    }
+
+
+def test_models_lists_versions_and_contracts(client, saved):
+    out = client.get("/v1/models").get_json()
+    assert set(out["models"]) == {"base", "independent"}
+    assert "search" not in out["models"]["base"]["sections"]
+    assert [f["name"] for f in out["models"]["base"]["contract"]["features"]]
+    assert out["policy"]["spec"] == "uniform"
+
+
+def test_health_and_ready(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["status"] == "ready"
+
+
+def test_readyz_is_503_until_models_load(store_db, tmp_path, saved):
+    app = create_app(config_dict(store_db, saved, tmp_path / "log.db", models={}))
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["error"]["field"] == "models.base"
+        assert app.test_client().post("/v1/rerank", json={}).status_code == 503
+    finally:
+        get_state(app).close()

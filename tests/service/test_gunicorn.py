@@ -1,0 +1,143 @@
+"""A real `sectionrank serve` (gunicorn, 2 workers) on 127.0.0.1: it answers, its printed curl works, and a
+SIGTERM while threads fire requests loses no decision that got a 200."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bandits.log import DecisionLog
+from service.store import ServiceStore
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body: object = None, timeout: float = 10.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def write_config(tmp_path, sim_dir, saved) -> tuple:
+    store = tmp_path / "store.db"
+    ServiceStore(store).load("catalog", pd.read_parquet(sim_dir / "catalog.parquet"))
+    ServiceStore(store).load("users", pd.read_parquet(sim_dir / "users.parquet"))
+    log = tmp_path / "decisions.db"
+    config = tmp_path / "service.toml"
+    config.write_text(f'store = "{store}"\nlog = "{tmp_path / "other.db"}"\npolicy = "default"\n')
+    return config, log
+
+
+@pytest.fixture
+def server(tmp_path, sim_dir, saved):
+    """A running `sectionrank serve` with 2 workers: (process, port, log path, stdout path)."""
+    config, log = write_config(tmp_path, sim_dir, saved)
+    port = free_port()
+    out = tmp_path / "serve.out"
+    command = "from service.commands.serve import serve_command; serve_command()"
+    # The command-line overrides of the demo (--store, --log, --models, --policy) on top of the config file.
+    overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", "uniform"]
+    argv = [sys.executable, "-c", command, "--config", str(config), *overrides, "--port", str(port)]
+    argv += ["--workers", "2"]
+    with open(out, "w") as stdout:
+        process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    ready = 0
+    while ready < 3:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"server did not become ready:\n{out.read_text()}")
+        try:
+            ready = ready + 1 if request(port, "GET", "/readyz", timeout=2)[0] == 200 else 0
+        except OSError:
+            time.sleep(0.2)
+    yield process, port, log, out
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
+
+
+def test_serve_answers_and_its_curl_example_works(server):
+    _, port, _, out = server
+    printed = out.read_text()
+    assert f"on http://127.0.0.1:{port} with 2 workers" in printed
+    curl = next(line.strip() for line in printed.splitlines() if line.strip().startswith("curl "))
+    words = shlex.split(curl)
+    assert words[words.index("-X") + 1] == "POST"
+    assert f"http://127.0.0.1:{port}/v1/rerank" in words
+    body = json.loads(words[words.index("-d") + 1])
+    status, payload = request(port, "POST", "/v1/rerank", body)
+    assert status == 200, payload
+    assert len(json.loads(payload)["items"]) == body["k"]
+    status, _ = request(port, "GET", "/metrics")
+    assert status == 200
+
+
+def test_sigterm_while_serving_loses_no_acknowledged_decision(server):
+    process, port, log, _ = server
+    status, _ = request(port, "GET", "/v1/sections")
+    assert status == 200
+    body = {
+        "section": "discover",
+        "user": {"id": 1},
+        "context": {"device": "mobile"},
+        "candidates": list(range(40)),
+        "k": 10,
+    }
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def fire():
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                status, payload = request(port, "POST", "/v1/rerank", body, timeout=5)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            if status == 200:
+                with lock:
+                    acknowledged.append(json.loads(payload)["event_id"])
+
+    threads = [threading.Thread(target=fire) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    with lock:
+        before_term = len(acknowledged)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(STOP_TIMEOUT) == 0
+    stop.set()
+    for t in threads:
+        t.join(STOP_TIMEOUT)
+    assert before_term > 10
+    with DecisionLog.open(log) as decision_log:
+        logged = set(decision_log.decisions()["event_id"])
+    missing = sorted(set(acknowledged) - logged)
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged decisions not in the log"
