@@ -32,6 +32,7 @@ demo: $(VENV)/.installed
 		--log $(DEMO)/sim/log.db --out $(DEMO)/models/comparison.json
 	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
 	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
+	$(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick
 	$(CLI) load-catalog --store $(DEMO)/store.db $(DEMO)/sim/catalog.parquet
 	$(CLI) load-users --store $(DEMO)/store.db $(DEMO)/sim/users.parquet
 	$(CLI) serve --store $(DEMO)/store.db --log $(DEMO)/served.db --models $(DEMO)/models \

@@ -12,6 +12,7 @@ import pandas as pd
 
 from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import embedding_columns, items_from_frame
+from service.commands.compare import compare_command
 from service.commands.export import export_command
 from service.commands.learn import learn_command, replay_command
 from service.commands.options import config_option
@@ -232,6 +233,7 @@ main.add_command(evaluate_command)
 main.add_command(load_catalog_command)
 main.add_command(load_users_command)
 main.add_command(serve_command)
+main.add_command(compare_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,269 @@
+"""The design comparison: every serving strategy on the same simulated requests, over seeds, with intervals.
+
+`compare(world, seeds=5, settings=FULL)` runs `simulator.compare_run.run_seed` for every seed and
+summarises the seeds (`simulator.compare_stats`): exact clicks, conversions and revenue per request, NDCG@k
+against the true attractiveness, intra-list diversity, mean item age and catalog coverage, per section and
+overall, for each strategy, and the answers to the questions a team asks before it consolidates its models.
+`write_outputs(results, out)` writes ``results.json`` and the reports generated from it (``report.md``,
+``report.html``: `simulator.report`). docs/compare.md describes the method and the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from bandits.learn import LearnSettings
+from bandits.vw_policy import VWSettings
+from heuristics import SectionsConfig
+from ranker.config import RankerConfig
+from simulator.compare_run import STEPS, SeedResult, curve_section, run_seed
+from simulator.compare_settings import FULL, PRIMARY, CompareInputError, CompareSettings
+from simulator.compare_stats import summarize
+from simulator.world_config import WorldConfig
+
+SCHEMA_VERSION = 1
+Progress = Callable[[Iterable[int]], Iterable[int]]
+
+#: What each strategy serves; results.json carries it so that the report needs nothing else.
+STRATEGY_DESCRIPTIONS = {
+    "random": "random order of the candidates (a lower bound)",
+    "independent": "one LightGBM model per section, trained on that section's lists only; its own order",
+    "consolidated": "one multi-task LightGBM model (task_type, section-context features, traffic union); "
+    "its own order",
+    "base+default": "the shared base ranker (search: the independent search model) with each section's "
+    "hand-set default knob arm",
+    "base+best_fixed": "the base ranker with each section's best fixed arm, chosen on a separate tuning "
+    "sample of fresh requests (never on the evaluation requests)",
+    "base+bandit": "the base ranker with the knob arm chosen per request by the VW contextual bandit "
+    "learned from the log (with its 5% exploration)",
+    "consolidated+bandit": "the consolidated model with the bandit-chosen knob arms",
+    "oracle": "the candidates ordered by their true attractiveness in isolation (a bound: greedy, it "
+    "ignores satiation)",
+    "consolidated[equal]": "the consolidated model trained on the equal-share union",
+    "consolidated[business]": "the consolidated model trained on the revenue-share union",
+}
+#: Tables of ranker.toml every trained design reads.
+_SHARED_RANKER_TABLES = ("labels", "split", "stats", "lightgbm", "evaluation")
+
+
+def compare(
+    world: WorldConfig | str | Path = "default",
+    *,
+    seeds: int | Sequence[int] = 5,
+    settings: CompareSettings = FULL,
+    sections: SectionsConfig | None = None,
+    ranker_config: RankerConfig | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the comparison on a world over seeds and return the results (the content of results.json).
+
+    Parameters
+    ----------
+    world : WorldConfig, world name or path
+    seeds : int or sequence of int
+        A count n (seeds 0..n-1) or the seeds themselves; at least 2 (intervals need two).
+    settings : CompareSettings
+    sections : SectionsConfig, optional
+        The heuristics' config (the shipped one by default).
+    ranker_config : RankerConfig, optional
+        The ranker config (the shipped one by default).
+    progress : callable, optional
+        Wraps ``range(len(seeds) * len(STEPS))``; one item is drawn as each step of each seed starts (a
+        progress bar).
+
+    Raises
+    ------
+    CompareInputError, WorldConfigError, RankerError, BanditsError
+    """
+    started = time.perf_counter()
+    world_config = world if isinstance(world, WorldConfig) else WorldConfig.load(world)
+    seed_list = _seeds(seeds)
+    sections = SectionsConfig.load() if sections is None else sections
+    ranker_config = RankerConfig.load() if ranker_config is None else ranker_config
+    curve_section(world_config, settings)  # an unknown curve section is refused before any work
+    ticks = iter(progress(range(len(seed_list) * len(STEPS)))) if progress is not None else None
+
+    def step(_name: str) -> None:
+        if ticks is not None:
+            next(ticks, None)
+
+    with threadpool_limits(limits=settings.threads):
+        results: list[SeedResult] = [
+            run_seed(world_config, seed, settings, sections, ranker_config, step=step) for seed in seed_list
+        ]
+    if ticks is not None:
+        for _ in ticks:
+            pass
+    return assemble_results(
+        results,
+        world_config=world_config,
+        settings=settings,
+        sections=sections,
+        ranker_config=ranker_config,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def assemble_results(
+    results: Sequence[SeedResult],
+    *,
+    world_config: WorldConfig,
+    settings: CompareSettings,
+    sections: SectionsConfig,
+    ranker_config: RankerConfig,
+    seconds: float,
+) -> dict[str, Any]:
+    """The results dict (the content of results.json) from the seeds' results."""
+    names = list(world_config.sections)
+    target = curve_section(world_config, settings)
+    summary = summarize(results, settings, sections, sections=names, curve_section=target)
+    seeds = [r.seed for r in results]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "world": _world_info(world_config),
+        "seeds": seeds,
+        "settings": settings.to_dict(),
+        "primary_metric": PRIMARY,
+        "interval": (
+            f"95% Student-t interval over the {len(seeds)} per-seed means; differences between "
+            "strategies are paired (the same evaluation requests in each seed) and their interval is taken "
+            "over the per-seed differences"
+        ),
+        "sections": names,
+        "strategies": {
+            name: text for name, text in STRATEGY_DESCRIPTIONS.items() if name in summary["metrics"]
+        },
+        **summary,
+        "config_lines": config_lines_by_strategy(sections, ranker_config),
+        "log": [r.log for r in results],
+        "runtime": {
+            "seconds": seconds,
+            "steps": {k: sum(r.seconds.get(k, 0.0) for r in results) for k in _step_names(results)},
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, bool):
+        raise CompareInputError(f"Expected `seeds` to be a count or a list of seeds, found {seeds!r}")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if len(seed_list) < 2:
+        raise CompareInputError(f"Expected at least 2 seeds (intervals need two), found {len(seed_list)}")
+    if len(set(seed_list)) != len(seed_list) or min(seed_list) < 0:
+        raise CompareInputError(f"Expected distinct seeds >= 0, found {seed_list}")
+    return seed_list
+
+
+def _step_names(results: Sequence[SeedResult]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        names += [k for k in r.seconds if k not in names]
+    return names
+
+
+def _world_info(config: WorldConfig) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "source": config.source,
+        "items": config.items.count,
+        "users": config.users.count,
+        "candidates": config.candidates.count,
+        "days": config.period.days,
+        "sections": {
+            name: {"traffic": s.traffic, "context": s.context} for name, s in config.sections.items()
+        },
+    }
+
+
+# --- config lines -------------------------------------------------------------------------------------------
+
+
+def config_lines(path: str | Path, tables: Iterable[str]) -> int:
+    """Non-blank, non-comment lines of the TOML tables `tables` (and their sub-tables) in the file `path`,
+    header lines included; 0 when the file cannot be read."""
+    wanted = tuple(tables)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return 0
+    count = 0
+    current: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and not line.startswith("[["):
+            current = line.strip("[]").strip()
+        if not line or line.startswith("#") or current is None:
+            continue
+        if any(current == t or current.startswith(t + ".") for t in wanted):
+            count += 1
+    return count
+
+
+def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConfig) -> dict[str, Any]:
+    """Config lines a team maintains for each strategy (docs/compare.md: Cost)."""
+    ranker_path = ranker_config.source
+    sections_path = sections.source
+    names = list(sections.sections)
+
+    def ranker(designs: Iterable[str]) -> int:
+        designs = list(designs)
+        served = {s for d in designs for s in ranker_config.design(d).sections}
+        tables = (
+            [f"designs.{d}" for d in designs]
+            + [f"sections.{s}" for s in served]
+            + list(_SHARED_RANKER_TABLES)
+        )
+        return config_lines(ranker_path, tables)
+
+    heuristics = config_lines(sections_path, [f"sections.{s}" for s in names])
+    bandit = len(fields(LearnSettings)) - 1 + len(fields(VWSettings))
+    base = ranker(["base", "independent"])
+    return {
+        "independent": ranker(["independent"]),
+        "consolidated": ranker(["consolidated"]),
+        "base+default": base + heuristics,
+        "base+best_fixed": base + heuristics + len(names),
+        "base+bandit": base + heuristics + bandit,
+        "consolidated+bandit": ranker(["consolidated"]) + heuristics + bandit,
+        "sources": {"ranker": str(ranker_path), "sections": str(sections_path), "learn_settings": bandit},
+    }
+
+
+# --- output -------------------------------------------------------------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity as null, so that results.json is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_outputs(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """Write results.json, report.md and report.html into `out` (created); returns their paths."""
+    from simulator.report import render_html, render_markdown
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    safe = _json_safe(results)
+    paths = {"results": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
+    paths["results"].write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(safe), encoding="utf-8")
+    paths["html"].write_text(render_html(safe), encoding="utf-8")
+    return paths

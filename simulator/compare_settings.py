@@ -1,0 +1,119 @@
+"""The settings of a design comparison (`simulator.compare`), validated once, and its presets.
+
+Two presets: `FULL` (the default of ``sectionrank compare``) and `QUICK` (``--quick``: a smaller log and fewer
+evaluation requests per seed, the same number of seeds). Every size is per seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from simulator.errors import SimulatorError
+
+#: The union strategies the stratification question trains the consolidated model with (``traffic`` first:
+#: it is the consolidated model of every other question).
+UNIONS = ("traffic", "equal", "business")
+#: The outcome the conclusions are drawn on.
+PRIMARY = "clicks"
+#: Replay estimators (`bandits.ope`).
+ESTIMATORS = ("ips", "snips", "dm", "dr", "replay")
+
+
+class CompareInputError(SimulatorError, ValueError):
+    """A comparison cannot run with these settings; the message names the setting."""
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise CompareInputError(f"Expected `{name}` to be an integer >= {low}, found {value!r}")
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """What one comparison runs, per seed.
+
+    Attributes
+    ----------
+    log_requests : int
+        Requests logged under uniform knob exploration (the legacy scorer's log that every model and the
+        bandit learn from).
+    eval_requests : int
+        Fresh evaluation requests, drawn after the log's training windows (the ranker's test window), on
+        which every strategy is valued exactly.
+    tune_requests : int
+        Fresh requests (another seed, the same period) on which the best fixed arm is chosen.
+    curve_shares : tuple of float in (0, 1]
+        Shares of the curve section's own logged lists that the cross-learning curve trains with (1 is
+        the full data, always added).
+    curve_section : str or None
+        The section of the cross-learning curve; None: the world's section with the least traffic.
+    unions : tuple of str
+        Union strategies of the stratification question, ``traffic`` first.
+    estimators : tuple of str
+        Replay estimators.
+    n_bootstrap : int
+        Bootstrap resamples of the replay intervals.
+    threads : int
+        Threads of LightGBM training and of the OpenMP and BLAS pools while the comparison runs. 1 by
+        default: on 2 shared cores, pool threads that spin while they wait for a busy core slow training down
+        by an order of magnitude.
+    min_curve_lists : int
+        At least this many lists with a positive label are kept in each subsampled window of the curve.
+    """
+
+    log_requests: int = 60_000
+    eval_requests: int = 8_000
+    tune_requests: int = 4_000
+    curve_shares: tuple[float, ...] = (0.01, 0.05, 0.2, 1.0)
+    curve_section: str | None = None
+    unions: tuple[str, ...] = UNIONS
+    estimators: tuple[str, ...] = ESTIMATORS
+    n_bootstrap: int = 200
+    threads: int = 1
+    min_curve_lists: int = 3
+
+    def __post_init__(self) -> None:
+        _check_int("log_requests", self.log_requests, 200)
+        _check_int("eval_requests", self.eval_requests, 10)
+        _check_int("tune_requests", self.tune_requests, 10)
+        _check_int("n_bootstrap", self.n_bootstrap, 10)
+        _check_int("threads", self.threads, 1)
+        _check_int("min_curve_lists", self.min_curve_lists, 1)
+        shares = tuple(self.curve_shares)
+        if not shares or any(
+            isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s) or not 0 < s <= 1
+            for s in shares
+        ):
+            raise CompareInputError(f"Expected `curve_shares` in (0, 1], found {list(shares)!r}")
+        object.__setattr__(self, "curve_shares", tuple(sorted({float(s) for s in (*shares, 1.0)})))
+        if not self.unions or self.unions[0] != "traffic" or any(u not in UNIONS for u in self.unions):
+            raise CompareInputError(
+                f"Expected `unions` among {', '.join(UNIONS)}, starting with traffic, found "
+                f"{list(self.unions)!r}"
+            )
+        if len(set(self.unions)) != len(self.unions):
+            raise CompareInputError(f"Expected distinct `unions`, found {list(self.unions)!r}")
+        unknown = [e for e in self.estimators if e not in ESTIMATORS]
+        if not self.estimators or unknown:
+            raise CompareInputError(
+                f"Expected `estimators` among {', '.join(ESTIMATORS)}, found {list(self.estimators)!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    def with_sizes(self, **changes: Any) -> CompareSettings:
+        """A copy with some settings replaced (validated again)."""
+        return replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+#: ``sectionrank compare`` without ``--quick``.
+FULL = CompareSettings()
+#: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores).
+QUICK = CompareSettings(log_requests=20_000, eval_requests=3_000, tune_requests=1_500, n_bootstrap=100)

@@ -1,0 +1,257 @@
+"""The comparison report's plots, drawn from results.json alone, as PNG bytes.
+
+Each plot function takes the results dict (`simulator.compare.compare`, JSON-safe: NaN as None) and returns
+PNG bytes. Figures are drawn with matplotlib's object API and the Agg canvas (no pyplot state, no display).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+ALL = "all"
+_DPI = 100
+
+
+def num(value: Any) -> float:
+    """A JSON number, None as NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _errors(cells: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Means and the (2, n) distances to the interval ends (0 where an end is missing)."""
+    means = np.array([num(c.get("mean")) for c in cells])
+    low = np.array([num(c.get("low")) for c in cells])
+    high = np.array([num(c.get("high")) for c in cells])
+    below = np.where(np.isfinite(low), means - low, 0.0)
+    above = np.where(np.isfinite(high), high - means, 0.0)
+    return means, np.vstack([np.maximum(below, 0), np.maximum(above, 0)])
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _empty(figure: Figure, message: str) -> bytes:
+    ax = figure.add_subplot()
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    return _png(figure)
+
+
+def section_bars(results: Mapping[str, Any]) -> bytes:
+    """Clicks per request of every main strategy, grouped by section, with 95% intervals."""
+    headline = results["headline"]
+    groups = list(headline["rows"])
+    strategies = headline["strategies"]
+    figure = Figure(figsize=(11, 4.2))
+    ax = figure.add_subplot()
+    width = 0.8 / len(strategies)
+    x = np.arange(len(groups))
+    for i, strategy in enumerate(strategies):
+        means, errors = _errors([headline["rows"][g][strategy] for g in groups])
+        ax.bar(
+            x + (i - (len(strategies) - 1) / 2) * width,
+            np.nan_to_num(means),
+            width,
+            yerr=errors,
+            capsize=2,
+            label=strategy,
+        )
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("expected clicks per request")
+    ax.set_title("Clicks per request by section (95% intervals over seeds)")
+    ax.legend(ncols=4, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return _png(figure)
+
+
+def cross_learning(results: Mapping[str, Any]) -> bytes:
+    """The curve section's clicks and NDCG against its own training lists, consolidated vs independent."""
+    cross = results["cross_learning"]
+    curve = cross["curve"]
+    figure = Figure(figsize=(10, 3.8))
+    for j, metric in enumerate(("clicks", "ndcg")):
+        ax = figure.add_subplot(1, 2, j + 1)
+        lists = np.array([max(num(p["lists"]), 1.0) for p in curve])
+        for design, marker in (("consolidated", "o"), ("independent", "s")):
+            means, errors = _errors([p[design][metric] for p in curve])
+            ax.errorbar(lists, means, yerr=errors, marker=marker, capsize=3, label=design)
+        for p, x in zip(curve, lists, strict=True):
+            ax.annotate(
+                f"{100 * p['share']:g}%",
+                (x, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize="x-small",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{cross['section']}: its own training lists (log scale)")
+        ax.set_ylabel(
+            "expected clicks per request" if metric == "clicks" else "NDCG@k vs true attractiveness"
+        )
+        ax.legend(fontsize="small")
+    figure.suptitle(f"Cross-learning in {cross['section']} (95% intervals over seeds)")
+    return _png(figure)
+
+
+def stratification(results: Mapping[str, Any]) -> bytes:
+    """Clicks per request of the consolidated model per union strategy, by section."""
+    unions = results["stratification"]["unions"]
+    groups = list(next(iter(unions.values()))["clicks"])
+    figure = Figure(figsize=(9, 3.8))
+    ax = figure.add_subplot()
+    width = 0.8 / len(unions)
+    x = np.arange(len(groups))
+    for i, (union, data) in enumerate(unions.items()):
+        means, errors = _errors([data["clicks"][g] for g in groups])
+        ax.bar(
+            x + (i - (len(unions) - 1) / 2) * width,
+            np.nan_to_num(means),
+            width,
+            yerr=errors,
+            capsize=3,
+            label=f"union = {union}",
+        )
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("expected clicks per request")
+    ax.set_title("Consolidated model by union strategy (95% intervals)")
+    ax.legend(fontsize="small")
+    return _png(figure)
+
+
+def bandit_gains(results: Mapping[str, Any]) -> bytes:
+    """The bandit's gain over the best fixed arm and over the default arm, per section and user segment."""
+    by_section = results["bandit"]["by_section"]
+    groups = list(by_section)
+    figure = Figure(figsize=(11, 3.8))
+    for j, key in enumerate(("vs_best_fixed", "vs_default")):
+        ax = figure.add_subplot(1, 2, j + 1)
+        segments = sorted({s for g in groups for s in by_section[g]["by_segment"]})
+        columns = [*segments, ALL]
+        width = 0.8 / len(columns)
+        x = np.arange(len(groups))
+        for i, segment in enumerate(columns):
+            cells = [
+                by_section[g][key]
+                if segment == ALL
+                else by_section[g]["by_segment"].get(segment, {}).get(key, {})
+                for g in groups
+            ]
+            means, errors = _errors(cells)
+            ax.bar(
+                x + (i - (len(columns) - 1) / 2) * width,
+                np.nan_to_num(means),
+                width,
+                yerr=errors,
+                capsize=2,
+                label=segment,
+            )
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(x, groups, rotation=20)
+        ax.set_ylabel("clicks per request, bandit minus " + ("best fixed" if j == 0 else "default"))
+        ax.legend(title="segment", fontsize="x-small")
+    figure.suptitle("Bandit knobs: paired gain per section and user segment (95% intervals)")
+    return _png(figure)
+
+
+def bandit_arms(results: Mapping[str, Any]) -> bytes:
+    """Share of requests per knob value, per section and user segment, as the bandit chose (heat maps)."""
+    knob_shares = results["bandit"]["knob_shares"]
+    panels = [(s, k, v) for s, knobs in knob_shares.items() for k, v in knobs.items()]
+    if not panels:
+        return _empty(Figure(figsize=(6, 2)), "no knob with more than one value was chosen by the bandit")
+    cols = 3
+    rows = math.ceil(len(panels) / cols)
+    figure = Figure(figsize=(4.2 * cols, 2.6 * rows))
+    for i, (section, knob, shares) in enumerate(panels):
+        ax = figure.add_subplot(rows, cols, i + 1)
+        segments = [s for s in shares if s != ALL] + [ALL]
+        values = sorted({v for s in shares.values() for v in s}, key=float)
+        matrix = np.array([[shares[s].get(v, 0.0) for s in segments] for v in values])
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues", aspect="auto")
+        for (r, c), share in np.ndenumerate(matrix):
+            ax.text(
+                c,
+                r,
+                f"{share:.0%}",
+                ha="center",
+                va="center",
+                fontsize="x-small",
+                color="white" if share > 0.6 else "black",
+            )
+        ax.set_xticks(range(len(segments)), segments, fontsize="small")
+        ax.set_yticks(range(len(values)), values, fontsize="small")
+        ax.set_title(f"{section}: {knob}", fontsize="small")
+        figure.colorbar(image, ax=ax, fraction=0.046)
+    figure.suptitle("Knob values the bandit chose, share of requests per user segment")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def replay_vs_truth(results: Mapping[str, Any]) -> bytes:
+    """Every seed's replay estimate with its bootstrap interval against that seed's truth, per section."""
+    rows = [r for r in results["replay"]["rows"] if r["section"] != ALL]
+    if not rows:
+        return _empty(Figure(figsize=(6, 2)), "no replay rows")
+    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    figure = Figure(figsize=(3.2 * len(estimators), 3.4))
+    truths = [num(p["truth"]) for r in rows for p in r["per_seed"]]
+    low, high = min(truths), max(truths)
+    pad = 0.15 * (high - low or 1.0)
+    markers = {"bandit": "o", "default": "s", "best_fixed": "^"}
+    for i, estimator in enumerate(estimators):
+        ax = figure.add_subplot(1, len(estimators), i + 1)
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linewidth=0.8)
+        for policy, marker in markers.items():
+            points = [
+                p
+                for r in rows
+                if r["estimator"] == estimator and r["policy"] == policy
+                for p in r["per_seed"]
+            ]
+            if not points:
+                continue
+            value = np.array([num(p["value"]) for p in points])
+            lower = np.array([num(p["ci_low"]) for p in points])
+            upper = np.array([num(p["ci_high"]) for p in points])
+            errors = np.vstack([np.maximum(value - lower, 0), np.maximum(upper - value, 0)])
+            ax.errorbar(
+                [num(p["truth"]) for p in points],
+                value,
+                yerr=np.nan_to_num(errors),
+                fmt=marker,
+                capsize=2,
+                markersize=4,
+                alpha=0.75,
+                label=policy,
+            )
+        ax.set_title(estimator)
+        ax.set_xlabel("truth (clicks per request)")
+        if i == 0:
+            ax.set_ylabel("replay estimate (95% bootstrap interval)")
+            ax.legend(fontsize="x-small")
+    figure.suptitle("Offline replay estimates against the exact truth: every seed and section")
+    figure.tight_layout()
+    return _png(figure)
+
+
+#: Plot id -> (title, function): every plot of the HTML report, in order.
+PLOTS: dict[str, tuple[str, Callable[[Mapping[str, Any]], bytes]]] = {
+    "section_bars": ("Clicks per request by section", section_bars),
+    "cross_learning": ("Cross-learning curve", cross_learning),
+    "stratification": ("Union strategies", stratification),
+    "bandit_gains": ("Bandit gains by segment", bandit_gains),
+    "bandit_arms": ("The bandit's knob choices by segment", bandit_arms),
+    "replay_vs_truth": ("Replay estimates against the truth", replay_vs_truth),
+}

@@ -1,0 +1,60 @@
+"""The worlds with a known answer (simulator/worlds/): the comparison's machine-readable conclusions come out
+right on each. Small sizes; each world runs 5 seeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from heuristics import SectionsConfig
+from simulator.compare import compare
+from simulator.compare_run import ALL
+from simulator.compare_settings import CompareSettings
+
+SETTINGS = CompareSettings(
+    log_requests=10_000,
+    eval_requests=1_500,
+    tune_requests=600,
+    curve_shares=(0.05,),
+    unions=("traffic",),
+    n_bootstrap=30,
+)
+
+
+@pytest.mark.slow
+def test_compare_tiny_related_world_consolidated_wins_in_the_tiny_section():
+    results = compare("tiny_related", seeds=5, settings=SETTINGS)
+    cross = results["cross_learning"]
+    assert cross["section"] == "category_explore"  # the section with 2% of the traffic
+    assert "category_explore" in results["conclusions"]["cross_learning_gain_sections"]
+    assert cross["by_section"]["category_explore"]["verdict"] == "better"
+    # The less of its own data the tiny section has, the more the other sections' data is worth.
+    low, full = cross["curve"][0], cross["curve"][-1]
+    assert low["gain"]["verdict"] == "better"
+    assert low["gain"]["mean"] > full["gain"]["mean"] > 0
+
+
+@pytest.mark.slow
+def test_compare_no_sharing_world_has_no_cross_learning_gain_for_a_small_section():
+    results = compare("no_sharing", seeds=5, settings=SETTINGS)
+    cross = results["cross_learning"]
+    assert cross["gain_shares"] == []
+    for point in cross["curve"]:
+        assert point["gain"]["verdict"] != "better", point["share"]
+    assert cross["by_section"][cross["section"]]["verdict"] != "better"
+
+
+@pytest.mark.slow
+def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_nothing():
+    results = compare("no_freshness", seeds=5, settings=SETTINGS)
+    sections = SectionsConfig.load()
+    # The world's answer: the best fixed arm has freshness weight 0 in every section and seed.
+    for section, arm_ids in results["bandit"]["best_fixed_arms"].items():
+        knobs = {arm.id: arm.knobs for arm in sections[section].arms}
+        assert all(knobs[a]["freshness.weight"] == 0 for a in arm_ids), section
+    conclusions = results["conclusions"]
+    assert conclusions["bandit_vs_best_fixed"] != "better"
+    assert conclusions["bandit_gain_over_best_fixed"]["mean"] <= 0
+    # Uniform logging serves freshness weight 0 to about 36% of these requests; the bandit to more (not yet
+    # to nearly all: with 8,000 learning decisions the shipped VW settings reach about 60%, docs/compare.md).
+    assert conclusions["freshness_zero_share"] >= 0.5
+    assert results["bandit"]["by_section"][ALL]["vs_best_fixed"]["n"] == 5
