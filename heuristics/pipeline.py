@@ -42,6 +42,8 @@ class SectionPipeline:
             for name in self.section.knob_names
         }
         object.__setattr__(self, "_arm_table", table)
+        # Each arm's validated heuristics, built once: a batch under one arm (a served request) reuses them.
+        object.__setattr__(self, "_arm_steps", {})
 
     def knobs_for(self, arm_indices: np.ndarray) -> dict[str, np.ndarray]:
         """Knob values (B,) for each request's arm index (B,)."""
@@ -75,7 +77,7 @@ class SectionPipeline:
         scores: np.ndarray,
         items: ItemBatch,
         context: ContextBatch,
-        knobs: Mapping[str, float | np.ndarray],
+        knobs: Mapping[str, float | np.ndarray] | list[Heuristic],
         k: int | None = None,
     ) -> Ranking:
         """Re-rank B requests of n candidates each.
@@ -86,8 +88,8 @@ class SectionPipeline:
             Base ranker scores; any scale, normalised here per request.
         items, context
             Candidate attributes and request context of the B requests.
-        knobs : mapping ``"heuristic.knob" -> scalar or (B,) array``
-            Knob values, e.g. ``arm.knobs`` or ``knobs_for(arm_indices)``.
+        knobs : mapping ``"heuristic.knob" -> scalar or (B,) array``, or a list of built steps
+            Knob values, e.g. ``arm.knobs`` or ``knobs_for(arm_indices)``; or the heuristics `steps` built.
         k : int, optional
             How many to return per request (all when None; at most n).
 
@@ -102,7 +104,8 @@ class SectionPipeline:
         k_eff = n if k is None else min(int(k), n)
         current = normalize_scores(scores, self.section.normalize)
         order = None
-        for step in self.steps(knobs):
+        steps = knobs if isinstance(knobs, list) else self.steps(knobs)
+        for step in steps:
             if isinstance(step, ScoreHeuristic):
                 current = step.adjust(current, items, context)
             else:
@@ -124,6 +127,14 @@ class SectionPipeline:
         k: int | None = None,
     ) -> Ranking:
         """Re-rank B requests, each under its own arm (arm_indices has shape (B,))."""
+        arm_indices = np.asarray(arm_indices, dtype=np.int64)
+        if arm_indices.size and (arm_indices == arm_indices.flat[0]).all():
+            arm = int(arm_indices.flat[0])
+            if not 0 <= arm < len(self.section.arms):
+                self.knobs_for(arm_indices)  # raises the out-of-range error
+            if arm not in self._arm_steps:
+                self._arm_steps[arm] = self.steps(self.section.arms[arm].knobs)
+            return self.rerank_batch(scores, items, context, self._arm_steps[arm], k)
         return self.rerank_batch(scores, items, context, self.knobs_for(arm_indices), k)
 
     def rerank(
