@@ -43,6 +43,11 @@ from heuristics import SectionsConfig
 EXPLORATIONS = ("epsilon", "softmax", "squarecb")
 
 
+#: The example format the policy's features are written in; a model is only valid with the format it learned
+#: with, so the version is saved with it and checked at load. Bump it whenever the shared or action features
+#: change.
+FEATURE_FORMAT = "context-v1+arm-id-knob-values-v1"
+
 POLICY_FILE = re.compile(r"^policy-(\d{4,})\.vw$")
 
 
@@ -235,6 +240,7 @@ class VWKnobPolicy(KnobPolicy):
             "vowpalwabbit": package_version("vowpalwabbit"),
             "settings": asdict(self.settings),
             "arms": {s.name: [arm.id for arm in s.arms] for s in self.sections},
+            "feature_format": FEATURE_FORMAT,
             "sha256": hashlib.sha256(self.model_bytes_).hexdigest(),
             "n_examples": getattr(self, "n_examples_", 0),
             "progressive_loss": getattr(self, "progressive_loss_", None),
@@ -268,6 +274,11 @@ class VWKnobPolicy(KnobPolicy):
         if saved_major != installed.split(".")[0]:
             raise PolicyContractError(
                 f"{model_path}: saved with vowpalwabbit {meta.get('vowpalwabbit')}, installed {installed}"
+            )
+        if meta.get("feature_format") != FEATURE_FORMAT:
+            raise PolicyContractError(
+                f"{model_path}: written in feature format {meta.get('feature_format')!r}, this code writes "
+                f"{FEATURE_FORMAT!r}"
             )
         expected = {s.name: [arm.id for arm in s.arms] for s in sections}
         for name, arms in expected.items():

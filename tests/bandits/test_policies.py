@@ -214,3 +214,13 @@ def test_candidate_summary_closed_forms():
     np.testing.assert_allclose(entropy, [0.0, np.log(4)])
     fresh, entropy = candidate_summary(np.zeros((3, 0)), np.zeros((3, 0), dtype=int))
     assert fresh.shape == entropy.shape == (3,)
+
+
+def test_vw_policy_load_refuses_another_feature_format(vw_policy, tmp_path):
+    path = vw_policy.save(tmp_path)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["feature_format"] = "older-format"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(PolicyContractError, match="feature format"):
+        VWKnobPolicy.load(tmp_path, CONFIG)
