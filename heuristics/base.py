@@ -13,7 +13,7 @@ from __future__ import annotations
 import keyword
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -135,6 +135,15 @@ class ItemBatch:
             subcategory=None if subcategory is None else np.asarray(subcategory, dtype=np.int64)[None, :],
         )
 
+    def take(self, rows: np.ndarray) -> ItemBatch:
+        """The attributes of the requests at `rows` (indices or a boolean mask)."""
+        return ItemBatch(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                for f in fields(self)
+            }
+        )
+
     def grouping(self, field: str, heuristic: str) -> np.ndarray:
         """The (B, n) group ids of `field` ("category" or "subcategory"), for diversity steps."""
         values = getattr(self, field)
@@ -157,6 +166,13 @@ class ContextBatch:
 
     source_embedding: np.ndarray | None = None
     category: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> ContextBatch:
+        """The context of the requests at `rows` (indices or a boolean mask)."""
+        return ContextBatch(
+            source_embedding=None if self.source_embedding is None else self.source_embedding[rows],
+            category=None if self.category is None else self.category[rows],
+        )
 
     @classmethod
     def single(cls, source_embedding: np.ndarray | None = None, category: int | None = None) -> ContextBatch:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -26,7 +26,7 @@ from bandits.base import KnobPolicy
 from bandits.context import PolicyContext, candidate_summary
 from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
-from heuristics import ItemBatch, SectionPipeline, SectionsConfig
+from heuristics import SectionPipeline, SectionsConfig
 from simulator.errors import SimulationInputError
 from simulator.records import RequestBatch
 from simulator.world import World
@@ -262,7 +262,7 @@ class LoggingPolicy:
             arms = choice.arm_index[rows]
             ranking = pipeline.rerank_arms(
                 scores[rows],
-                _take_items(items, rows),
+                items.take(rows),
                 world.context_batch(part),
                 arms,
                 min(section.serving.default_k, part.n_candidates),
@@ -318,16 +318,6 @@ class LoggingPolicy:
             reward=np.full(batch, np.nan),
         )
         return decisions, feedback
-
-
-def _take_items(items: ItemBatch, rows: np.ndarray) -> ItemBatch:
-    """The item attributes of the requests at `rows`."""
-    return ItemBatch(
-        **{
-            f.name: None if getattr(items, f.name) is None else getattr(items, f.name)[rows]
-            for f in fields(items)
-        }
-    )
 
 
 def _positions(mask: np.ndarray) -> list[np.ndarray]:

@@ -11,13 +11,13 @@ knob policy can reach.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext, candidate_summary
-from heuristics import ItemBatch, SectionPipeline, SectionsConfig
+from heuristics import SectionPipeline, SectionsConfig
 from simulator.logging_policy import LegacyScorer
 from simulator.records import RequestBatch
 from simulator.world import World
@@ -90,15 +90,6 @@ class ArmValues:
         return (probs * self.values[section][outcome]).sum(axis=1)
 
 
-def _take(items: ItemBatch, rows: np.ndarray) -> ItemBatch:
-    return ItemBatch(
-        **{
-            f.name: None if getattr(items, f.name) is None else getattr(items, f.name)[rows]
-            for f in fields(items)
-        }
-    )
-
-
 def policy_context(world: World, requests: RequestBatch) -> PolicyContext:
     """The knob policy's view of `requests`, as the logging policy logs it."""
     items = world.item_batch(requests.candidates, requests.time)
@@ -157,8 +148,8 @@ def arm_values(
         k = min(pipeline.section.serving.default_k, part.n_candidates)
         ranking = pipeline.rerank_arms(
             scores[part_rows],
-            _take(items, part_rows),
-            _take_context(context, part_rows),
+            items.take(part_rows),
+            context.take(part_rows),
             np.full(len(part_rows), arm),
             k,
         )
@@ -169,11 +160,4 @@ def arm_values(
             values[section][name][block, arm] = getattr(outcome, name)
     return ArmValues(
         requests=requests, context=policy_context(world, requests), rows=rows_by_section, values=values
-    )
-
-
-def _take_context(context, rows: np.ndarray):
-    return type(context)(
-        source_embedding=None if context.source_embedding is None else context.source_embedding[rows],
-        category=None if context.category is None else context.category[rows],
     )

@@ -148,3 +148,21 @@ def test_item_batch_accepts_nested_lists():
     assert items.shape == (1, 2)
     assert isinstance(items.age_days, np.ndarray)
     assert items.embedding.shape == (1, 2, 1)
+
+
+def test_item_and_context_batches_take_rows():
+    rng = np.random.default_rng(0)
+    items = ItemBatch(
+        category=rng.integers(0, 3, (4, 5)),
+        age_days=rng.random((4, 5)),
+        promoted=rng.random((4, 5)) < 0.5,
+        embedding=rng.random((4, 5, 2)),
+    )
+    rows = np.array([3, 1])
+    taken = items.take(rows)
+    np.testing.assert_array_equal(taken.category, items.category[rows])
+    np.testing.assert_array_equal(taken.embedding, items.embedding[rows])
+    assert taken.subcategory is None
+    context = ContextBatch(source_embedding=rng.random((4, 2)), category=np.arange(4))
+    np.testing.assert_array_equal(context.take(rows).category, [3, 1])
+    assert ContextBatch().take(rows).source_embedding is None
