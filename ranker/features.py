@@ -206,7 +206,7 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norm[:, None], out=np.zeros_like(matrix), where=norm[:, None] > 0)
 
 
-class _IdIndex:
+class IdIndex:
     """Id -> row by binary search over the sorted ids; unknown ids get row `missing` (the table's length)."""
 
     def __init__(self, ids: np.ndarray, what: str) -> None:
@@ -365,7 +365,7 @@ class FeatureBuilder:
                     f"at row {row}"
                 )
         n = len(catalog)
-        self._items = _IdIndex(catalog["item_id"].to_numpy(), "catalog.item_id")
+        self._items = IdIndex(catalog["item_id"].to_numpy(), "catalog.item_id")
         self.n_items = n
 
         def padded(values: np.ndarray, default: float) -> np.ndarray:
@@ -424,7 +424,7 @@ class FeatureBuilder:
         if missing or not emb_cols:
             need = missing + ([] if emb_cols else ["u_emb_0 .. u_emb_{d-1}"])
             raise FeatureTableError(f"users: missing columns {need}; found {list(users.columns)}")
-        self._users = _IdIndex(users["user_id"].to_numpy(), "users.user_id")
+        self._users = IdIndex(users["user_id"].to_numpy(), "users.user_id")
         self.n_users = len(users)
         emb = users[emb_cols].to_numpy(np.float64)
         if not np.isfinite(emb).all():

@@ -1,7 +1,8 @@
 """The catalog and user attributes that the heuristics and the knob policy read, indexed for one request.
 
-The ranker's feature function has its own index (ranker.features); this one serves the re-rankers: each
-candidate's category, subcategory, age, promoted flag and embedding, and each user's segment. Unknown items
+Ids resolve to rows through the feature function's index (`ranker.features.IdIndex`); the attributes here
+serve the re-rankers: each candidate's category, subcategory, age, promoted flag and embedding, and each
+user's segment. Unknown items
 and users get documented defaults, never errors:
 
 - an unknown item has category and subcategory -1 (its own group), no publish time (age +inf: no freshness
@@ -15,37 +16,10 @@ import numpy as np
 import pandas as pd
 
 from heuristics import ContextBatch, ItemBatch
+from ranker.features import IdIndex
 
 DAY = 86400.0
 UNKNOWN_SEGMENT = "unknown"
-
-
-class _Index:
-    """id -> row by binary search over sorted ids; unknown ids map to `missing`."""
-
-    def __init__(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids)
-        self.kind = "int" if ids.dtype.kind in "iu" else "str"
-        keys = ids.astype(np.int64) if self.kind == "int" else ids.astype(str)
-        self.order = np.argsort(keys, kind="stable")
-        self.sorted = keys[self.order]
-        self.missing = len(ids)
-
-    def rows(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids)
-        if ids.size == 0:
-            return np.zeros(ids.shape, dtype=np.int64)
-        if self.kind == "int":
-            if ids.dtype.kind not in "iu":
-                return np.full(ids.shape, self.missing, dtype=np.int64)
-            keys = ids.astype(np.int64)
-        else:
-            keys = ids.astype(str)
-        pos = np.clip(np.searchsorted(self.sorted, keys), 0, max(len(self.sorted) - 1, 0))
-        if len(self.sorted) == 0:
-            return np.full(ids.shape, self.missing, dtype=np.int64)
-        found = self.sorted[pos] == keys
-        return np.where(found, self.order[pos], self.missing)
 
 
 class ItemAttributes:
@@ -54,7 +28,7 @@ class ItemAttributes:
     def __init__(self, catalog: pd.DataFrame, users: pd.DataFrame | None = None) -> None:
         n = len(catalog)
         self.n_items = n
-        self._items = _Index(catalog["item_id"].to_numpy())
+        self._items = IdIndex(catalog["item_id"].to_numpy(), "catalog.item_id")
         if "category" in catalog:
             category, uniques = pd.factorize(catalog["category"])
             self._category_lookup = {value: code for code, value in enumerate(uniques.tolist())}
@@ -77,18 +51,19 @@ class ItemAttributes:
         emb = catalog[emb_cols].to_numpy(np.float64) if emb_cols else np.zeros((n, 1))
         self._embedding = np.vstack([emb, np.zeros((1, emb.shape[1]))])
         if users is not None and len(users):
-            self._users = _Index(users["user_id"].to_numpy())
+            self._users = IdIndex(users["user_id"].to_numpy(), "users.user_id")
             segments = users["segment"].astype(str).to_numpy() if "segment" in users else None
             self._segment = np.append(
                 segments if segments is not None else np.full(len(users), UNKNOWN_SEGMENT), UNKNOWN_SEGMENT
             ).astype(object)
         else:
-            self._users = _Index(np.zeros(0, dtype=np.int64))
+            self._users = IdIndex(np.zeros(0, dtype=np.int64), "users.user_id")
             self._segment = np.array([UNKNOWN_SEGMENT], dtype=object)
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Catalog rows of item ids (any shape); unknown ids get the defaults row."""
-        return self._items.rows(item_ids)
+        item_ids = np.asarray(item_ids)
+        return self._items.rows(item_ids.ravel()).reshape(item_ids.shape)
 
     def known(self, item_ids: np.ndarray) -> np.ndarray:
         return self.rows(item_ids) < self.n_items
@@ -121,4 +96,5 @@ class ItemAttributes:
 
     def segment(self, user_ids: np.ndarray) -> np.ndarray:
         """(B,) the users' segments ("unknown" for users not in the profile table)."""
-        return self._segment[self._users.rows(np.asarray(user_ids))]
+        user_ids = np.asarray(user_ids)
+        return self._segment[self._users.rows(user_ids.ravel()).reshape(user_ids.shape)]
