@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/sectionrank
 DEMO   := .demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench wrk clean
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -45,7 +45,15 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(VENV)/bin/pytest -q
 
-bench: $(VENV)/.installed-dev
+# The service benchmark drives the HTTP API with wrk (Debian package), installed here when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+wrk:
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package) for the service benchmark"; \
+		$(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }
+
+bench: $(VENV)/.installed-dev wrk
 	$(PY) -m benchmarks.run --out docs/BENCHMARKS.md
 
 clean:

@@ -6,10 +6,10 @@ policy on it, fills a service store, then:
 1. in process (one `ServiceState`): per stage of POST /v1/rerank for 100 and 500 candidates sent as ids
    (discover section): JSON parse + validation, ranker scoring (features + LightGBM, ``num_threads=1``),
    knob policy + heuristics, queueing the decision, serialising the response; and the whole request;
-2. over HTTP: `sectionrank serve`'s gunicorn with 2 sync workers on 127.0.0.1, driven by a Python load
-   generator (threads, one ``http.client`` connection each, reconnecting when a sync worker closes it),
-   bounded in requests and seconds: p50 and p99 with 2 concurrent connections, and the requests per second
-   with 8 connections (100 candidates).
+2. over HTTP: `sectionrank serve`'s gunicorn with 2 workers on 127.0.0.1, driven by wrk (a C load generator
+   with an event loop, so the load takes little of the two cores; `make bench` installs it) through
+   benchmarks/wrk/rerank.lua for a fixed time: p50 and p99 with 1 and 2 concurrent connections, and the
+   requests per second with 8 connections (100 candidates).
 
 ``quick`` simulates fewer requests and sends fewer: a smoke test, not numbers to quote.
 """
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from ranker.config import RankerConfig
 from ranker.dataset import prepare_log
 from ranker.features import read_tables
 from ranker.train import train_design
+from service import gunicorn_conf
 from service.commands.serve import gunicorn_argv
 from service.config import CONFIG_ENV, ServiceConfig
 from service.http_errors import json_response
@@ -161,52 +163,54 @@ def _start(config: Path, port: int) -> subprocess.Popen:
     return process
 
 
-def _load(port: int, bodies: list[bytes], connections: int, per_connection: int, seconds: float):
-    """Latencies (ms) of all requests and the wall time, from `connections` threads."""
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0] * connections
-    headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
-    barrier = threading.Barrier(connections + 1)
+WRK_SCRIPT = Path(__file__).parent / "wrk" / "rerank.lua"
+CONNECTION_NOTE = {
+    "sync": "Sync workers close the connection after each response; wrk reconnects, and its latency starts "
+    "once a request is written, so the TCP connect on loopback is not in it.",
+    "gthread": "The workers keep connections alive, so each connection is opened once.",
+}
 
-    def worker(j: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        barrier.wait()
-        deadline = time.monotonic() + seconds
-        clock = time.perf_counter
-        for i in range(per_connection):
-            if time.monotonic() > deadline:
-                break
-            raw = bodies[(i * connections + j) % len(bodies)]
-            start = clock()
-            try:
-                conn.request("POST", "/v1/rerank", body=raw, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                ok = False
-            if ok:
-                latencies[j].append((clock() - start) * 1e3)
-            else:
-                errors[j] += 1
-        conn.close()
 
-    threads = [threading.Thread(target=worker, args=(j,)) for j in range(connections)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join(seconds + 60)
-    wall = time.perf_counter() - started
-    return np.concatenate([np.asarray(x) for x in latencies]), wall, sum(errors)
+@dataclass(frozen=True)
+class Load:
+    """What one wrk run measured (latencies in milliseconds)."""
+
+    requests: int
+    seconds: float
+    errors: int
+    p50: float
+    p99: float
+    max: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def _wrk(port: int, bodies: Path, connections: int, seconds: float) -> Load:
+    """Drive POST /v1/rerank with wrk (one thread, `connections` connections) for `seconds`."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk not found: `make bench` installs it (Debian package wrk)")
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(WRK_SCRIPT)]
+    done = subprocess.run(
+        [*argv, f"http://127.0.0.1:{port}"],
+        env={**os.environ, "BODIES": str(bodies)},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no RESULT line: {done.stdout}{done.stderr}")
+    requests, duration_us, socket_errors, non_2xx, p50, p99, high = (int(x) for x in line.split()[1:])
+    return Load(requests, duration_us / 1e6, socket_errors + non_2xx, p50 / 1e3, p99 / 1e3, high / 1e3)
 
 
 def run(quick: bool = False) -> str:
     n_requests = 5_000 if quick else 30_000
     repeats = 100 if quick else 1000
-    http_requests = 100 if quick else 1500
+    seconds = 2.0 if quick else 10.0
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         config_path = _build(out, n_requests)
@@ -225,19 +229,18 @@ def run(quick: bool = False) -> str:
         }
         state.close()
 
+        files = {}
+        for n in SIZES:
+            files[n] = out / f"bodies-{n}.jsonl"
+            files[n].write_bytes(b"\n".join(bodies[n]) + b"\n")
         port = _free_port()
         process = _start(config_path, port)
         try:
             http_rows = []
-            limit = 15 if quick else 60
             for n in SIZES:
-                _load(port, bodies[n], 2, 20, 30)  # warm both workers
-                single, _, _ = _load(port, bodies[n], 1, http_requests // 2, limit)
-                latency, _, errors = _load(port, bodies[n], 2, http_requests // 2, limit)
-                http_rows.append((n, single, latency, errors))
-            latency8, wall8, errors8 = _load(
-                port, bodies[100], 8, http_requests // 4, 60 if not quick else 15
-            )
+                _wrk(port, files[n], 2, 1.0)  # warm both workers
+                http_rows.append((n, _wrk(port, files[n], 1, seconds), _wrk(port, files[n], 2, seconds)))
+            eight = _wrk(port, files[100], 8, seconds)
         finally:
             process.terminate()
             process.wait(60)
@@ -250,23 +253,21 @@ def run(quick: bool = False) -> str:
             row.append(f"{np.median(s[key]):.3f} / {np.percentile(s[key], 99):.3f}")
         stage_rows.append(row)
     http_table = []
-    for n, single, latency, errors in http_rows:
+    for n, single, two in http_rows:
         in_p50 = float(np.median(stages[n]["total"]))
-        p50, p99 = float(np.median(latency)), float(np.percentile(latency, 99))
         target = 5.0 if n == 100 else 15.0
         http_table.append(
             [
                 f"{n}",
-                f"{len(latency):,}",
-                f"{errors}",
-                f"{np.median(single):.2f}",
-                f"{p50:.2f}",
-                f"{p99:.2f}",
-                f"{'yes' if p99 < target else 'no'} (< {target:g} ms)",
-                f"{p50 / in_p50:.2f}x ({'yes' if p50 <= 1.5 * in_p50 else 'no'})",
+                f"{two.requests:,}",
+                f"{two.errors}",
+                f"{single.p50:.2f}",
+                f"{two.p50:.2f}",
+                f"{two.p99:.2f}",
+                f"{'yes' if two.p99 < target else 'no'} (< {target:g} ms)",
+                f"{two.p50 / in_p50:.2f}x ({'yes' if two.p50 <= 1.5 * in_p50 else 'no'})",
             ]
         )
-    rps = len(latency8) / wall8
     parse_note = ", ".join(f"{n}: {fmt_us(parse_only[n].median_us())} µs" for n in SIZES)
     return "\n\n".join(
         [
@@ -279,11 +280,12 @@ def run(quick: bool = False) -> str:
                 stage_rows,
             ),
             f"orjson parse alone (median): {parse_note}.",
-            "Over HTTP: `sectionrank serve` (gunicorn, 2 sync workers) on 127.0.0.1, a Python load generator "
-            "in the same machine (threads, one `http.client` connection each). Sync workers close the "
-            "connection after each response, so each request pays a TCP connect on loopback. Milliseconds: "
-            "p50 with 1 connection, then p50 and p99 with 2 concurrent connections (the targets: p99 under "
-            "5 ms at 100 candidates, 15 ms at 500; 2-connection HTTP p50 at most 1.5x the in-process p50).",
+            "Over HTTP: `sectionrank serve` (gunicorn, 2 workers of class "
+            f"`{gunicorn_conf.worker_class}`) on 127.0.0.1, driven by wrk (one thread) on the same machine "
+            f"for {seconds:g} s per row, cycling through 200 request bodies (benchmarks/wrk/rerank.lua). "
+            f"{CONNECTION_NOTE[gunicorn_conf.worker_class]} Milliseconds: p50 with 1 connection, then p50 "
+            "and p99 with 2 concurrent connections (the targets: p99 under 5 ms at 100 candidates, 15 ms at "
+            "500; 2-connection HTTP p50 at most 1.5x the in-process p50).",
             markdown_table(
                 [
                     "candidates",
@@ -297,9 +299,9 @@ def run(quick: bool = False) -> str:
                 ],
                 http_table,
             ),
-            f"Throughput with 8 connections, 100 candidates: **{rps:,.0f} requests/s** "
-            f"({len(latency8):,} requests in {wall8:.1f} s, {errors8} errors; "
-            f"p50 {np.median(latency8):.2f} ms, p99 {np.percentile(latency8, 99):.2f} ms).",
+            f"Throughput with 8 connections, 100 candidates: **{eight.rps:,.0f} requests/s** "
+            f"({eight.requests:,} requests in {eight.seconds:.1f} s, {eight.errors} errors; "
+            f"p50 {eight.p50:.2f} ms, p99 {eight.p99:.2f} ms).",
         ]
     )
 

@@ -1,8 +1,10 @@
 """The background decision writer: nothing acknowledged is lost, off the request thread."""
 
 import threading
+import time
 
 import numpy as np
+import pytest
 
 from bandits.log import DecisionLog
 from bandits.records import DecisionBatch
@@ -75,3 +77,32 @@ def test_writer_duplicate_does_not_lose_the_others(tmp_path):
     with DecisionLog.open(path) as log:
         assert sorted(log.decisions()["event_id"]) == ["a", "b", "dup"]
     assert writer.failed == 1
+
+
+def test_writer_batches_decisions_that_arrive_within_the_linger(tmp_path, monkeypatch):
+    writer = DecisionWriter(tmp_path / "log.db", linger=0.5)
+    sizes: list[int] = []
+    append = writer.log.append_decisions
+    monkeypatch.setattr(
+        writer.log, "append_decisions", lambda batch: (sizes.append(len(batch)), append(batch))
+    )
+    for event in ("a", "b", "c"):
+        writer.submit(decision(event))
+    assert writer.flush(5.0)
+    writer.close()
+    assert sizes == [3]  # one transaction for the three
+
+
+def test_writer_close_does_not_wait_out_the_linger(tmp_path):
+    writer = DecisionWriter(tmp_path / "log.db", linger=30.0)
+    writer.submit(decision("a"))
+    started = time.monotonic()
+    writer.close()
+    assert time.monotonic() - started < 10.0
+    with DecisionLog.open(tmp_path / "log.db") as log:
+        assert log.has_event("a")
+
+
+def test_writer_refuses_a_negative_linger(tmp_path):
+    with pytest.raises(ValueError, match="linger must be >= 0"):
+        DecisionWriter(tmp_path / "log.db", linger=-1.0)
