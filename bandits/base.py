@@ -74,5 +74,7 @@ class KnobPolicy(ABC):
 
 def _rows_by_section(sections: np.ndarray) -> list[tuple[str, np.ndarray]]:
     sections = np.asarray(sections, dtype=str)
+    if len(sections) and (sections == sections[0]).all():  # the usual case: one section's batch
+        return [(str(sections[0]), np.arange(len(sections)))]
     names, inverse = np.unique(sections, return_inverse=True)
     return [(str(name), np.flatnonzero(inverse == i)) for i, name in enumerate(names)]

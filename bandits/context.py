@@ -85,10 +85,14 @@ def candidate_summary(
     if n == 0:
         return np.zeros(batch), np.zeros(batch)
     fresh_share = (age_days < fresh_days).mean(axis=1)
-    # Count categories per row with one bincount over (row, category) pairs.
-    _, dense = np.unique(category, return_inverse=True)
-    dense = dense.reshape(batch, n)
-    width = int(dense.max()) + 1
+    # Count categories per row with one bincount over (row, category) pairs; sparse ids are densified first.
+    width = int(category.max()) + 1
+    if width <= 4 * n:
+        dense = category
+    else:
+        _, dense = np.unique(category, return_inverse=True)
+        dense = dense.reshape(batch, n)
+        width = int(dense.max()) + 1
     counts = np.bincount(
         (np.arange(batch)[:, None] * width + dense).ravel(), minlength=batch * width
     ).reshape(batch, width)

@@ -198,10 +198,11 @@ def naive_summary(ages, categories, fresh_days=7.0):
     return np.array(fresh), np.array(entropy)
 
 
-def test_candidate_summary_matches_naive_reference():
+@pytest.mark.parametrize("spacing", [3, 100_003])  # small ids counted directly; sparse ids densified
+def test_candidate_summary_matches_naive_reference(spacing):
     rng = np.random.default_rng(0)
     ages = rng.exponential(10, size=(50, 30))
-    categories = rng.integers(0, 7, size=(50, 30)) * 3
+    categories = rng.integers(0, 7, size=(50, 30)) * spacing
     fresh, entropy = candidate_summary(ages, categories)
     ref_fresh, ref_entropy = naive_summary(ages, categories)
     np.testing.assert_allclose(fresh, ref_fresh)
