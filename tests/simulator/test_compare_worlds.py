@@ -54,7 +54,9 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
     conclusions = results["conclusions"]
     assert conclusions["bandit_vs_best_fixed"] != "better"
     assert conclusions["bandit_gain_over_best_fixed"]["mean"] <= 0
-    # Uniform logging serves freshness weight 0 to about 36% of these requests; the bandit to more (not yet
-    # to nearly all: with 8,000 learning decisions the shipped VW settings reach about 60%, docs/compare.md).
-    assert conclusions["freshness_zero_share"] >= 0.5
+    # Nearly all requests get freshness weight 0 (uniform logging: about a third). Discover (85% of the
+    # traffic) reaches its ceiling under 5% exploration, 1 - 0.05 * 8/12 = 0.967; the small sections (about
+    # 400 learning decisions over 9-16 arms each) stay noisy.
+    assert results["bandit"]["freshness_zero_share"]["discover"] >= 0.95
+    assert conclusions["freshness_zero_share"] >= 0.9
     assert results["bandit"]["by_section"][ALL]["vs_best_fixed"]["n"] == 5
