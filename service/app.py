@@ -21,6 +21,7 @@ from flask import Flask
 
 from service import http_errors, views
 from service.config import CONFIG_ENV, ServiceConfig
+from service.fast_path import RerankFastPath
 from service.state import ServiceState
 
 
@@ -48,6 +49,7 @@ def create_app(config: ServiceConfig | Mapping[str, Any] | str | os.PathLike | N
     app.extensions["sectionrank"] = ServiceState(service_config)
     http_errors.init_app(app)
     views.init_app(app)
+    app.wsgi_app = RerankFastPath(app)  # type: ignore[method-assign]
     return app
 
 

@@ -14,12 +14,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.pipeline import RequestValidationError
 
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
     """`payload` serialised with orjson (numpy scalars and arrays included)."""
-    return Response(orjson.dumps(payload, option=_JSON_OPTIONS), status=status, mimetype="application/json")
+    return Response(orjson.dumps(payload, option=JSON_OPTIONS), status=status, mimetype="application/json")
 
 
 class ApiError(Exception):
@@ -55,7 +55,7 @@ def error_response(error: ApiError) -> Response:
     return response
 
 
-def _http_error(exc: HTTPException) -> Response:
+def http_error_response(exc: HTTPException) -> Response:
     status = exc.code or 500
     field = "body" if isinstance(exc, RequestEntityTooLarge) else None
     message = exc.description or exc.name
@@ -67,7 +67,7 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _validation_error(exc: RequestValidationError) -> Response:
+def validation_error_response(exc: RequestValidationError) -> Response:
     message = str(exc)
     prefix = f"{exc.field}: "
     return error_response(ApiError(exc.status, message.removeprefix(prefix), exc.field))
@@ -76,5 +76,5 @@ def _validation_error(exc: RequestValidationError) -> Response:
 def init_app(app: Flask) -> None:
     """Register the JSON error handlers."""
     app.register_error_handler(ApiError, error_response)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(RequestValidationError, _validation_error)
+    app.register_error_handler(HTTPException, http_error_response)
+    app.register_error_handler(RequestValidationError, validation_error_response)
