@@ -225,14 +225,15 @@ def run(quick: bool = False) -> str:
         [[c.label, fmt_us(c.median_us()), fmt_us(c.p99_us())] for c in cases],
     )
     trees = model.boosters["*"].num_trees()
-    leaves = config.lightgbm.num_leaves
+    chosen = results["consolidated"].metadata["training"]["*"]["num_leaves"]
+    leaves = f"{chosen} leaves (chosen from {', '.join(map(str, config.lightgbm.num_leaves))})"
     return "\n".join(
         [
             "## Ranker: training and scoring",
             "",
             f"Default world, {n:,} simulated requests (seed {SEED}); the shipped `ranker/ranker.toml` "
             f"(LightGBM {config.lightgbm.num_threads} threads, learning rate "
-            f"{config.lightgbm.learning_rate:g}, {leaves} leaves, early stopping after "
+            f"{config.lightgbm.learning_rate:g}, {leaves}, early stopping after "
             f"{config.lightgbm.early_stopping_rounds} rounds). Reading, labelling and splitting the log took "
             f"{prepare_seconds:.1f} s. Each design also builds its item statistics and evaluates itself on "
             "the held-out window (in *whole design*).",

@@ -141,10 +141,15 @@ class DesignSpec:
 
 @dataclass(frozen=True)
 class LightGBMSettings:
-    """LightGBM lambdarank settings; `params` gives the parameter dict for ``lightgbm``."""
+    """LightGBM lambdarank settings; `params` gives the parameter dict for ``lightgbm``.
+
+    `num_leaves` is a tuple of candidate tree sizes: each model is boosted once per value and keeps the one
+    with the best validation NDCG (the smallest on a tie), so a model trained on few lists gets small trees
+    and one trained on many gets larger ones, by the same rule for every design.
+    """
 
     learning_rate: float = 0.1
-    num_leaves: int = 31
+    num_leaves: tuple[int, ...] = (7, 15, 31)
     min_data_in_leaf: int = 50
     feature_fraction: float = 1.0
     lambda_l2: float = 1.0
@@ -157,14 +162,15 @@ class LightGBMSettings:
     num_threads: int = 2
     seed: int = 0
 
-    def params(self) -> dict[str, Any]:
-        """LightGBM parameters: lambdarank, deterministic, `num_threads` fixed."""
+    def params(self, num_leaves: int | None = None) -> dict[str, Any]:
+        """LightGBM parameters: lambdarank, deterministic, `num_threads` fixed, with `num_leaves` (default:
+        the first candidate)."""
         return {
             "objective": "lambdarank",
             "metric": "ndcg",
             "eval_at": [self.eval_at],
             "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
+            "num_leaves": self.num_leaves[0] if num_leaves is None else num_leaves,
             "min_data_in_leaf": self.min_data_in_leaf,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.lambda_l2,
@@ -347,9 +353,21 @@ def _int_range(low: int, high: int):
     return lambda key, value: _integer(key, value, low, high)
 
 
+def _int_choices(key: str, value: Any, low: int, high: int) -> tuple[int, ...]:
+    """An integer or a non-empty list of distinct integers in [low, high], as an ascending tuple."""
+    if not isinstance(value, list):
+        return (_integer(key, value, low, high),)
+    if not value:
+        raise RankerConfigError(key, "expected an integer or a non-empty list of integers, found []")
+    values = [_integer(f"{key}[{i}]", v, low, high) for i, v in enumerate(value)]
+    if len(set(values)) != len(values):
+        raise RankerConfigError(key, f"expected distinct values, found {value!r}")
+    return tuple(sorted(values))
+
+
 _LIGHTGBM_CHECKS = {
     "learning_rate": _in_range(0.0, 1.0, low_open=True),
-    "num_leaves": _int_range(2, 131072),
+    "num_leaves": lambda key, value: _int_choices(key, value, 2, 131072),
     "min_data_in_leaf": _int_range(1, 1_000_000),
     "feature_fraction": _in_range(0.0, 1.0, low_open=True),
     "lambda_l2": _in_range(0.0, 1e6),

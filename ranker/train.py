@@ -125,7 +125,8 @@ class LambdaRanker:
         progress: Progress | None = None,
         description: str = "training",
     ) -> LambdaRanker:
-        """Boost until the validation NDCG has not improved for ``early_stopping_rounds`` iterations.
+        """Boost until the validation NDCG has not improved for ``early_stopping_rounds`` iterations, once
+        per candidate ``num_leaves``, and keep the run with the best validation NDCG (`num_leaves_`).
 
         Parameters
         ----------
@@ -137,7 +138,8 @@ class LambdaRanker:
         positions : (R,) int, optional
             0-based shown positions (used with ``position_bias="unbiased"``).
         valid : (x, y, group_sizes), optional
-            Validation lists for early stopping; without them every iteration is kept.
+            Validation lists for early stopping and the choice of ``num_leaves``; without them every
+            iteration is kept and the first candidate ``num_leaves`` is used.
         progress : callable, optional
             ``progress(iterations, description)`` wraps the boosting iterations (a progress bar).
         """
@@ -149,16 +151,44 @@ class LambdaRanker:
                     f"training: expected one position per row, found shape {position.shape}"
                 )
         train_set = self._dataset(x, y, group_sizes, "training", position=position)
-        params = self.settings.params()
+        valid_set = None if valid is None else self._dataset(*valid, "validation", reference=train_set)
+        # Without validation lists there is nothing to choose by: the first (smallest) tree size is used.
+        choices = self.settings.num_leaves if valid_set is not None else self.settings.num_leaves[:1]
+        self.scores_by_num_leaves_: dict[int, float] = {}
+        chosen = None
+        for leaves in choices:
+            label = description if len(choices) == 1 else f"{description} (num_leaves={leaves})"
+            fitted = self._boost(self.settings.params(leaves), train_set, valid_set, progress, label)
+            self.scores_by_num_leaves_[leaves] = fitted[2]
+            if chosen is None or fitted[2] > chosen[1][2]:  # ascending sizes: a tie keeps the smaller
+                chosen = (leaves, fitted)
+        assert chosen is not None  # `choices` is never empty
+        self.num_leaves_, (booster, best_iteration, best, history) = chosen
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=max(best_iteration, 1)))
+        self.best_iteration_ = best_iteration
+        self.best_score_ = best
+        self.history_ = history
+        self.used_positions_ = position is not None
+        return self
+
+    def _boost(
+        self,
+        params: dict[str, Any],
+        train_set: lgb.Dataset,
+        valid_set: lgb.Dataset | None,
+        progress: Progress | None,
+        description: str,
+    ) -> tuple[lgb.Booster, int, float, list[float]]:
+        """One boosting run: (booster, best iteration, best validation NDCG or NaN, validation history)."""
         booster = lgb.Booster(params=params, train_set=train_set)
-        if valid is not None:
-            booster.add_valid(self._dataset(*valid, "validation", reference=train_set), "validation")
+        if valid_set is not None:
+            booster.add_valid(valid_set, "validation")
         rounds = range(self.settings.num_boost_round)
         history: list[float] = []
         best, best_iteration = -math.inf, 0
         for iteration in progress(rounds, description) if progress is not None else rounds:
             finished = booster.update()
-            if valid is None:
+            if valid_set is None:
                 best_iteration = iteration + 1
             else:
                 score = float(booster.eval_valid()[0][2])
@@ -169,12 +199,7 @@ class LambdaRanker:
                     break
             if finished:
                 break
-        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=max(best_iteration, 1)))
-        self.best_iteration_ = best_iteration
-        self.best_score_ = best if valid is not None else math.nan
-        self.history_ = history
-        self.used_positions_ = position is not None
-        return self
+        return booster, best_iteration, (best if valid_set is not None else math.nan), history
 
     def predict(self, x: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
         """Scores (R,) of feature rows (R, F)."""
@@ -360,6 +385,10 @@ def train_design(
             "lists": part.n_requests,
             "rows": part.n_rows,
             "validation_lists": vpart.n_requests,
+            "num_leaves": ranker.num_leaves_,
+            f"validation_ndcg@{config.lightgbm.eval_at}_by_num_leaves": {
+                str(k): v for k, v in ranker.scores_by_num_leaves_.items()
+            },
             "best_iteration": ranker.best_iteration_,
             "iterations": len(ranker.history_),
             f"validation_ndcg@{config.lightgbm.eval_at}": ranker.best_score_,
@@ -399,7 +428,7 @@ def train_design(
                 k: [round(float(v), 6) for v in r] for k, r in position_ctr(prepared.lists_in(STATS)).items()
             },
         },
-        "lightgbm": config.lightgbm.params(),
+        "lightgbm": {**config.lightgbm.params(), "num_leaves": list(config.lightgbm.num_leaves)},
         "evaluation": asdict(config.evaluation),
         "metrics": metric_records(metrics),
         "tables": {"items": len(catalog), "users": len(users)},

@@ -32,7 +32,8 @@ def test_config_base_has_no_task_type_or_context_features_and_consolidated_has_t
 def test_config_partial_override_keeps_the_other_keys():
     config = RankerConfig.from_dict({"lightgbm": {"num_leaves": 15}, "split": {"stats": 0.2, "train": 0.5}})
     default = RankerConfig.load(DEFAULT_CONFIG)
-    assert config.lightgbm.num_leaves == 15
+    assert config.lightgbm.num_leaves == (15,)
+    assert config.lightgbm.params()["num_leaves"] == 15
     assert config.lightgbm.learning_rate == default.lightgbm.learning_rate
     assert config.split.fractions == (0.2, 0.5, default.split.validation, default.split.test)
     assert config.sections == default.sections
@@ -57,6 +58,12 @@ DESIGNS = {
 }
 
 
+def test_config_num_leaves_list_becomes_ascending_choices():
+    config = RankerConfig.from_dict({"lightgbm": {"num_leaves": [31, 7]}})
+    assert config.lightgbm.num_leaves == (7, 31)
+    assert config.lightgbm.params(31)["num_leaves"] == 31
+
+
 def test_config_own_sections_and_designs_replace_the_defaults_whole():
     config = RankerConfig.from_dict({"sections": SECTIONS, "designs": DESIGNS})
     assert config.section_names == ("a", "b")
@@ -75,6 +82,12 @@ def with_design(name: str, **changes) -> dict:
         (
             {"lightgbm": {"num_leaves": 1}},
             r"lightgbm\.num_leaves: expected an integer in \[2, 131072\], found 1",
+        ),
+        ({"lightgbm": {"num_leaves": []}}, r"lightgbm\.num_leaves: expected an integer or a non-empty list"),
+        ({"lightgbm": {"num_leaves": [7, 7]}}, r"lightgbm\.num_leaves: expected distinct values"),
+        (
+            {"lightgbm": {"num_leaves": [7, 1.5]}},
+            r"lightgbm\.num_leaves\[1\]: expected an integer in \[2, 131072\], found 1\.5",
         ),
         ({"lightgbm": {"learning_rate": 0}}, r"lightgbm\.learning_rate: expected a number in \(0, 1\]"),
         ({"lightgbm": {"colour": 1}}, r"lightgbm\.colour: unknown key"),

@@ -145,6 +145,33 @@ def test_lambda_ranker_learns_the_relevant_feature_and_stops_early(ranker_config
     assert not ranker.used_positions_
 
 
+def test_lambda_ranker_keeps_the_num_leaves_with_the_best_validation_score(ranker_config):
+    x, y, groups, _ = ranking_data(4)
+    xv, yv, gv, _ = ranking_data(5)
+    settings = dataclasses.replace(
+        ranker_config.lightgbm, num_leaves=(2, 7, 31), num_boost_round=30, early_stopping_rounds=5
+    )
+    names = ("signal", "noise")
+    ranker = LambdaRanker(settings, feature_names=names, position_bias="none").fit(
+        x, y, groups, valid=(xv, yv, gv)
+    )
+    scores = ranker.scores_by_num_leaves_
+    assert list(scores) == [2, 7, 31]
+    best = max(scores.values())
+    assert ranker.num_leaves_ == min(k for k, v in scores.items() if v == best)
+    assert ranker.best_score_ == best
+    # Each candidate's score is what a fit with that tree size alone gives.
+    for leaves in (2, 7, 31):
+        alone = LambdaRanker(dataclasses.replace(settings, num_leaves=(leaves,)), feature_names=names)
+        assert alone.fit(x, y, groups, valid=(xv, yv, gv)).best_score_ == scores[leaves]
+    trees = ranker.booster_.dump_model()["tree_info"]
+    assert max(t["num_leaves"] for t in trees) <= ranker.num_leaves_
+    # Without validation lists there is nothing to choose by: the smallest size is used.
+    plain = LambdaRanker(settings, feature_names=names, position_bias="none").fit(x, y, groups)
+    assert plain.num_leaves_ == 2
+    assert list(plain.scores_by_num_leaves_) == [2]
+
+
 @pytest.mark.parametrize(("mode", "used"), [("unbiased", True), ("truncate", False), ("none", False)])
 def test_lambda_ranker_passes_positions_only_when_unbiased(ranker_config, mode, used):
     x, y, groups, positions = ranking_data(2)

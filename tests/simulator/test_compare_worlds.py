@@ -34,9 +34,13 @@ def test_compare_tiny_related_world_consolidated_wins_in_the_tiny_section():
 
 
 @pytest.mark.slow
-def test_compare_no_sharing_world_has_no_cross_learning_gain_for_a_small_section():
+def test_compare_no_sharing_world_has_no_cross_learning_gain():
     results = compare("no_sharing", seeds=5, settings=SETTINGS)
     cross = results["cross_learning"]
+    # Neither with a section's full data nor with a share of it does consolidation gain anywhere.
+    assert results["conclusions"]["cross_learning_gain"] is False
+    assert results["conclusions"]["cross_learning_gain_sections"] == []
+    assert all(v["verdict"] != "better" for v in cross["by_section"].values()), cross["by_section"]
     assert cross["gain_shares"] == []
     for point in cross["curve"]:
         assert point["gain"]["verdict"] != "better", point["share"]
