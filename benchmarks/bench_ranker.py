@@ -240,7 +240,7 @@ def run(quick: bool = False) -> str:
             "",
             training,
             "",
-            f"Scoring one request, consolidated model ({trees} trees of at most {leaves} leaves, "
+            f"Scoring one request, consolidated model ({trees} trees of at most {chosen} leaves, "
             f"{len(model.builder.features)} features), {repeats:,} calls per row cycling through "
             f"{len(picks)} held-out requests with random catalog items as candidates:",
             "",
