@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from werkzeug.test import EnvironBuilder
 
 from bandits.learn import LearnSettings, learn_policy
 from bandits.log import DecisionLog
@@ -39,6 +40,7 @@ from ranker.dataset import prepare_log
 from ranker.features import read_tables
 from ranker.train import train_design
 from service import gunicorn_conf
+from service.app import create_app, get_state
 from service.commands.serve import gunicorn_argv
 from service.config import CONFIG_ENV, ServiceConfig
 from service.http_errors import json_response
@@ -130,6 +132,35 @@ def _in_process(state: ServiceState, bodies: list[bytes], repeats: int) -> dict[
         stages["total"].append((t4 - t0) * 1e3)
     state.writer.flush(60)
     return {k: np.asarray(v) for k, v in stages.items()}
+
+
+def _wsgi(config: ServiceConfig, bodies: list[bytes], repeats: int) -> dict[str, np.ndarray]:
+    """Milliseconds (repeats,) of one WSGI call of POST /v1/rerank, alternating between the fast path
+    (`service.fast_path`) and the Flask view (the same body without a Content-Length goes to Flask)."""
+    app = create_app(config)
+    out: dict[str, list[float]] = {"fast path": [], "Flask view": []}
+    clock = time.perf_counter
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    for i in range(2 * (repeats + 10)):
+        environ = EnvironBuilder(
+            path="/v1/rerank",
+            method="POST",
+            data=bodies[(i // 2) % len(bodies)],
+            content_type="application/json",
+        ).get_environ()
+        key = "fast path" if i % 2 == 0 else "Flask view"
+        if key == "Flask view":
+            del environ["CONTENT_LENGTH"]
+            environ["wsgi.input_terminated"] = True
+        t0 = clock()
+        b"".join(app.wsgi_app(environ, start_response))
+        if i >= 20:
+            out[key].append((clock() - t0) * 1e3)
+    get_state(app).close()
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _free_port() -> int:
@@ -228,6 +259,7 @@ def run(quick: bool = False) -> str:
             for n in SIZES
         }
         state.close()
+        wsgi = _wsgi(config, bodies[100], repeats)
 
         files = {}
         for n in SIZES:
@@ -280,6 +312,11 @@ def run(quick: bool = False) -> str:
                 stage_rows,
             ),
             f"orjson parse alone (median): {parse_note}.",
+            "One WSGI call of POST /v1/rerank in process (100 candidates, the two alternating): served by "
+            "the fast path in front of Flask (`service.fast_path`), or by the Flask view (the same body "
+            "without a Content-Length, which the fast path hands to Flask); milliseconds, median / p99: "
+            + ", ".join(f"{k} {np.median(v):.3f} / {np.percentile(v, 99):.3f}" for k, v in wsgi.items())
+            + f"; the fast path saves {np.median(wsgi['Flask view']) - np.median(wsgi['fast path']):.3f} ms.",
             "Over HTTP: `sectionrank serve` (gunicorn, 2 workers of class "
             f"`{gunicorn_conf.worker_class}`) on 127.0.0.1, driven by wrk (one thread) on the same machine "
             f"for {seconds:g} s per row, cycling through 200 request bodies (benchmarks/wrk/rerank.lua). "

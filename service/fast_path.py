@@ -1,11 +1,13 @@
 """POST /v1/rerank served in front of Flask's per-request machinery.
 
-Flask's request context, routing, response object and after-request hooks cost about 0.18 ms per request on
-this machine, a sixth of a whole 100-candidate rerank. `RerankFastPath` wraps the app's WSGI callable: a
-POST to /v1/rerank with a Content-Length within the body limit is read, parsed and served here through the
-same `ServiceState.rerank` and the same JSON error bodies as the Flask view; anything else (other routes and
-methods, a missing or oversized Content-Length) goes to Flask unchanged, which answers it as before (413,
-405, 404, ...). The request counters of GET /metrics are kept for both paths alike.
+Flask's request context, routing, response object and after-request hooks cost about 0.19 ms per request on
+this machine, a seventh of a whole 100-candidate rerank (`make bench`, bench_service, measures both paths).
+
+`RerankFastPath` wraps the app's WSGI callable: a POST to /v1/rerank with a Content-Length within the body
+limit is read, parsed and served here through the same `ServiceState.rerank` and the same JSON error bodies as
+the Flask view; anything else (other routes and methods, a missing or oversized Content-Length) goes to Flask
+unchanged, which answers it as before (413, 405, 404, ...). The request counters of GET /metrics are kept for
+both paths alike.
 """
 
 from __future__ import annotations
