@@ -41,6 +41,8 @@ class DecisionWriter:
     linger : float
         Seconds to wait, after the first queued decision, for more to write in the same transaction
         (0: write whatever is queued at once). A decision reaches the log at most about this much later.
+        Longer batches cost less per decision but hold the GIL longer in one go: 10 ms kept the in-process
+        p99 at 100 candidates near 2.5 ms where 50 ms gave 3.4 ms.
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class DecisionWriter:
         *,
         max_batch: int = 512,
         max_queue: int = 100_000,
-        linger: float = 0.05,
+        linger: float = 0.01,
     ) -> None:
         if linger < 0:
             raise ValueError(f"linger must be >= 0 seconds, found {linger}")
