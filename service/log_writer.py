@@ -3,7 +3,8 @@
 The request thread only puts the decision on a queue (`submit`); the writer thread waits up to `linger`
 seconds after a decision arrives for more to queue up, appends them to the log in one transaction, and
 repeats. Writing in batches keeps the writer's share of the worker's CPU (and of its GIL, which the request
-thread needs) small: one decision alone costs several times more per row than a batch of a few dozen.
+thread needs) small: a decision appended alone costs about four times as much as one in a batch (86 against
+about 20 µs, docs/BENCHMARKS.md, bench_log).
 
 `close` drains the queue before returning, so a clean shutdown (gunicorn's SIGTERM, then its worker-exit
 hook) loses no decision that a response acknowledged. Feedback may arrive for a decision that is still
