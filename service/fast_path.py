@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-from flask import Flask
+from flask import Flask, Response
 from werkzeug.exceptions import InternalServerError
 
 from service.http_errors import (
@@ -28,6 +28,7 @@ from service.http_errors import (
     validation_error_response,
 )
 from service.pipeline import RequestValidationError
+from service.state import ServiceState
 from service.validation import parse_json
 
 LOGGER = logging.getLogger(__name__)
@@ -68,13 +69,13 @@ class RerankFastPath:
                 raise
             LOGGER.exception("POST %s failed", ENDPOINT)
             return self._respond(state, http_error_response(InternalServerError()), environ, start_response)
-        state.metrics.inc("sectionrank_http_requests_total", endpoint=ENDPOINT, status=200)
+        state.metrics.count_http(ENDPOINT, 200)
         start_response("200 OK", [*_HEADERS, ("Content-Length", str(len(out)))])
         return [out]
 
     @staticmethod
-    def _respond(state, response, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        status = response.status_code
-        state.metrics.inc("sectionrank_http_requests_total", endpoint=ENDPOINT, status=status)
-        state.metrics.inc("sectionrank_http_errors_total", endpoint=ENDPOINT, status=status)
+    def _respond(
+        state: ServiceState, response: Response, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        state.metrics.count_http(ENDPOINT, response.status_code)
         return response(environ, start_response)

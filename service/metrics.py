@@ -60,6 +60,12 @@ class Metrics:
         with self._lock:
             self._counters[name][key] += amount
 
+    def count_http(self, endpoint: str, status: int) -> None:
+        """Count one HTTP response, and one error if its status is 4xx or 5xx."""
+        self.inc("sectionrank_http_requests_total", endpoint=endpoint, status=status)
+        if status >= 400:
+            self.inc("sectionrank_http_errors_total", endpoint=endpoint, status=status)
+
     def observe(self, name: str, seconds: float, **labels: object) -> None:
         key = tuple(sorted((k, str(v)) for k, v in labels.items()))
         with self._lock:

@@ -145,9 +145,7 @@ def _count(response: Response) -> Response:
     endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
     st = current_app.extensions.get("sectionrank")
     if st is not None:
-        st.metrics.inc("sectionrank_http_requests_total", endpoint=endpoint, status=response.status_code)
-        if response.status_code >= 400:
-            st.metrics.inc("sectionrank_http_errors_total", endpoint=endpoint, status=response.status_code)
+        st.metrics.count_http(endpoint, response.status_code)
     return response
 
 
