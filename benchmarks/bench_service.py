@@ -39,9 +39,9 @@ from ranker.config import RankerConfig
 from ranker.dataset import prepare_log
 from ranker.features import read_tables
 from ranker.train import train_design
+from sectionrank.commands.serve import gunicorn_argv
 from service import gunicorn_conf
 from service.app import create_app, get_state
-from service.commands.serve import gunicorn_argv
 from service.config import CONFIG_ENV, ServiceConfig
 from service.http_errors import json_response
 from service.state import ServiceState, response_payload

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ranker.errors import RankerError
-from ranker.features import CONTEXT_KINDS, FEATURES, TASK_TYPE
+from ranker.feature_defs import CONTEXT_KINDS, FEATURES, TASK_TYPE
 from ranker.union import parse_union_spec
 
 DEFAULT_CONFIG = Path(__file__).with_name("ranker.toml")

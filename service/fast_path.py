@@ -20,6 +20,7 @@ import orjson
 from flask import Flask, Response
 from werkzeug.exceptions import InternalServerError
 
+from ranker.errors import RequestValidationError
 from service.http_errors import (
     JSON_OPTIONS,
     ApiError,
@@ -27,7 +28,6 @@ from service.http_errors import (
     http_error_response,
     validation_error_response,
 )
-from service.pipeline import RequestValidationError
 from service.state import ServiceState
 from service.validation import parse_json
 

@@ -12,7 +12,7 @@ import orjson
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from service.pipeline import RequestValidationError
+from ranker.errors import RequestValidationError
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 

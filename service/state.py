@@ -34,12 +34,12 @@ from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
 from ranker.errors import RankerError
 from ranker.model import RankerModel
+from ranker.rerank.items import ItemAttributes
+from ranker.rerank.pipeline import RerankPipeline, RerankRequest, RerankResult
 from service.config import DESIGNS, ServiceConfig, ServiceConfigError
 from service.http_errors import ApiError
-from service.items import ItemAttributes
 from service.log_writer import DecisionWriter
 from service.metrics import Metrics
-from service.pipeline import RerankPipeline, RerankRequest, RerankResult
 from service.store import ServiceStore, StoreError
 from service.validation import cache_key, parse_feedback, parse_rerank
 

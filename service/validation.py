@@ -25,8 +25,8 @@ import numpy as np
 import orjson
 
 from heuristics import SectionsConfig
+from ranker.rerank.pipeline import RerankRequest
 from service.http_errors import ApiError
-from service.pipeline import RerankRequest
 
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 1024

@@ -41,8 +41,8 @@ from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from ranker.dataset import DROPPED, STATS, TRAIN, VALIDATION, PreparedLog, prepare_log
 from ranker.model import RankerModel
+from ranker.rerank.items import ItemAttributes
 from ranker.train import train_design
-from service.items import ItemAttributes
 from simulator.compare_settings import PRIMARY, CompareInputError, CompareSettings
 from simulator.policy_eval import arm_values
 from simulator.records import RequestBatch

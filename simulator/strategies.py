@@ -1,10 +1,10 @@
 """The strategies of the design comparison, run on common evaluation requests, and their slates' metrics.
 
 Every strategy that involves a ranker or a knob policy runs through the serving pipeline
-(`service.pipeline.RerankPipeline.rerank_batch`), section by section; each model scores a section's requests
-once (`RerankPipeline.score`) and the scores are passed to every knob policy run on top of it. Two bounds
-run beside them: ``random`` (a random order of the candidates) and ``oracle`` (the candidates ordered by
-their true attractiveness in isolation, `World.true_relevance`: greedy, so it ignores satiation and is a
+(`ranker.rerank.pipeline.RerankPipeline.rerank_batch`), section by section; each model scores a section's
+requests once (`RerankPipeline.score`) and the scores are passed to every knob policy run on top of it. Two
+bounds run beside them: ``random`` (a random order of the candidates) and ``oracle`` (the candidates ordered
+by their true attractiveness in isolation, `World.true_relevance`: greedy, so it ignores satiation and is a
 bound on relevance ordering, not on every slate).
 
 Each slate is valued exactly: expected clicks, conversions and revenue from the world's click model, NDCG@k
@@ -26,8 +26,8 @@ from bandits.policies import FixedArmPolicy
 from heuristics import SectionsConfig
 from heuristics.base import descending_order
 from ranker.model import RankerModel
-from service.items import ItemAttributes
-from service.pipeline import RerankPipeline
+from ranker.rerank.items import ItemAttributes
+from ranker.rerank.pipeline import RerankPipeline
 from simulator.population import DAY
 from simulator.records import RequestBatch
 from simulator.world import World

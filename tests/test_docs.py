@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from heuristics import SectionsConfig
 from heuristics.registry import HEURISTICS
-from service.cli import main
+from sectionrank.cli import main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PROGRAM = "sectionrank"

@@ -34,7 +34,7 @@ from bandits.log_codec import decode_id_lists, decode_number_lists
 from bandits.log_export import export_parquet
 from bandits.log_schema import APPLICATION_ID, INDEXES, SCHEMA_VERSION
 from bandits.records import DecisionBatch, FeedbackBatch
-from service.commands.export import export_command
+from sectionrank.commands.export import export_command
 
 T0 = 1_700_000_000.0
 

@@ -126,10 +126,10 @@ def test_model_changed_section_list_refused(copy_of, tables):
 
 
 def test_model_changed_default_in_code_refused(copy_of, tables, monkeypatch):
-    from ranker import features
+    from ranker import feature_defs, features
 
     changed = dict(features.FEATURES)
-    changed["age_days"] = features.FeatureDef("age_days", "float", -5.0, None, "")
+    changed["age_days"] = feature_defs.FeatureDef("age_days", "float", -5.0, None, "")
     monkeypatch.setattr(features, "FEATURES", changed)
     with pytest.raises(ContractMismatchError, match=r"'age_days' default changed: model -1\.0, code -5\.0"):
         load(copy_of("base"), tables)

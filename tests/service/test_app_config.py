@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.commands.serve import serve_command
+from sectionrank.commands.serve import serve_command
 from service.config import DEFAULT_SECTION_MODELS, ServiceConfig, ServiceConfigError
 from tests.service import test_app as shared
 

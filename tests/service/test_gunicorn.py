@@ -59,7 +59,7 @@ def server(tmp_path, sim_dir, saved):
     config, log = write_config(tmp_path, sim_dir, saved)
     port = free_port()
     out = tmp_path / "serve.out"
-    command = "from service.commands.serve import serve_command; serve_command()"
+    command = "from sectionrank.commands.serve import serve_command; serve_command()"
     # The command-line overrides of the demo (--store, --log, --models, --policy) on top of the config file.
     overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", "uniform"]
     argv = [sys.executable, "-c", command, "--config", str(config), *overrides, "--port", str(port)]

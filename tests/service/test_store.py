@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from service.commands.serve import load_catalog_command, load_users_command
+from sectionrank.commands.serve import load_catalog_command, load_users_command
 from service.store import ServiceStore, StoreError
 
 

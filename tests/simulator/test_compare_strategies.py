@@ -13,8 +13,8 @@ from bandits.policies import FixedArmPolicy
 from heuristics.base import descending_order
 from ranker.dataset import STATS, TEST, TRAIN, VALIDATION
 from ranker.metrics import ndcg_at_k
-from service.items import ItemAttributes
-from service.pipeline import RerankPipeline
+from ranker.rerank.items import ItemAttributes
+from ranker.rerank.pipeline import RerankPipeline
 from simulator import World, WorldConfig
 from simulator.compare_run import logged_requests, sample_window, subsample_section
 from simulator.strategies import (

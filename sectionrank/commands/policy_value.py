@@ -10,8 +10,8 @@ import numpy as np
 
 from bandits.replay import POLICY_SPECS, parse_policy
 from heuristics import SectionsConfig
-from service.commands.options import config_option, world_option
-from service.progress import progress
+from sectionrank.commands.options import config_option, world_option
+from sectionrank.progress import progress
 from simulator.policy_eval import OUTCOMES, arm_values
 from simulator.world import World
 from simulator.world_config import WorldConfig

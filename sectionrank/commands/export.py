@@ -10,7 +10,7 @@ import pandas as pd
 
 from bandits.log import DecisionLog
 from bandits.log_export import export_parquet
-from service.progress import progress
+from sectionrank.progress import progress
 
 
 def _progress(chunks: Iterable[pd.DataFrame], total: int) -> Iterable[pd.DataFrame]:

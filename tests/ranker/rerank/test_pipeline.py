@@ -7,10 +7,10 @@ from bandits.log import DecisionLog
 from bandits.policies import FixedArmPolicy, UniformPolicy
 from heuristics import SectionsConfig
 from heuristics.base import descending_order
-from ranker.errors import RankerError
+from ranker.errors import RankerError, RequestValidationError
 from ranker.model import RankerModel
-from service.items import ItemAttributes
-from service.pipeline import RequestValidationError, RerankPipeline, RerankRequest
+from ranker.rerank.items import ItemAttributes
+from ranker.rerank.pipeline import RerankPipeline, RerankRequest
 
 CONFIG = SectionsConfig.load()
 

@@ -10,8 +10,8 @@ import click
 from bandits.log import DecisionLog
 from bandits.log_summary import SectionSummary, summarize_log
 from heuristics import SectionsConfig
-from service.commands.options import config_option, world_option
-from service.progress import progress
+from sectionrank.commands.options import config_option, world_option
+from sectionrank.progress import progress
 from simulator.run import simulate
 from simulator.world import World
 from simulator.world_config import WorldConfig

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import items_from_frame
-from service.cli import main
-from service.sample import sample_candidates
+from sectionrank.cli import main
+from sectionrank.sample import sample_candidates
 
 CONFIG = SectionsConfig.load()
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
-from service.commands.compare import compare_command
+from sectionrank.commands.compare import compare_command
 from simulator import WorldConfig
 from simulator.compare_run import MAIN_STRATEGIES, run_seed
 from simulator.compare_settings import CompareSettings

@@ -28,22 +28,13 @@ from bandits.errors import BanditsError
 from bandits.records import DecisionBatch
 from heuristics import HeuristicsError, SectionPipeline, SectionsConfig
 from heuristics.base import descending_order
-from ranker.errors import RankerError
+from ranker.errors import PipelineConfigError, RankerError, RequestValidationError
 from ranker.model import RankerModel
 from ranker.requests import Requests
-from service.items import ItemAttributes
+from ranker.rerank.items import ItemAttributes
 
 FALLBACK_ARM = "none"
 CONTEXT_FIELD = {"source_item": "source_item", "category": "category", "query": "query"}
-
-
-class RequestValidationError(ValueError):
-    """A request the pipeline cannot serve; `field` names the offending field (JSON path)."""
-
-    def __init__(self, field: str, message: str, status: int = 422) -> None:
-        self.field = field
-        self.status = status
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +153,7 @@ class RerankPipeline:
     ) -> None:
         missing = [s.name for s in sections if s.name not in rankers]
         if missing:
-            raise RequestValidationError("rankers", f"no ranker configured for sections {missing}")
+            raise PipelineConfigError("rankers", f"no ranker configured for sections {missing}")
         for name, model in rankers.items():
             if not model.serves(name):
                 raise RankerError(

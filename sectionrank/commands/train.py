@@ -16,7 +16,7 @@ from ranker.evaluate import LOGGED, evaluate_models, format_table
 from ranker.features import read_tables
 from ranker.train import train_design
 from ranker.union import parse_union_spec
-from service.progress import progress
+from sectionrank.progress import progress
 
 T = TypeVar("T")
 

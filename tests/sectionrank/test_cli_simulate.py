@@ -7,7 +7,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from bandits.log import DecisionLog
-from service.cli import main
+from sectionrank.cli import main
 
 TINY = str(Path(__file__).parents[1] / "fixtures" / "world_tiny.toml")
 

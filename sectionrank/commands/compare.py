@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from heuristics import SectionsConfig
-from service.errors import USER_ERRORS
-from service.progress import progress
+from sectionrank.errors import USER_ERRORS
+from sectionrank.progress import progress
 from simulator.compare import compare, write_outputs
 from simulator.compare_settings import FULL, QUICK
 from simulator.report import headline_text

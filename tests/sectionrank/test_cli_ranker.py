@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ranker.artifact import load_artifact
-from service.cli import Group
-from service.commands.train import evaluate_command, train_command
+from sectionrank.cli import Group
+from sectionrank.commands.train import evaluate_command, train_command
 
 
 @click.group(cls=Group)

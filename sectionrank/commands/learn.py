@@ -17,8 +17,8 @@ from bandits.replay import POLICY_SPECS, parse_policy, replay_table
 from bandits.rewards import REWARDS
 from bandits.vw_policy import EXPLORATIONS, VWSettings
 from heuristics import SectionsConfig
-from service.commands.options import config_option, log_option
-from service.progress import progress
+from sectionrank.commands.options import config_option, log_option
+from sectionrank.progress import progress
 
 ESTIMATOR_NAMES = ("ips", "snips", "dm", "dr", "replay")
 

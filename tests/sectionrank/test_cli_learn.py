@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
+from sectionrank.cli import main
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 CONTEXT_WORLD = str(FIXTURES / "world_context.toml")

@@ -12,16 +12,16 @@ import pandas as pd
 
 from heuristics import ContextBatch, SectionPipeline, SectionsConfig
 from heuristics.frames import embedding_columns, items_from_frame
-from service.commands.compare import compare_command
-from service.commands.export import export_command
-from service.commands.learn import learn_command, replay_command
-from service.commands.options import config_option
-from service.commands.policy_value import policy_value_command
-from service.commands.serve import load_catalog_command, load_users_command, serve_command
-from service.commands.simulate import simulate_command
-from service.commands.train import evaluate_command, train_command
-from service.errors import USER_ERRORS
-from service.sample import sample_candidates
+from sectionrank.commands.compare import compare_command
+from sectionrank.commands.export import export_command
+from sectionrank.commands.learn import learn_command, replay_command
+from sectionrank.commands.options import config_option
+from sectionrank.commands.policy_value import policy_value_command
+from sectionrank.commands.serve import load_catalog_command, load_users_command, serve_command
+from sectionrank.commands.simulate import simulate_command
+from sectionrank.commands.train import evaluate_command, train_command
+from sectionrank.errors import USER_ERRORS
+from sectionrank.sample import sample_candidates
 
 
 class Group(click.Group):

@@ -1,1 +1,0 @@
-"""Subcommands of the `sectionrank` CLI, one module per task; `service.cli` registers them."""
