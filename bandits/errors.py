@@ -14,6 +14,16 @@ class BanditsError(Exception):
     """Base class of every error a caller of `bandits` can cause."""
 
 
+class NotFittedError(ValueError, AttributeError):
+    """A learnable thing (a ranker design, a VW knob policy, a reward model) was asked to predict, save or
+    describe what it learned before `fit` (or `load`) was called.
+
+    The one such error of the whole house: `ranker` re-exports it. Like scikit-learn's, it is both a
+    ValueError and an AttributeError. The message names the class and the call: "LambdaRanker: call fit
+    before predict".
+    """
+
+
 class InvalidBatchError(BanditsError, ValueError):
     """A `DecisionBatch` or `FeedbackBatch` with a field of the wrong shape, type or range.
 
