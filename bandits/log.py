@@ -230,6 +230,12 @@ class DecisionLog:
             raise DuplicateEventError(self.path, self._first_known(batch.event_id)) from exc
         return len(rows)
 
+    def append(self, decisions: DecisionBatch, feedback: FeedbackBatch) -> None:
+        """Store a chunk of decisions, then their feedback: the sink a simulation writes its log through
+        (``simulate(..., sink=log.append)``)."""
+        self.append_decisions(decisions)
+        self.append_feedback(feedback)
+
     def append_feedback(
         self,
         batch: FeedbackBatch,

@@ -40,12 +40,7 @@ def _simulate(out: Path, n: int) -> float:
     world.users().to_parquet(out / "users.parquet", index=False)
     started = time.perf_counter()
     with DecisionLog.open(out / "log.db", create=True) as log:
-
-        def sink(decisions, feedback):
-            log.append_decisions(decisions)
-            log.append_feedback(feedback)
-
-        simulate(world, n, seed=SEED, sink=sink)
+        simulate(world, n, seed=SEED, sink=log.append)
     return time.perf_counter() - started
 
 

@@ -60,12 +60,7 @@ def _build(out: Path, n_requests: int) -> Path:
     world.catalog().to_parquet(out / "catalog.parquet", index=False)
     world.users().to_parquet(out / "users.parquet", index=False)
     with DecisionLog.open(out / "log.db", create=True) as log:
-
-        def sink(decisions, feedback):
-            log.append_decisions(decisions)
-            log.append_feedback(feedback)
-
-        simulate(world, n_requests, seed=SEED, sink=sink)
+        simulate(world, n_requests, seed=SEED, sink=log.append)
     config = RankerConfig.load()
     prepared = prepare_log(out / "log.db", config)
     catalog, users = read_tables(str(out / "catalog.parquet"), str(out / "users.parquet"))

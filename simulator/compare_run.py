@@ -329,12 +329,7 @@ def run_seed(
         log_path = root / "log.db"
         notify("logging")
         with clock("log"), DecisionLog.open(log_path, create=True) as log:
-
-            def sink(decisions, feedback):
-                log.append_decisions(decisions)
-                log.append_feedback(feedback)
-
-            simulate(world, settings.log_requests, seed=seed, sections_config=sections, sink=sink)
+            simulate(world, settings.log_requests, seed=seed, sections_config=sections, sink=log.append)
         with clock("prepare"):
             prepared = prepare_log(log_path, ranker_config)
         cut = prepared.split.cutoffs[2]

@@ -40,12 +40,7 @@ def write_simulation(out: Path, requests: int = REQUESTS, seed: int = SEED) -> P
     world.catalog().to_parquet(out / "catalog.parquet", index=False)
     world.users().to_parquet(out / "users.parquet", index=False)
     with DecisionLog.open(out / "log.db", create=True) as log:
-
-        def sink(decisions, feedback):
-            log.append_decisions(decisions)
-            log.append_feedback(feedback)
-
-        simulate(world, requests, seed=seed, sink=sink)
+        simulate(world, requests, seed=seed, sink=log.append)
     return out
 
 

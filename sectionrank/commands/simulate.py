@@ -99,11 +99,6 @@ def simulate_command(
     world.users().to_parquet(out / "users.parquet", index=False)
 
     with DecisionLog.open(log_path, create=True) as log:
-
-        def sink(decisions, feedback):
-            log.append_decisions(decisions)
-            log.append_feedback(feedback)
-
         summary = simulate(
             world,
             n_requests,
@@ -111,7 +106,7 @@ def simulate_command(
             exploration=exploration,
             epsilon=epsilon,
             sections_config=sections,
-            sink=sink,
+            sink=log.append,
             progress=lambda chunks: progress(chunks, desc="simulating"),
         )
         run = {
