@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +19,13 @@ from types import MappingProxyType
 from typing import Any
 
 from heuristics.base import OrderHeuristic
+from heuristics.config_reader import ConfigChecks
 from heuristics.errors import ConfigError
 from heuristics.normalize import METHODS
 from heuristics.registry import CONTEXT_FIELDS, HEURISTICS, NEEDS_CONTEXT
 
 DEFAULT_CONFIG = Path(__file__).with_name("sections.toml")
+_CHECK = ConfigChecks(ConfigError)
 SCHEMA_VERSION = 1
 
 _TOP_KEYS = {"schema_version", "sections"}
@@ -137,23 +138,12 @@ class SectionsConfig:
     def load(cls, path: str | Path | None = None) -> SectionsConfig:
         """Read and validate a sections config; the shipped default when `path` is None."""
         path = DEFAULT_CONFIG if path is None else Path(path)
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError("config", f"file not found: {path}") from None
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            problem = f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
-            raise ConfigError("config", problem) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+        data = _CHECK.read_toml(path)
         return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> SectionsConfig:
-        _check_keys("config", data, _TOP_KEYS)
+        _CHECK.keys("config", data, _TOP_KEYS)
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise ConfigError("schema_version", f"expected {SCHEMA_VERSION}, found {version!r}")
@@ -164,17 +154,9 @@ class SectionsConfig:
         return cls(sections=MappingProxyType(parsed), source=source)
 
 
-def _check_keys(where: str, table: Any, allowed: set[str]) -> None:
-    if not isinstance(table, Mapping):
-        raise ConfigError(where, f"expected a table, found {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
 def _parse_section(name: str, body: Any) -> SectionConfig:
     where = f"sections.{name}"
-    _check_keys(where, body, _SECTION_KEYS)
+    _CHECK.keys(where, body, _SECTION_KEYS)
 
     pipeline = body.get("pipeline")
     if not isinstance(pipeline, list) or not pipeline:
@@ -267,12 +249,12 @@ def _check_step_order(where: str, pipeline: list[str]) -> None:
 
 
 def _parse_params(where: str, table: Any, pipeline: list[str]) -> dict[str, dict[str, str]]:
-    _check_keys(f"{where}.params", table, set(pipeline))
+    _CHECK.keys(f"{where}.params", table, set(pipeline))
     params: dict[str, dict[str, str]] = {}
     for step in pipeline:
         specs = HEURISTICS[step].PARAMS
         given = table.get(step, {})
-        _check_keys(f"{where}.params.{step}", given, set(specs))
+        _CHECK.keys(f"{where}.params.{step}", given, set(specs))
         values = {}
         for pname, spec in specs.items():
             value = given.get(pname, spec.default)
@@ -294,12 +276,12 @@ def _check_value(key: str, step: str, knob: str, value: Any) -> float:
 
 
 def _parse_knob_grid(where: str, table: Any, pipeline: list[str]) -> dict[str, tuple[float, ...]]:
-    _check_keys(f"{where}.knobs", table, set(pipeline))
+    _CHECK.keys(f"{where}.knobs", table, set(pipeline))
     grid: dict[str, tuple[float, ...]] = {}
     for step in pipeline:
         specs = HEURISTICS[step].KNOBS
         given = table.get(step, {})
-        _check_keys(f"{where}.knobs.{step}", given, set(specs))
+        _CHECK.keys(f"{where}.knobs.{step}", given, set(specs))
         for knob, spec in specs.items():
             key = f"{where}.knobs.{step}.{knob}"
             values = given.get(knob, [spec.default])
@@ -316,12 +298,12 @@ def _parse_knob_grid(where: str, table: Any, pipeline: list[str]) -> dict[str, t
 
 def _resolve_knobs(key: str, table: Any, pipeline: list[str]) -> dict[str, float]:
     """Every knob of the pipeline from a nested ``{heuristic: {knob: value}}`` table, defaults filled."""
-    _check_keys(key, table, set(pipeline))
+    _CHECK.keys(key, table, set(pipeline))
     resolved: dict[str, float] = {}
     for step in pipeline:
         specs = HEURISTICS[step].KNOBS
         given = table.get(step, {})
-        _check_keys(f"{key}.{step}", given, set(specs))
+        _CHECK.keys(f"{key}.{step}", given, set(specs))
         for knob, spec in specs.items():
             value = given.get(knob, spec.default)
             resolved[f"{step}.{knob}"] = _check_value(f"{key}.{step}.{knob}", step, knob, value)
@@ -348,7 +330,7 @@ def _build_arms(where: str, section: str, combos: list[dict[str, float]]) -> lis
 
 def _parse_serving(where: str, table: Any) -> ServingSettings:
     limits = ServingSettings._LIMITS
-    _check_keys(f"{where}.serving", table, set(limits))
+    _CHECK.keys(f"{where}.serving", table, set(limits))
     values: dict[str, Any] = {}
     for key, (low, high) in limits.items():
         if key not in table:
