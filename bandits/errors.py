@@ -35,6 +35,34 @@ class InvalidArgumentError(BanditsError, ValueError):
     """An argument of a public function out of its domain; the message names it, expected vs. found."""
 
 
+class PolicyContractError(BanditsError, ValueError):
+    """A saved knob policy cannot be used with this sections config, this code or this Vowpal Wabbit.
+
+    Raised when loading: no such policy file, no metadata, a content hash that does not match the metadata,
+    another VW major version, another feature format, or arms that differ from the sections config. The
+    message starts with the policy file (or directory) and says what disagrees: "policy-0003.vw: arms of
+    section 'search' differ from the sections config".
+    """
+
+
+class PolicySpecError(BanditsError, ValueError):
+    """A target-policy spec (``uniform``, ``epsilon:EPS``, ``fixed:SECTION=ARM``, ...) cannot be understood.
+
+    The message quotes the spec and gives the expected form: "policy 'epsilon:x': expected epsilon:EPS with
+    EPS in [0, 1]".
+    """
+
+
+class LearnError(BanditsError, ValueError):
+    """Learning a knob policy cannot run on these inputs: an unknown reward, a negative wait window, or no
+    usable decision in the window.
+
+    A setting is named with expected vs. found ("Expected `wait_seconds` >= 0, found -1"); an empty window
+    names the log and what was skipped ("log.db: no decisions to learn from in this window (skipped: 0 of
+    unknown sections, 3 of unknown arms)").
+    """
+
+
 class LogError(BanditsError):
     """A decision-log file cannot be used as asked; the message starts with its path."""
 

@@ -17,15 +17,11 @@ import numpy as np
 import pandas as pd
 
 from bandits.context import HOUR_BUCKETS, PolicyContext
-from bandits.errors import BanditsError
+from bandits.errors import LearnError
 from bandits.log import DecisionLog
 from bandits.rewards import REWARDS, compute_rewards
 from bandits.vw_policy import VWKnobPolicy, VWSettings, latest_policy
 from heuristics import SectionsConfig
-
-
-class LearnError(BanditsError, ValueError):
-    """Learning cannot run on these inputs (no usable decisions, unknown reward, ...)."""
 
 
 @dataclass(frozen=True)

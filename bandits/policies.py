@@ -11,6 +11,7 @@ import numpy as np
 
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
+from bandits.errors import InvalidArgumentError
 from heuristics import SectionsConfig
 
 
@@ -44,7 +45,7 @@ class EpsilonGreedyPolicy(KnobPolicy):
 
     def __init__(self, sections: SectionsConfig, epsilon: float = 0.2) -> None:
         if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"Expected `epsilon` in [0, 1], found {epsilon!r}")
+            raise InvalidArgumentError(f"Expected `epsilon` in [0, 1], found {epsilon!r}")
         super().__init__(sections)
         self.epsilon = float(epsilon)
 

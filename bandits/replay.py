@@ -13,17 +13,12 @@ import numpy as np
 import pandas as pd
 
 from bandits.base import KnobPolicy
-from bandits.errors import BanditsError
+from bandits.errors import PolicySpecError
 from bandits.learn import LoggedDecisions, context_matrix
 from bandits.ope import LoggedBandit, evaluate
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
-
-
-class PolicySpecError(BanditsError, ValueError):
-    """A target-policy spec cannot be understood."""
-
 
 POLICY_SPECS = (
     "uniform",

@@ -29,7 +29,7 @@ import vowpalwabbit
 
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
-from bandits.errors import BanditsError
+from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
 from bandits.vw_format import (
     ACTION_NS,
     INTERACTIONS,
@@ -51,14 +51,6 @@ FEATURE_FORMAT = "context-v1+arm-id-knob-values-v1"
 POLICY_FILE = re.compile(r"^policy-(\d{4,})\.vw$")
 
 
-class NotFittedError(RuntimeError):
-    """The policy was asked to predict before it was fitted or loaded."""
-
-
-class PolicyContractError(BanditsError, ValueError):
-    """A saved policy does not match the sections config, its own hash, or this VW version."""
-
-
 @dataclass(frozen=True)
 class VWSettings:
     """VW options of a knob policy; they are stored with the model and must agree at load."""
@@ -74,13 +66,13 @@ class VWSettings:
 
     def __post_init__(self) -> None:
         if self.exploration not in EXPLORATIONS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Expected `exploration` in {', '.join(EXPLORATIONS)}, found {self.exploration!r}"
             )
         if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"Expected `epsilon` in [0, 1], found {self.epsilon!r}")
+            raise InvalidArgumentError(f"Expected `epsilon` in [0, 1], found {self.epsilon!r}")
         if not 1 <= self.bits <= 30:
-            raise ValueError(f"Expected `bits` in [1, 30], found {self.bits!r}")
+            raise InvalidArgumentError(f"Expected `bits` in [1, 30], found {self.bits!r}")
 
     def arguments(self) -> list[str]:
         args = [
@@ -164,7 +156,9 @@ class VWKnobPolicy(KnobPolicy):
             n_arms = len(self.sections[str(section)].arms)
             rows = context.section == section
             if rows.any() and (arm_index[rows].min() < 0 or arm_index[rows].max() >= n_arms):
-                raise ValueError(f"Expected arm indices in [0, {n_arms}) for section {section!r}")
+                raise InvalidArgumentError(
+                    f"Expected `arm_index` in [0, {n_arms}) for section {str(section)!r}"
+                )
         text = labelled_blocks(
             context_lines(context), context.section, arm_index, reward, propensity, self.actions
         )
@@ -211,7 +205,7 @@ class VWKnobPolicy(KnobPolicy):
     # -- predicting -------------------------------------------------------------------------------------
     def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
         if not hasattr(self, "workspace_"):
-            raise NotFittedError("This VWKnobPolicy is not fitted yet: call fit() or load() first")
+            raise NotFittedError("VWKnobPolicy: call fit or load before distribution or choose")
         actions = self.actions[section]
         shared = context_lines(context)
         probs = np.empty((len(context), len(actions)))
@@ -228,7 +222,7 @@ class VWKnobPolicy(KnobPolicy):
         version, the model's SHA-256, the training counts and progressive validation loss, and `metadata`.
         """
         if not hasattr(self, "model_bytes_"):
-            raise NotFittedError("Nothing to save: the policy is not fitted")
+            raise NotFittedError("VWKnobPolicy: call fit or load before save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         versions = [int(m.group(1)) for p in directory.iterdir() if (m := POLICY_FILE.match(p.name))]

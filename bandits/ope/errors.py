@@ -3,9 +3,22 @@
 Every message names the argument, column or row at fault and, where it helps, what was expected and what was
 found: "Expected `pscore` in (0, 1], found 0 at row 17". Rows are numbered from 0 in the order given (for a
 file: the first data row after the header is row 0).
+
+A reward model asked to predict before `fit` raises the house's one `NotFittedError`, from `bandits.errors`;
+it is re-exported here, so ``from bandits.ope import NotFittedError`` names that same class.
 """
 
-from bandits.errors import BanditsError
+from bandits.errors import BanditsError, NotFittedError
+
+__all__ = [
+    "DatasetDownloadError",
+    "DatasetIntegrityError",
+    "DatasetNotFoundError",
+    "NotFittedError",
+    "ReplayError",
+    "ReplayInputError",
+    "TargetPolicyError",
+]
 
 
 class ReplayError(BanditsError):
@@ -22,10 +35,6 @@ class TargetPolicyError(ReplayInputError):
     DM and DR need the target's whole arm distribution ``action_dist`` (B, A); IPS, SNIPS and replay also
     work from ``target_pscore`` (B,), the target's probability of each logged action.
     """
-
-
-class NotFittedError(ReplayError, RuntimeError):
-    """A reward model was asked to predict before `fit` was called."""
 
 
 class DatasetNotFoundError(ReplayError, FileNotFoundError):

@@ -124,7 +124,7 @@ class RidgeRewardModel(BaseRewardModel):
 
     def predict(self, context: np.ndarray | None, n_rows: int) -> np.ndarray:
         if not hasattr(self, "coef_"):
-            raise NotFittedError("RidgeRewardModel.predict was called before fit")
+            raise NotFittedError("RidgeRewardModel: call fit before predict")
         x = np.zeros((n_rows, 0)) if context is None else np.asarray(context, dtype=np.float64)
         if x.shape != (n_rows, len(self.mean_)):
             raise ReplayInputError(
@@ -206,7 +206,7 @@ class LightGBMRewardModel(BaseRewardModel):
 
     def predict(self, context: np.ndarray | None, n_rows: int) -> np.ndarray:
         if not hasattr(self, "booster_"):
-            raise NotFittedError("LightGBMRewardModel.predict was called before fit")
+            raise NotFittedError("LightGBMRewardModel: call fit before predict")
         x = np.zeros((n_rows, 0)) if context is None else np.asarray(context, dtype=np.float64)
         if x.shape != (n_rows, self.n_features_):
             raise ReplayInputError(

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bandits.learn import LearnError, LearnSettings, context_matrix, learn_policy, read_decisions
+from bandits.errors import LearnError, PolicySpecError
+from bandits.learn import LearnSettings, context_matrix, learn_policy, read_decisions
 from bandits.log import DecisionLog
 from bandits.policies import FixedArmPolicy, UniformPolicy
-from bandits.replay import PolicySpecError, parse_policy, replay_table, target_distribution
+from bandits.replay import parse_policy, replay_table, target_distribution
 from bandits.vw_policy import VWKnobPolicy
-from heuristics import SectionsConfig
+from heuristics import ConfigError, SectionsConfig
 from simulator.run import simulate
 
 TINY = Path(__file__).parents[1] / "fixtures" / "world_tiny.toml"
@@ -21,12 +22,7 @@ CONFIG = SectionsConfig.load()
 def log_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("learn") / "log.db"
     with DecisionLog.open(path, create=True) as log:
-        simulate(
-            str(TINY),
-            3000,
-            seed=4,
-            sink=lambda d, f: (log.append_decisions(d), log.append_feedback(f)),
-        )
+        simulate(str(TINY), 3000, seed=4, sink=log.append)
     return path
 
 
@@ -176,10 +172,15 @@ def test_parse_policy_fixed_arms_resolve():
 
 
 @pytest.mark.parametrize(
-    ("spec", "match"),
-    # Invalid policy specs.
-    [("fixed:search", "SECTION=ARM"), ("epsilon:2", "epsilon"), ("fixed:nope=1", "unknown section")],
+    ("spec", "error", "match"),
+    # Invalid policy specs: a malformed spec, or a section the config does not have.
+    [
+        ("fixed:search", PolicySpecError, r"policy 'fixed:search': expected SECTION=ARM, found 'search'"),
+        ("epsilon:2", PolicySpecError, r"policy 'epsilon:2': expected epsilon:EPS with EPS in \[0, 1\]"),
+        ("epsilon:x", PolicySpecError, r"policy 'epsilon:x': expected epsilon:EPS"),
+        ("fixed:nope=1", ConfigError, "unknown section"),
+    ],
 )
-def test_parse_policy_invalid(spec, match):
-    with pytest.raises((PolicySpecError, ValueError), match=match):
+def test_parse_policy_invalid(spec, error, match):
+    with pytest.raises(error, match=match):
         parse_policy(spec, CONFIG)

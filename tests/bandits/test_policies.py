@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bandits.context import PolicyContext, candidate_summary
+from bandits.errors import NotFittedError, PolicyContractError
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
-from bandits.vw_policy import NotFittedError, PolicyContractError, VWKnobPolicy, VWSettings
+from bandits.vw_policy import VWKnobPolicy, VWSettings
 from heuristics import SectionsConfig
 
 CONFIG = SectionsConfig.load()
@@ -128,9 +129,11 @@ def test_vw_policy_other_explorations_run(exploration):
         policy.close()
 
 
-def test_vw_policy_not_fitted_raises():
-    with pytest.raises(NotFittedError, match="not fitted"):
+def test_vw_policy_not_fitted_raises(tmp_path):
+    with pytest.raises(NotFittedError, match=r"VWKnobPolicy: call fit or load before distribution"):
         VWKnobPolicy(CONFIG).distribution(make_context(3))
+    with pytest.raises(NotFittedError, match=r"VWKnobPolicy: call fit or load before save"):
+        VWKnobPolicy(CONFIG).save(tmp_path)
 
 
 def test_vw_policy_save_load_same_predictions(vw_policy, tmp_path):

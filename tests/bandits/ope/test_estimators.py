@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bandits.errors import NotFittedError as HouseNotFittedError
 from bandits.ope import (
     DirectMethod,
     DoublyRobust,
@@ -260,10 +261,11 @@ def test_ridge_reward_model_falls_back_to_pooled_model_for_unseen_arm() -> None:
     assert np.allclose(model.predict(x, 4)[:, 2], 1.0)
 
 
-def test_reward_models_refuse_predict_before_fit() -> None:
-    for model in (RidgeRewardModel(), LightGBMRewardModel()):
-        with pytest.raises(NotFittedError, match="before fit"):
-            model.predict(None, 3)
+@pytest.mark.parametrize("model", [RidgeRewardModel(), LightGBMRewardModel()], ids=type)
+def test_reward_model_predict_before_fit_raises_the_house_not_fitted_error(model) -> None:
+    with pytest.raises(NotFittedError, match=rf"{type(model).__name__}: call fit before predict"):
+        model.predict(None, 3)
+    assert NotFittedError is HouseNotFittedError
 
 
 def test_lightgbm_reward_model_is_deterministic_and_learns_arm_effects() -> None:
