@@ -29,7 +29,8 @@ import numpy as np
 
 from bandits.log import DecisionLog
 from ranker.config import WINDOWS, RankerConfig, SplitSettings
-from ranker.labels import LabelledLists, TrainingDataError, label_lists
+from ranker.errors import TrainingDataError
+from ranker.labels import LabelledLists, label_lists
 
 STATS, TRAIN, VALIDATION, TEST = range(4)
 #: Window code of a decision dropped because its feedback arrived after its window closed.

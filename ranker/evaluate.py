@@ -27,7 +27,7 @@ import pandas as pd
 
 from ranker.config import EvaluationSettings, RankerConfig
 from ranker.dataset import TEST, TimeSplit, prepare_log
-from ranker.errors import RankerError
+from ranker.errors import EvaluationError
 from ranker.labels import LabelledLists
 from ranker.metrics import OVERALL, evaluate_lists
 from ranker.model import RankerModel
@@ -38,10 +38,6 @@ Progress = Callable[[Iterable[T], str], Iterable[T]]
 #: The reference column: the logged order of the shown items.
 LOGGED = "logged"
 COLUMNS = ("model", "design", "section", "metric", "k", "mean", "ci_low", "ci_high", "n_lists", "n_defined")
-
-
-class EvaluationError(RankerError, ValueError):
-    """Models that cannot be evaluated together, or a log that is not the one they were trained on."""
 
 
 def evaluate_scores(

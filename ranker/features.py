@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ranker.artifact import FeatureSpec
-from ranker.errors import RankerError
+from ranker.errors import FeatureInputError, FeatureTableError
 from ranker.feature_defs import CONTEXT_KINDS, FEATURES, TASK_TYPE
 from ranker.requests import Requests
 from ranker.stats import ItemStats
@@ -51,14 +51,6 @@ _NONE, _SOURCE, _CATEGORY, _QUERY = range(4)
 _UNKNOWN_CATEGORY = -2  # a request category the catalog does not have: matches no item
 _UNKNOWN_WORD = -2  # a query word no item is tagged with
 _NO_WORD = -3  # padding of query word codes (item tags are padded with -1)
-
-
-class FeatureTableError(RankerError, ValueError):
-    """A catalog, user or statistics table the feature function cannot use; the message names it."""
-
-
-class FeatureInputError(RankerError, ValueError):
-    """A request the feature function cannot featurise (an unknown section, mismatched lengths)."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ranker.config import SectionSpec
-from ranker.errors import RankerError
+from ranker.errors import TrainingDataError
 from ranker.requests import Requests
 
 #: Columns of a joined decision-log frame (`bandits.log.DecisionLog.joined`) that label prep reads.
@@ -45,10 +45,6 @@ LOG_COLUMNS = (
     "conversions",
     "revenue",
 )
-
-
-class TrainingDataError(RankerError, ValueError):
-    """The log cannot give the lists a step needs (missing columns, too few decisions, an empty window)."""
 
 
 @dataclass(frozen=True)

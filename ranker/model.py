@@ -24,8 +24,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ranker.artifact import ContractMismatchError, InferenceContract, check_contract, load_artifact
+from ranker.artifact import InferenceContract, check_contract, load_artifact
 from ranker.config import RankerConfig
+from ranker.errors import ContractMismatchError
 from ranker.features import FeatureBuilder, FeatureTables
 from ranker.labels import LabelledLists
 from ranker.stats import ItemStats

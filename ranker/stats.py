@@ -35,17 +35,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ranker.errors import RankerError
+from ranker.errors import ItemStatsError
 
 if TYPE_CHECKING:
     from ranker.labels import LabelledLists
 
 _METADATA_KEY = b"sectionrank.item_stats"
 COLUMNS = ("item_id", "impressions", "clicks", "conversions", "expected_clicks")
-
-
-class ItemStatsError(RankerError, ValueError):
-    """An item statistics table that cannot be read or does not hold what it should."""
 
 
 @dataclass(frozen=True)

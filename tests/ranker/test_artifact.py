@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from ranker.artifact import (
-    ContractMismatchError,
     FeatureSpec,
     InferenceContract,
     check_contract,
@@ -15,6 +14,7 @@ from ranker.artifact import (
     load_artifact,
     save_artifact,
 )
+from ranker.errors import ContractMismatchError
 
 FEATURES = (
     FeatureSpec("affinity", "float", 0.0),

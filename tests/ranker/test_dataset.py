@@ -9,7 +9,7 @@ import pytest
 
 from ranker.config import SplitSettings
 from ranker.dataset import DROPPED, STATS, TEST, TRAIN, VALIDATION, TimeSplit, prepare_log, time_split
-from ranker.labels import TrainingDataError
+from ranker.errors import TrainingDataError
 
 
 def test_time_split_windows_are_in_time_order_without_overlap(prepared):

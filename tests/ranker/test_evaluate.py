@@ -12,7 +12,8 @@ import pytest
 
 from ranker.config import EvaluationSettings
 from ranker.dataset import TEST
-from ranker.evaluate import LOGGED, EvaluationError, evaluate_models, evaluate_scores
+from ranker.errors import EvaluationError
+from ranker.evaluate import LOGGED, evaluate_models, evaluate_scores
 from ranker.labels import label_lists
 from ranker.metrics import OVERALL
 from tests.conftest import write_simulation

@@ -8,13 +8,8 @@ import pytest
 
 from bandits.log import DecisionLog
 from ranker.dataset import STATS
-from ranker.features import (
-    FEATURES,
-    FeatureBuilder,
-    FeatureInputError,
-    FeatureTableError,
-    FeatureTables,
-)
+from ranker.errors import FeatureInputError, FeatureTableError
+from ranker.features import FEATURES, FeatureBuilder, FeatureTables
 from ranker.requests import RequestError, Requests
 from ranker.stats import item_stats
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ranker.config import LabelRule, SectionSpec
-from ranker.labels import LabelledLists, TrainingDataError, label_lists
+from ranker.errors import TrainingDataError
+from ranker.labels import LabelledLists, label_lists
 
 SECTIONS = {
     "feed": SectionSpec("feed", "none", LabelRule(click=1, conversion=2)),

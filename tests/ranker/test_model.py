@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from bandits.log import DecisionLog
-from ranker.artifact import ContractMismatchError, load_artifact
+from ranker.artifact import load_artifact
 from ranker.config import RankerConfig
 from ranker.dataset import TEST
+from ranker.errors import ContractMismatchError
 from ranker.model import ITEM_STATS_FILE, METRICS_FILE, RankerModel
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ranker.dataset import STATS, TRAIN
-from ranker.stats import ItemStats, ItemStatsError, item_stats, position_ctr
+from ranker.errors import ItemStatsError
+from ranker.stats import ItemStats, item_stats, position_ctr
 
 
 def naive_stats(lists) -> dict[int, list[float]]:
