@@ -28,14 +28,10 @@ from typing import Any
 
 import lightgbm as lgb
 
-from ranker.errors import RankerError
+from ranker.designs import DESIGNS
+from ranker.errors import ContractMismatchError
 
-DESIGNS = ("base", "consolidated", "independent")
 FORMAT_VERSION = 1
-
-
-class ContractMismatchError(RankerError, ValueError):
-    """An artifact does not match the code or config that tries to load it, or is corrupted."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ranker.errors import RankerError
-from ranker.feature_defs import CONTEXT_KINDS, FEATURES, TASK_TYPE
+from heuristics.config_reader import ConfigChecks
+from ranker.base import Design
+from ranker.designs import DESIGNS
+from ranker.errors import RankerConfigError, RankerError
+from ranker.feature_defs import CONTEXT_KINDS, FEATURES
 from ranker.union import parse_union_spec
 
 DEFAULT_CONFIG = Path(__file__).with_name("ranker.toml")
 SCHEMA_VERSION = 1
-DESIGNS = ("base", "consolidated", "independent")
 POSITION_BIAS = ("unbiased", "truncate", "none")
 #: The split windows, in time order.
 WINDOWS = ("stats", "train", "validation", "test")
@@ -34,15 +35,9 @@ WINDOWS = ("stats", "train", "validation", "test")
 MAX_GRADE = 30
 
 _TOP_KEYS = {"schema_version", "sections", "labels", "split", "stats", "designs", "lightgbm", "evaluation"}
-
-
-class RankerConfigError(RankerError, ValueError):
-    """A ranker config is invalid; the message starts with the dotted key at fault."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{key}: {problem}")
+_CHECK = ConfigChecks(RankerConfigError)
+#: A value check of one key: (dotted key, value) -> the checked value, or `RankerConfigError`.
+Check = Callable[[str, Any], Any]
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -131,12 +126,22 @@ class StatsSettings:
 
 @dataclass(frozen=True)
 class DesignSpec:
-    """One design: the sections its artifact serves, its features in order, and its default union."""
+    """One design as configured: the sections its artifact serves, its features in order, and its default
+    union; `kind` is the design (`ranker.designs.DESIGNS`) whose rules these obey."""
 
     name: str
     sections: tuple[str, ...]
     features: tuple[str, ...]
     union: str = "traffic"
+
+    @property
+    def kind(self) -> Design:
+        return DESIGNS[self.name]
+
+    @property
+    def models(self) -> dict[str, tuple[str, ...]]:
+        """Model key -> the sections that model serves (`ranker.base.Design.models`)."""
+        return self.kind.models(self.sections)
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,7 @@ class RankerConfig:
     def load(cls, path: str | Path | None = None) -> RankerConfig:
         """Read and validate a ranker config; the shipped default when `path` is None."""
         path = DEFAULT_CONFIG if path is None else Path(path)
-        data = _read_toml(path)
+        data = _CHECK.read_toml(path)
         if path == DEFAULT_CONFIG:
             return cls._parse(data, str(path))
         return cls.from_dict(data, source=str(path))
@@ -240,26 +245,20 @@ class RankerConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> RankerConfig:
         """Validate config data; keys it leaves out keep the shipped default's values."""
-        if not isinstance(data, Mapping):
-            raise RankerConfigError("config", f"expected a table, found {type(data).__name__}")
-        merged = _merge(_read_toml(DEFAULT_CONFIG), data)
+        _CHECK.keys("config", data, _TOP_KEYS)
+        merged = _merge(_CHECK.read_toml(DEFAULT_CONFIG), data)
         return cls._parse(merged, source)
 
     @classmethod
     def _parse(cls, data: Mapping[str, Any], source: str) -> RankerConfig:
-        _check_keys("config", data, _TOP_KEYS)
+        _CHECK.keys("config", data, _TOP_KEYS)
         version = data.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise RankerConfigError("schema_version", f"expected {SCHEMA_VERSION}, found {version!r}")
         sections = _parse_sections(data.get("sections"))
         labels = _parse_labels(data.get("labels", {}))
         split = _parse_split(data.get("split", {}))
-        stats = _parse_table(
-            "stats",
-            data.get("stats", {}),
-            StatsSettings,
-            _STATS_CHECKS,
-        )
+        stats = _parse_table("stats", data.get("stats", {}), StatsSettings, _STATS_CHECKS)
         lightgbm = _parse_table("lightgbm", data.get("lightgbm", {}), LightGBMSettings, _LIGHTGBM_CHECKS)
         evaluation = _parse_table("evaluation", data.get("evaluation", {}), EvaluationSettings, _EVAL_CHECKS)
         designs = _parse_designs(data.get("designs"), sections)
@@ -276,21 +275,7 @@ class RankerConfig:
         )
 
 
-# -------------------------------------------------------------------------------------------------- reading
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise RankerConfigError("config", f"file not found: {path}") from None
-    except OSError as exc:
-        raise RankerConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise RankerConfigError("config", f"{path} is not UTF-8 text ({exc.reason})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RankerConfigError("config", f"{path} is not valid TOML: {exc}") from None
+# -------------------------------------------------------------------------------------------------- merging
 
 
 #: Tables whose keys are names: a file that gives one replaces the default's whole.
@@ -310,117 +295,90 @@ def _merge(base: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- validation
 
 
-def _check_keys(where: str, table: Any, allowed: set[str] | tuple[str, ...]) -> None:
-    if not isinstance(table, Mapping):
-        raise RankerConfigError(where, f"expected a table, found {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise RankerConfigError(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+def _number_in(low: float, high: float, *, low_open: bool = False) -> Check:
+    return lambda key, value: _CHECK.number(key, value, low=low, high=high, low_open=low_open)
 
 
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise RankerConfigError(key, f"expected a number, found {value!r}")
-    return float(value)
-
-
-def _integer(key: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise RankerConfigError(key, f"expected an integer in [{low}, {high}], found {value!r}")
-    return int(value)
+def _integer_in(low: int, high: int) -> Check:
+    return lambda key, value: _CHECK.integer(key, value, low=low, high=high)
 
 
 def _positive(key: str, value: Any) -> float:
-    number = _number(key, value)
-    if not (math.isfinite(number) and number > 0):
-        raise RankerConfigError(key, f"expected a finite number > 0, found {value!r}")
+    return _CHECK.number(key, value, low=0.0, low_open=True)
+
+
+def _share(key: str, value: Any) -> float:
+    """A number in (0, 1): `alpha`."""
+    number = _CHECK.number(key, value, low=0.0, high=1.0, low_open=True)
+    if number >= 1.0:
+        raise RankerConfigError(key, f"expected a number in (0, 1), found {value!r}")
     return number
-
-
-def _in_range(low: float, high: float, *, low_open: bool = False):
-    def check(key: str, value: Any) -> float:
-        number = _number(key, value)
-        ok = (low < number if low_open else low <= number) and number <= high
-        if not ok:
-            left = "(" if low_open else "["
-            raise RankerConfigError(key, f"expected a number in {left}{low:g}, {high:g}], found {value!r}")
-        return number
-
-    return check
-
-
-def _int_range(low: int, high: int):
-    return lambda key, value: _integer(key, value, low, high)
 
 
 def _int_choices(key: str, value: Any, low: int, high: int) -> tuple[int, ...]:
     """An integer or a non-empty list of distinct integers in [low, high], as an ascending tuple."""
     if not isinstance(value, list):
-        return (_integer(key, value, low, high),)
+        return (_CHECK.integer(key, value, low=low, high=high),)
     if not value:
         raise RankerConfigError(key, "expected an integer or a non-empty list of integers, found []")
-    values = [_integer(f"{key}[{i}]", v, low, high) for i, v in enumerate(value)]
+    values = [_CHECK.integer(f"{key}[{i}]", v, low=low, high=high) for i, v in enumerate(value)]
     if len(set(values)) != len(values):
         raise RankerConfigError(key, f"expected distinct values, found {value!r}")
     return tuple(sorted(values))
 
 
-_LIGHTGBM_CHECKS = {
-    "learning_rate": _in_range(0.0, 1.0, low_open=True),
+_LIGHTGBM_CHECKS: dict[str, Check] = {
+    "learning_rate": _number_in(0.0, 1.0, low_open=True),
     "num_leaves": lambda key, value: _int_choices(key, value, 2, 131072),
-    "min_data_in_leaf": _int_range(1, 1_000_000),
-    "feature_fraction": _in_range(0.0, 1.0, low_open=True),
-    "lambda_l2": _in_range(0.0, 1e6),
-    "max_bin": _int_range(2, 65535),
-    "num_boost_round": _int_range(1, 100_000),
-    "early_stopping_rounds": _int_range(1, 100_000),
-    "eval_at": _int_range(1, 10_000),
-    "truncation_level": _int_range(1, 10_000),
-    "position_bias_regularization": _in_range(0.0, 1e6),
-    "num_threads": _int_range(1, 256),
-    "seed": _int_range(0, 2**31 - 1),
+    "min_data_in_leaf": _integer_in(1, 1_000_000),
+    "feature_fraction": _number_in(0.0, 1.0, low_open=True),
+    "lambda_l2": _number_in(0.0, 1e6),
+    "max_bin": _integer_in(2, 65535),
+    "num_boost_round": _integer_in(1, 100_000),
+    "early_stopping_rounds": _integer_in(1, 100_000),
+    "eval_at": _integer_in(1, 10_000),
+    "truncation_level": _integer_in(1, 10_000),
+    "position_bias_regularization": _number_in(0.0, 1e6),
+    "num_threads": _integer_in(1, 256),
+    "seed": _integer_in(0, 2**31 - 1),
 }
-_STATS_CHECKS = {"coec_prior_strength": _positive, "cvr_prior_strength": _positive}
-_EVAL_CHECKS = {
-    "k": _int_range(1, 10_000),
-    "n_bootstrap": _int_range(1, 1_000_000),
-    "alpha": _in_range(0.0, 1.0, low_open=True),
-    "seed": _int_range(0, 2**31 - 1),
+_STATS_CHECKS: dict[str, Check] = {"coec_prior_strength": _positive, "cvr_prior_strength": _positive}
+_EVAL_CHECKS: dict[str, Check] = {
+    "k": _integer_in(1, 10_000),
+    "n_bootstrap": _integer_in(1, 1_000_000),
+    "alpha": _share,
+    "seed": _integer_in(0, 2**31 - 1),
 }
 
 
-def _parse_table(where: str, table: Any, cls: type, checks: Mapping[str, Any]) -> Any:
-    _check_keys(where, table, tuple(checks))
-    values = {key: checks[key](f"{where}.{key}", value) for key, value in table.items()}
-    if where == "evaluation" and values.get("alpha", 0.05) >= 1.0:
-        raise RankerConfigError("evaluation.alpha", f"expected a number in (0, 1), found {values['alpha']!r}")
-    return cls(**values)
+def _parse_table(where: str, table: Any, cls: type, checks: Mapping[str, Check]) -> Any:
+    _CHECK.keys(where, table, checks)
+    return cls(**{key: checks[key](f"{where}.{key}", value) for key, value in table.items()})
 
 
 def _parse_labels(table: Any) -> LabelSettings:
-    _check_keys("labels", table, ("wait_seconds", "position_bias", "max_position"))
+    _CHECK.keys("labels", table, ("wait_seconds", "position_bias", "max_position"))
     values: dict[str, Any] = {}
     if "wait_seconds" in table:
-        wait = _number("labels.wait_seconds", table["wait_seconds"])
-        if wait <= 0:
-            raise RankerConfigError("labels.wait_seconds", f"expected a number > 0 or inf, found {wait!r}")
-        values["wait_seconds"] = wait
+        # inf admits all feedback, however late.
+        values["wait_seconds"] = _CHECK.number(
+            "labels.wait_seconds", table["wait_seconds"], low=0.0, low_open=True, finite=False
+        )
     if "position_bias" in table:
-        mode = table["position_bias"]
-        if mode not in POSITION_BIAS:
-            raise RankerConfigError(
-                "labels.position_bias", f"expected one of {', '.join(POSITION_BIAS)}, found {mode!r}"
-            )
-        values["position_bias"] = mode
+        values["position_bias"] = _CHECK.string(
+            "labels.position_bias", table["position_bias"], choices=POSITION_BIAS
+        )
     if "max_position" in table:
-        values["max_position"] = _integer("labels.max_position", table["max_position"], 1, 10_000)
+        values["max_position"] = _CHECK.integer(
+            "labels.max_position", table["max_position"], low=1, high=10_000
+        )
     return LabelSettings(**values)
 
 
 def _parse_split(table: Any) -> SplitSettings:
-    _check_keys("split", table, WINDOWS)
-    values = {key: _in_range(0.0, 1.0, low_open=True)(f"split.{key}", v) for key, v in table.items()}
-    split = SplitSettings(**values)
+    _CHECK.keys("split", table, WINDOWS)
+    share = _number_in(0.0, 1.0, low_open=True)
+    split = SplitSettings(**{key: share(f"split.{key}", v) for key, v in table.items()})
     total = math.fsum(split.fractions)
     if not math.isclose(total, 1.0, abs_tol=1e-9):
         shares = ", ".join(f"{w} {f:g}" for w, f in zip(WINDOWS, split.fractions, strict=True))
@@ -429,17 +387,17 @@ def _parse_split(table: Any) -> SplitSettings:
 
 
 def _parse_label_rule(where: str, table: Any) -> LabelRule:
-    _check_keys(where, table, ("click", "conversion", "revenue_step", "max_grade"))
-    click = _integer(f"{where}.click", table.get("click", 1), 0, MAX_GRADE)
-    conversion = _integer(f"{where}.conversion", table.get("conversion", 2), 1, MAX_GRADE)
+    _CHECK.keys(where, table, ("click", "conversion", "revenue_step", "max_grade"))
+    click = _CHECK.integer(f"{where}.click", table.get("click", 1), low=0, high=MAX_GRADE)
+    conversion = _CHECK.integer(f"{where}.conversion", table.get("conversion", 2), low=1, high=MAX_GRADE)
     if conversion < click:
         raise RankerConfigError(
             f"{where}.conversion", f"expected a grade >= click ({click}), found {conversion}"
         )
-    step = _number(f"{where}.revenue_step", table.get("revenue_step", 0.0))
-    if not math.isfinite(step) or step < 0:
-        raise RankerConfigError(f"{where}.revenue_step", f"expected a finite number >= 0, found {step!r}")
-    max_grade = _integer(f"{where}.max_grade", table.get("max_grade", conversion), conversion, MAX_GRADE)
+    step = _CHECK.number(f"{where}.revenue_step", table.get("revenue_step", 0.0), low=0.0)
+    max_grade = _CHECK.integer(
+        f"{where}.max_grade", table.get("max_grade", conversion), low=conversion, high=MAX_GRADE
+    )
     if step == 0 and max_grade != conversion:
         raise RankerConfigError(
             f"{where}.max_grade", f"needs a revenue_step > 0 (without one the top grade is {conversion})"
@@ -453,65 +411,38 @@ def _parse_sections(table: Any) -> dict[str, SectionSpec]:
     sections = {}
     for name, body in table.items():
         where = f"sections.{name}"
-        _check_keys(where, body, ("context", "labels"))
-        context = body.get("context", "none")
-        if context not in CONTEXT_KINDS:
-            raise RankerConfigError(
-                f"{where}.context", f"expected one of {', '.join(CONTEXT_KINDS)}, found {context!r}"
-            )
+        _CHECK.keys(where, body, ("context", "labels"))
+        context = _CHECK.string(f"{where}.context", body.get("context", "none"), choices=CONTEXT_KINDS)
         sections[name] = SectionSpec(
             name, context, _parse_label_rule(f"{where}.labels", body.get("labels", {}))
         )
     return sections
 
 
+def _names(key: str, value: Any, known: Mapping[str, Any], what: str, known_as: str) -> tuple[str, ...]:
+    """A non-empty list of distinct names of `known` (sections or features), as a tuple."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise RankerConfigError(key, f"expected a non-empty list of {what} names, found {value!r}")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise RankerConfigError(key, f"unknown {what}s {unknown}; {known_as}: {', '.join(known)}")
+    if len(set(value)) != len(value):
+        raise RankerConfigError(key, f"a {what} appears twice in {value}")
+    return tuple(value)
+
+
 def _parse_designs(table: Any, sections: Mapping[str, SectionSpec]) -> dict[str, DesignSpec]:
-    _check_keys("designs", table, DESIGNS)
+    _CHECK.keys("designs", table, DESIGNS)
     missing = [d for d in DESIGNS if d not in table]
     if missing:
         raise RankerConfigError("designs", f"missing design tables {missing}")
     designs = {}
-    for name in DESIGNS:
+    for name, design in DESIGNS.items():
         where = f"designs.{name}"
-        body = table[name]
-        _check_keys(where, body, ("sections", "features", "union"))
-        names = body.get("sections")
-        if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
-            raise RankerConfigError(
-                f"{where}.sections", f"expected a non-empty list of names, found {names!r}"
-            )
-        unknown = [s for s in names if s not in sections]
-        if unknown:
-            raise RankerConfigError(
-                f"{where}.sections", f"unknown sections {unknown}; configured: {', '.join(sections)}"
-            )
-        if len(set(names)) != len(names):
-            raise RankerConfigError(f"{where}.sections", f"a section appears twice in {names}")
-        features = body.get("features")
-        if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
-            raise RankerConfigError(
-                f"{where}.features", f"expected a non-empty list of feature names, found {features!r}"
-            )
-        unknown = [f for f in features if f not in FEATURES]
-        if unknown:
-            raise RankerConfigError(
-                f"{where}.features", f"unknown features {unknown}; known: {', '.join(FEATURES)}"
-            )
-        if len(set(features)) != len(features):
-            raise RankerConfigError(f"{where}.features", f"a feature appears twice in {features}")
-        context_features = [f for f in features if FEATURES[f].context is not None]
-        if name == "base" and (TASK_TYPE in features or context_features):
-            bad = [f for f in features if f == TASK_TYPE or f in context_features]
-            raise RankerConfigError(
-                f"{where}.features",
-                f"the base ranker uses no task_type or section-context features, found {bad}",
-            )
-        if name == "consolidated" and TASK_TYPE not in features:
-            raise RankerConfigError(f"{where}.features", "the consolidated model needs task_type")
-        if name == "independent" and TASK_TYPE in features:
-            raise RankerConfigError(
-                f"{where}.features", "independent models serve one section each: task_type is constant"
-            )
+        body = _CHECK.keys(where, table[name], ("sections", "features", "union"))
+        names = _names(f"{where}.sections", body.get("sections"), sections, "section", "configured")
+        features = _names(f"{where}.features", body.get("features"), FEATURES, "feature", "known")
+        design.validate(where, sections=names, features=features)
         union = body.get("union", "traffic")
         if not isinstance(union, str):
             raise RankerConfigError(f"{where}.union", f"expected a strategy name or numbers, found {union!r}")
@@ -519,5 +450,5 @@ def _parse_designs(table: Any, sections: Mapping[str, SectionSpec]) -> dict[str,
             parse_union_spec(union, names)
         except RankerError as exc:
             raise RankerConfigError(f"{where}.union", str(exc)) from None
-        designs[name] = DesignSpec(name, tuple(names), tuple(features), union)
+        designs[name] = DesignSpec(name, names, features, union)
     return designs

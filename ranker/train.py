@@ -1,14 +1,16 @@
-"""Training: LightGBM lambdarank over labelled lists, for the three designs, into a model directory.
+"""Training: LightGBM lambdarank over labelled lists, for every design, into a model directory.
 
 One query group per request (a logged decision's shown items). Early stopping watches NDCG at
 ``lightgbm.eval_at`` on the validation window's lists, which all come after every training list in time.
 
-- ``independent``: one model per section, each on that section's training lists only;
-- ``base``: one model over the stratified union (`ranker.union`) of the relevance sections' training lists
-  (discover, similar_items, category_explore), without task_type or section-context features; it does not
-  serve ``search``;
-- ``consolidated``: one model over the union of every section's lists, with task_type and every
-  section-context feature.
+The design (`ranker.designs.DESIGNS`) says how its sections are grouped into models; the config says which
+sections and features it has:
+
+- a shared design (``base``, ``consolidated``) trains one model over the stratified union (`ranker.union`)
+  of its sections' training lists: the base ranker over the relevance sections (discover, similar_items,
+  category_explore, not ``search``) without task_type or section-context features, the consolidated model
+  over every section with task_type and every section-context feature;
+- ``independent`` trains one model per section, each on that section's training lists only.
 
 Training rows are the first ``labels.max_position`` shown positions of lists that have at least one positive
 label (a list without one has no pair to learn from). With ``labels.position_bias = "unbiased"`` their
@@ -33,22 +35,20 @@ import numpy as np
 import pandas as pd
 
 from ranker.artifact import InferenceContract, library_versions, save_artifact
+from ranker.base import EVERY_SECTION
 from ranker.config import DesignSpec, LightGBMSettings, RankerConfig
 from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, PreparedLog
-from ranker.errors import RankerError, UnionSpecError
+from ranker.designs import union_designs
+from ranker.errors import NotFittedError, TrainingDataError, UnionSpecError
 from ranker.evaluate import evaluate_scores, metric_records
 from ranker.features import FeatureBuilder, FeatureTables
-from ranker.labels import LabelledLists, TrainingDataError
+from ranker.labels import LabelledLists
 from ranker.model import ITEM_STATS_FILE, METRICS_FILE, RankerModel
 from ranker.stats import ItemStats, item_stats, position_ctr
 from ranker.union import UNION_LIST, parse_union_spec, stratified_union
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str], Iterable[T]]
-
-
-class NotFittedError(RankerError, AttributeError):
-    """A ranker was asked to predict before `fit`."""
 
 
 class LambdaRanker:
@@ -300,14 +300,15 @@ def train_design(
 
     Parameters
     ----------
-    design : {"base", "consolidated", "independent"}
+    design : str
+        A name of `ranker.designs.DESIGNS` ("base", "consolidated", "independent").
     prepared : PreparedLog
     catalog, users : pd.DataFrame
         The item catalog and user profiles (`FeatureTables`).
     config : RankerConfig
     union : str, optional
         Union spec (``traffic``, ``equal``, ``business`` or ``a,b,c`` in the design's section order);
-        default: the design's ``union`` in the config. Not for ``independent``.
+        default: the design's ``union`` in the config. Only for a shared design (not ``independent``).
     progress : callable, optional
         ``progress(iterable, description)``: wraps feature chunks and boosting iterations.
     clock : callable, optional
@@ -321,8 +322,11 @@ def train_design(
     started = clock()
     spec = config.design(design)
     seed = config.lightgbm.seed
-    if design == "independent" and union is not None:
-        raise UnionSpecError("a union spec applies to the base and consolidated designs, not independent")
+    if union is not None and not spec.kind.shared:
+        raise UnionSpecError(
+            f"a union spec applies to the designs whose one model serves several sections "
+            f"({', '.join(union_designs())}), not {design}"
+        )
     split = prepared.split
     stats = item_stats(
         prepared.lists_in(STATS),
@@ -336,10 +340,10 @@ def train_design(
 
     train_all = prepared.lists_in(TRAIN, spec.sections)
     union_summary = None
-    if design == "independent":
-        chosen = train_all
-    else:
+    if spec.kind.shared:
         chosen, union_summary = _union_lists(train_all, spec, union or spec.union, seed)
+    else:
+        chosen = train_all
     train = _training_lists(chosen, config.labels.max_position).shuffled(seed)
     valid = _training_lists(
         prepared.lists_in(VALIDATION, spec.sections), config.labels.max_position
@@ -348,7 +352,7 @@ def train_design(
     _require(valid, spec.sections, "validation")
     prepared_at = clock()
 
-    groups = {s: (s,) for s in spec.sections} if design == "independent" else {"*": spec.sections}
+    groups = spec.models
     boosters: dict[str, lgb.Booster] = {}
     training: dict[str, Any] = {}
     feature_seconds = fit_seconds = 0.0
@@ -374,7 +378,7 @@ def train_design(
             positions=part.position,
             valid=(xv, vpart.label, vpart.sizes),
             progress=progress,
-            description=f"training {design}" + ("" if key == "*" else f" [{key}]"),
+            description=f"training {design}" + ("" if key == EVERY_SECTION else f" [{key}]"),
         )
         t2 = clock()
         feature_seconds += t1 - t0

@@ -10,8 +10,9 @@ from typing import TypeVar
 import click
 import pandas as pd
 
-from ranker.config import DESIGNS, RankerConfig
+from ranker.config import RankerConfig
 from ranker.dataset import check_log, prepare_log
+from ranker.designs import DESIGNS, union_designs
 from ranker.evaluate import LOGGED, evaluate_models, format_table
 from ranker.features import read_tables
 from ranker.train import train_design
@@ -68,7 +69,7 @@ def tables_options(func):
 
 
 @click.command("train")
-@click.option("--design", type=click.Choice(DESIGNS), required=True, help="Which model to train.")
+@click.option("--design", type=click.Choice(tuple(DESIGNS)), required=True, help="Which model to train.")
 @tables_options
 @click.option(
     "--out",
@@ -108,8 +109,10 @@ def train_command(
     """
     config = RankerConfig.load(ranker_config)
     if union_spec is not None:
-        if design == "independent":
-            raise click.UsageError("--union applies to the base and consolidated designs, not independent")
+        if not DESIGNS[design].shared:
+            raise click.UsageError(
+                f"--union applies to the {' and '.join(union_designs())} designs, not {design}"
+            )
         parse_union_spec(union_spec, config.design(design).sections)
     check_log(log_path)
     if out.exists() and any(out.iterdir()):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ranker.config import DEFAULT_CONFIG, LabelRule, RankerConfig, RankerConfigError
-from ranker.errors import RankerError
+from ranker.config import DEFAULT_CONFIG, LabelRule, RankerConfig
+from ranker.errors import RankerConfigError, RankerError
 from ranker.features import FEATURES, TASK_TYPE
 
 
@@ -97,14 +97,40 @@ def with_design(name: str, **changes) -> dict:
             {"labels": {"position_bias": "ips"}},
             r"labels\.position_bias: expected one of unbiased, truncate, none",
         ),
-        ({"labels": {"max_position": 0}}, r"labels\.max_position"),
-        ({"labels": {"wait_seconds": -1}}, r"labels\.wait_seconds: expected a number > 0"),
-        ({"stats": {"coec_prior_strength": 0}}, r"stats\.coec_prior_strength: expected a finite number > 0"),
-        ({"evaluation": {"alpha": 1.0}}, r"evaluation\.alpha: expected a number in \(0, 1\)"),
+        ({"labels": {"position_bias": 1}}, r"labels\.position_bias: expected a string, found 1"),
+        (
+            {"labels": {"max_position": 0}},
+            r"labels\.max_position: expected an integer in \[1, 10000\], found 0",
+        ),
+        ({"labels": {"wait_seconds": -1}}, r"labels\.wait_seconds: expected a number > 0, found -1"),
+        ({"labels": {"wait_seconds": float("nan")}}, r"labels\.wait_seconds: expected a number, found nan"),
+        (
+            {"stats": {"coec_prior_strength": 0}},
+            r"stats\.coec_prior_strength: expected a number > 0, found 0",
+        ),
+        (
+            {"stats": {"cvr_prior_strength": float("inf")}},
+            r"stats\.cvr_prior_strength: expected a finite number > 0, found inf",
+        ),
+        (
+            {"stats": {"cvr_prior_strength": True}},
+            r"stats\.cvr_prior_strength: expected a number, found True",
+        ),
+        ({"evaluation": {"alpha": 1.0}}, r"evaluation\.alpha: expected a number in \(0, 1\), found 1\.0"),
+        ({"evaluation": {"alpha": 0}}, r"evaluation\.alpha: expected a number in \(0, 1\], found 0"),
+        ({"evaluation": {"k": "10"}}, r"evaluation\.k: expected an integer in \[1, 10000\], found '10'"),
         ({"schema_version": 2}, r"schema_version: expected 1, found 2"),
         ({"extra": 1}, r"config\.extra: unknown key"),
         ({"sections": {}}, r"sections: expected at least one"),
-        ({"sections": {"a": {"context": "page"}}}, r"sections\.a\.context: expected one of none"),
+        (
+            {"sections": {"a": {"context": "page"}}},
+            r"sections\.a\.context: expected one of none.*found 'page'",
+        ),
+        ({"sections": {"a": []}}, r"sections\.a: expected a table, found list"),
+        (
+            {"sections": {"a": {"labels": {"revenue_step": -1}}}},
+            r"sections\.a\.labels\.revenue_step: expected a number >= 0, found -1",
+        ),
         (
             {"sections": {"a": {"labels": {"click": 3, "conversion": 2}}}},
             r"sections\.a\.labels\.conversion: expected a grade >= click \(3\), found 2",
@@ -118,16 +144,28 @@ def with_design(name: str, **changes) -> dict:
             r"sections\.a\.labels\.click: expected an integer in \[0, 30\]",
         ),
         (with_design("base", sections=["a", "z"]), r"designs\.base\.sections: unknown sections \['z'\]"),
+        (with_design("base", sections=[]), r"designs\.base\.sections: expected a non-empty list of section"),
+        (with_design("base", sections=["a", "a"]), r"designs\.base\.sections: a section appears twice"),
+        (with_design("base", features="affinity"), r"designs\.base\.features: expected a non-empty list"),
         (
             with_design("base", features=["affinity", "task_type"]),
-            r"designs\.base\.features: the base ranker uses no",
+            r"designs\.base\.features: the base design cannot use \['task_type'\], found in",
         ),
-        (with_design("base", features=["affinity", "query_match"]), r"\['query_match'\]"),
+        (
+            with_design("base", features=["affinity", "query_match"]),
+            r"designs\.base\.features: the base design cannot use \['query_match'\]",
+        ),
         (
             with_design("consolidated", features=["affinity"]),
-            r"designs\.consolidated\.features: .*needs task_type",
+            r"designs\.consolidated\.features: the consolidated design needs \['task_type'\], "
+            r"found \['affinity'\]",
         ),
-        (with_design("independent", features=["task_type"]), r"designs\.independent\.features: independent"),
+        (
+            with_design("independent", features=["task_type"]),
+            r"designs\.independent\.features: the independent design cannot use \['task_type'\]",
+        ),
+        (with_design("base", colour=1), r"designs\.base\.colour: unknown key"),
+        ({"designs": {**DESIGNS, "hybrid": DESIGNS["base"]}}, r"designs\.hybrid: unknown key"),
         (
             with_design("base", features=["affinity", "colour"]),
             r"designs\.base\.features: unknown features \['colour'\]",
@@ -135,12 +173,19 @@ def with_design(name: str, **changes) -> dict:
         (with_design("base", features=["affinity", "affinity"]), r"a feature appears twice"),
         (with_design("base", union="1,2"), r"designs\.base\.union: .*expected 1 numbers"),
         (with_design("base", union="popular"), r"designs\.base\.union: unknown strategy 'popular'"),
+        (with_design("base", union=0.5), r"designs\.base\.union: expected a strategy name or numbers"),
+        ([("lightgbm", {})], r"config: expected a table, found list"),
         ({"sections": SECTIONS, "designs": {"base": DESIGNS["base"]}}, r"designs: missing design tables"),
     ],
 )
 def test_config_invalid_refused_naming_the_key(data, match):
     with pytest.raises(RankerConfigError, match=match):
         RankerConfig.from_dict(data)
+
+
+def test_config_wait_seconds_may_be_infinite():
+    config = RankerConfig.from_dict({"labels": {"wait_seconds": float("inf")}})
+    assert config.labels.wait_seconds == float("inf")
 
 
 def test_config_missing_or_broken_file_refused(tmp_path):
@@ -150,6 +195,8 @@ def test_config_missing_or_broken_file_refused(tmp_path):
     broken.write_text("[lightgbm\n")
     with pytest.raises(RankerError, match="not valid TOML"):
         RankerConfig.load(broken)
+    with pytest.raises(RankerConfigError, match="is a directory"):
+        RankerConfig.load(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from ranker.dataset import TEST, TRAIN, VALIDATION
-from ranker.errors import UnionSpecError
+from ranker.errors import NotFittedError, TrainingDataError, UnionSpecError
 from ranker.features import FEATURES, TASK_TYPE
-from ranker.labels import TrainingDataError
 from ranker.metrics import OVERALL
-from ranker.train import LambdaRanker, NotFittedError, _training_lists, train_design
+from ranker.train import LambdaRanker, _training_lists, train_design
 
 
 def test_train_every_design_trains_and_evaluates_its_sections(trained, ranker_config):
