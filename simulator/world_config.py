@@ -14,15 +14,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from heuristics.config_reader import ConfigChecks
 from simulator.errors import WorldConfigError
 
+#: Reads world files and checks their tables; every failure is a `WorldConfigError` naming the dotted key.
+_CHECK = ConfigChecks(WorldConfigError, file_key="world")
 WORLDS_DIR = Path(__file__).with_name("worlds")
 SCHEMA_VERSION = 1
 #: The context kinds a section can have, and the request field each one fills.
@@ -318,7 +320,7 @@ class WorldConfig:
     def load(cls, path_or_name: str | Path = "default") -> WorldConfig:
         """Read a world file (a path) or a shipped world (a name such as ``"default"``), validated."""
         path = _resolve(path_or_name)
-        data = _read_toml(path)
+        data = _CHECK.read_toml(path)
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -388,30 +390,8 @@ def _resolve(path_or_name: str | Path) -> Path:
     return Path(path_or_name)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise WorldConfigError("world", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise WorldConfigError("world", f"{path} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorldConfigError("world", f"cannot read {path}: {exc}") from None
-
-
 def _default_raw() -> dict[str, Any]:
-    return _read_toml(WORLDS_DIR / "default.toml")
-
-
-def _check_table(key: str, value: Any, allowed: set[str] | list[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise WorldConfigError(key, f"expected a table, found {value!r}")
-    for name in value:
-        if name not in allowed:
-            where = f"{key}.{name}" if key else name
-            raise WorldConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    return value
+    return _CHECK.read_toml(WORLDS_DIR / "default.toml")
 
 
 def _table_keys(cls: type) -> list[str]:
@@ -420,7 +400,7 @@ def _table_keys(cls: type) -> list[str]:
 
 def _merge_table(key: str, base: Mapping[str, Any], override: Any, cls: type) -> dict[str, Any]:
     """Merge `override` over `base` for a fixed-key table of dataclass `cls`."""
-    _check_table(key, override, _table_keys(cls))
+    _CHECK.keys(key, override, _table_keys(cls))
     merged = dict(base)
     for f in fields(cls):
         if f.name not in override:
@@ -437,7 +417,7 @@ def _merge_table(key: str, base: Mapping[str, Any], override: Any, cls: type) ->
 def _merge_top(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(override, Mapping):
         raise WorldConfigError("world", f"expected a table of world-file keys, found {override!r}")
-    _check_table("", override, [*_TOP_LEVEL, *_TOP_TABLES, "sections"])
+    _CHECK.keys("", override, [*_TOP_LEVEL, *_TOP_TABLES, "sections"])
     merged = copy.deepcopy(dict(base))
     for name in _TOP_LEVEL:
         if name in override:
@@ -464,7 +444,7 @@ def _merge_top(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def _parse_table(key: str, raw: Any, cls: type, extra: Mapping[str, Any] | None = None) -> Any:
-    table = _check_table(key, raw, _table_keys(cls))
+    table = _CHECK.keys(key, raw, _table_keys(cls))
     values: dict[str, Any] = dict(extra or {})
     for f in fields(cls):
         if "spec" not in f.metadata and "table" not in f.metadata:

@@ -109,6 +109,8 @@ BAD_FILES = [
     ("[items]\ncount = 120", r"^candidates\.count: expected at most the 90 items published before"),
     ("schema_version = 2", r"^schema_version: expected an integer in \[1, 1\]"),
     ("sections = 3", r"^sections: expected a table"),
+    ("items = 3", r"^items: expected a table, found int"),
+    ("[sections]\ndiscover = 3", r"^sections\.discover: expected a table, found int"),
     ("[items\ncount = 3", r"^world: .* is not valid TOML"),
 ]
 
@@ -128,8 +130,15 @@ def test_world_config_refuses_missing_file(tmp_path: Path):
 
 
 def test_world_config_refuses_a_directory(tmp_path: Path):
-    with pytest.raises(WorldConfigError, match=r"^world: cannot read"):
+    with pytest.raises(WorldConfigError, match=r"^world: .* is a directory, not a TOML file"):
         WorldConfig.load(tmp_path)
+
+
+def test_world_config_refuses_a_file_that_is_not_utf8(tmp_path: Path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\u00e9"'.encode("latin-1"))
+    with pytest.raises(WorldConfigError, match=r"^world: .* is not UTF-8 text"):
+        WorldConfig.load(path)
 
 
 @pytest.mark.parametrize("data", [[], "items", None])
