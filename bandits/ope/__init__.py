@@ -29,14 +29,12 @@ from bandits.ope.estimators import (
     DirectMethod,
     DoublyRobust,
     InverseProbabilityWeighting,
-    LightGBMRewardModel,
     RejectionReplay,
-    RidgeRewardModel,
     SelfNormalizedIPS,
-    cross_fit_qhat,
     evaluate,
 )
 from bandits.ope.obd import fetch_obd, load_obd, load_obd_frame, obd_path
+from bandits.ope.reward_models import LightGBMRewardModel, RidgeRewardModel, cross_fit_qhat
 
 __all__ = [
     "ESTIMATORS",

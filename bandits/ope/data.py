@@ -102,6 +102,33 @@ class LoggedBandit:
             context_names=self.context_names,
         )
 
+    def content_order(self, *extra: np.ndarray | None) -> np.ndarray:
+        """(B,) int64: the row indices in an order that depends only on what each row holds.
+
+        Rows are ordered by the bytes of their fields: action, reward, pscore, the logged target_pscore,
+        group (as its rank among the sorted labels), the context, then each of `extra` (per-row arrays of
+        shape (B,) or (B, k), such as a target policy's probabilities; None is skipped). This is not a
+        numeric order, but a total one on content: a permutation of the rows (and of `extra`) yields the same
+        sequence of row contents. Rows equal in every byte keep their given relative order; being equal,
+        they are interchangeable to anything that uses the order.
+
+        Estimators deal their random draws (cross-fitting folds, replay's acceptance variates) to the rows in
+        this order, so that their estimates do not depend on the order in which the rows are given.
+        """
+        n = len(self)
+        columns = [self.action.astype(np.float64), self.reward, self.pscore]
+        if self.target_pscore is not None:
+            columns.append(self.target_pscore)
+        if self.group is not None:
+            columns.append(pd.factorize(self.group, sort=True)[0].astype(np.float64))
+        blocks = [np.reshape(c, (n, -1)) for c in columns]
+        if self.context is not None:
+            blocks.append(self.context)
+        blocks.extend(np.asarray(e, dtype=np.float64).reshape(n, -1) for e in extra if e is not None)
+        keys = np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
+        rows = keys.view(np.dtype((np.void, keys.shape[1] * keys.itemsize))).reshape(n)
+        return np.argsort(rows, kind="stable")
+
     @property
     def n_arms(self) -> int:
         """``n_actions`` when given, else ``max(action) + 1`` (0 for an empty log)."""
@@ -153,6 +180,12 @@ def _as_float(arr: np.ndarray, name: str, what: str) -> np.ndarray:
     bad = np.isnan(converted) & ~pd.isna(pd.Series(arr)).to_numpy()
     _fail_at(bad, arr, f"numeric `{name}` ({what})")
     return converted
+
+
+def check_int(value: object, name: str, low: int) -> None:
+    """Refuse a `value` that is not an integer (bool excluded) >= `low`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ReplayInputError(f"Expected `{name}` to be an integer >= {low}, found {value!r}")
 
 
 def check_action(

@@ -1,24 +1,29 @@
-"""Off-policy estimators (IPS, SNIPS, DM, DR, rejection-sampling replay), reward models, and `evaluate`.
+"""Off-policy estimators (IPS, SNIPS, DM, DR, rejection-sampling replay), their registry, and `evaluate`.
 
 Notation, for B logged rows ``(x_i, a_i, r_i, p_i)`` with ``p_i`` the logging propensity of the logged action
 and a target policy ``pi``:
 
 - importance weight ``w_i = pi(a_i | x_i) / p_i``;
-- reward model ``qhat(x, a)``, an estimate of the expected reward of arm a at context x.
+- reward model ``qhat(x, a)``, an estimate of the expected reward of arm a at context x (the models and
+  cross-fitting live in `bandits.ope.reward_models`).
 
 Each estimator is unbiased (or consistent, for the self-normalised ones) under the usual assumptions: the
 logged ``p_i`` are the true logging probabilities, and every arm the target can take at a context had a
 positive logging probability there (``pi(a|x) > 0`` implies ``mu(a|x) > 0``).
+
+Every estimate is invariant under a permutation of the rows (with the target permuted alike), up to float
+rounding: the random parts, DM and DR's cross-fitting folds and replay's acceptance draws, are dealt to the
+rows in their content order (`LoggedBandit.content_order`), not in the order given. Bootstrap intervals
+resample rows by position: for a fixed order and seed they are reproducible, and a permuted log gives an
+interval from other, equally likely resamples.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -31,257 +36,25 @@ from bandits.ope.base import (
     weight_diagnostics,
 )
 from bandits.ope.bootstrap import bootstrap_ratios, check_options, percentile_interval
-from bandits.ope.data import LoggedBandit
-from bandits.ope.errors import NotFittedError, ReplayInputError
+from bandits.ope.data import LoggedBandit, check_int
+from bandits.ope.errors import ReplayInputError
+from bandits.ope.reward_models import cross_fit_qhat, fold_ids
 
 __all__ = [
     "ESTIMATORS",
     "DirectMethod",
     "DoublyRobust",
     "InverseProbabilityWeighting",
-    "LightGBMRewardModel",
     "RejectionReplay",
-    "RidgeRewardModel",
     "SelfNormalizedIPS",
-    "cross_fit_qhat",
     "evaluate",
 ]
 
 
-def _check_int(value: object, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ReplayInputError(f"Expected `{name}` to be an integer >= {low}, found {value!r}")
-
-
-# -- reward models ------------------------------------------------------------------------------------------
-
-
-class RidgeRewardModel(BaseRewardModel):
-    """Per-arm ridge regression shrunk towards a pooled ridge regression (numpy, closed form).
-
-    With ``z = [1, standardised x]`` (p = d + 1 columns; columns standardised with the training mean and
-    standard deviation, a constant column left unscaled), the model is
-
-        qhat(x, a) = z . (beta_0 + delta_a),
-
-    where ``beta_0`` is a ridge fit of r on z over all rows (intercept not penalised) and ``delta_a`` a ridge
-    fit of the residual ``r - z . beta_0`` on the rows of arm a (intercept penalised too). This is a ridge
-    regression on [shared features, action one-hot x features] interactions with the penalty on the
-    interactions, so an arm with few rows falls back to the pooled model, and one with none gets exactly it.
-    Without context it is a shrunk per-arm mean. Deterministic: no randomness at all.
-
-    Predictions may leave the reward range (a linear probability model for clicks can predict below 0).
-    That is the default on purpose: DM averages the predictions, and clipping them to ``[min r, max r]``
-    biases that average upwards for rare 0/1 rewards (on the Open Bandit Dataset it doubled DM's CTR).
-
-    Parameters
-    ----------
-    alpha : float
-        Ridge penalty, > 0.
-    clip : bool
-        Clip predictions to ``[min(r), max(r)]`` of the training rows (default False, see above).
-    """
-
-    def __init__(self, *, alpha: float = 1.0, clip: bool = False) -> None:
-        self.alpha = alpha
-        self.clip = clip
-
-    def fit(
-        self, context: np.ndarray | None, action: np.ndarray, reward: np.ndarray, *, n_actions: int
-    ) -> RidgeRewardModel:
-        if not (isinstance(self.alpha, float | int) and self.alpha > 0):
-            raise ReplayInputError(f"Expected `alpha` > 0, found {self.alpha!r}")
-        n = len(action)
-        if n == 0:
-            raise ReplayInputError("Expected at least one row to fit a reward model, found 0")
-        x = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64)
-        self.mean_ = x.mean(axis=0)
-        scale = x.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        z = self._design(x)
-        p = z.shape[1]
-        reward = np.asarray(reward, dtype=np.float64)
-        penalty = self.alpha * np.eye(p)
-        penalty[0, 0] = 0.0
-        beta0 = np.linalg.solve(z.T @ z + penalty, z.T @ reward)
-        resid = reward - z @ beta0
-        order = np.argsort(action, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(action, minlength=n_actions))])
-        zs, rs = z[order], resid[order]
-        gram = np.empty((n_actions, p, p))
-        rhs = np.empty((n_actions, p))
-        for a in range(n_actions):  # per arm, not per row: each step is one BLAS product over the arm's rows
-            block = zs[bounds[a] : bounds[a + 1]]
-            gram[a] = block.T @ block
-            rhs[a] = block.T @ rs[bounds[a] : bounds[a + 1]]
-        delta = np.linalg.solve(gram + self.alpha * np.eye(p), rhs[:, :, None])[:, :, 0]
-        self.coef_ = beta0[None, :] + delta
-        self.low_, self.high_ = float(reward.min()), float(reward.max())
-        return self
-
-    def _design(self, x: np.ndarray) -> np.ndarray:
-        return np.hstack([np.ones((len(x), 1)), (x - self.mean_) / self.scale_])
-
-    def predict(self, context: np.ndarray | None, n_rows: int) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise NotFittedError("RidgeRewardModel: call fit before predict")
-        x = np.zeros((n_rows, 0)) if context is None else np.asarray(context, dtype=np.float64)
-        if x.shape != (n_rows, len(self.mean_)):
-            raise ReplayInputError(
-                f"Expected `context` of shape ({n_rows}, {len(self.mean_)}), found {x.shape}"
-            )
-        q = self._design(x) @ self.coef_.T
-        return np.clip(q, self.low_, self.high_) if self.clip else q
-
-
-class LightGBMRewardModel(BaseRewardModel):
-    """Gradient-boosted trees on [context, action as a categorical feature], seeded and deterministic.
-
-    Fits one LightGBM model with the arm index as a categorical feature and predicts every arm by setting
-    that feature to each arm in turn (A prediction passes of n rows). Slower than `RidgeRewardModel` but
-    captures non-linear effects. Built with ``deterministic=True`` and a fixed thread count, so the same
-    options and data give the same predictions.
-
-    Parameters
-    ----------
-    objective : str
-        LightGBM objective: ``"regression"`` (squared error) or ``"binary"`` (0/1 rewards; predictions are
-        probabilities).
-    n_estimators, learning_rate, num_leaves, min_child_samples
-        Tree ensemble options (LightGBM's ``num_boost_round``, ``learning_rate``, ``num_leaves``,
-        ``min_data_in_leaf``).
-    num_threads : int
-        Threads used to fit and predict.
-    seed : int
-        LightGBM's seed.
-    """
-
-    def __init__(
-        self,
-        *,
-        objective: str = "regression",
-        n_estimators: int = 100,
-        learning_rate: float = 0.05,
-        num_leaves: int = 15,
-        min_child_samples: int = 50,
-        num_threads: int = 1,
-        seed: int = 0,
-    ) -> None:
-        self.objective = objective
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.num_threads = num_threads
-        self.seed = seed
-
-    def fit(
-        self, context: np.ndarray | None, action: np.ndarray, reward: np.ndarray, *, n_actions: int
-    ) -> LightGBMRewardModel:
-        if self.objective not in ("regression", "binary"):
-            raise ReplayInputError(f"Expected `objective` 'regression' or 'binary', found {self.objective!r}")
-        n = len(action)
-        x = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64)
-        self.n_features_ = x.shape[1]
-        self.n_actions_ = n_actions
-        params = {
-            "objective": self.objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_child_samples,
-            "num_threads": self.num_threads,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_col_wise": True,
-            "verbose": -1,
-        }
-        data = lgb.Dataset(
-            np.hstack([x, np.asarray(action, dtype=np.float64)[:, None]]),
-            label=np.asarray(reward, dtype=np.float64),
-            categorical_feature=[self.n_features_],
-            params={"verbose": -1},
-        )
-        self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
-        return self
-
-    def predict(self, context: np.ndarray | None, n_rows: int) -> np.ndarray:
-        if not hasattr(self, "booster_"):
-            raise NotFittedError("LightGBMRewardModel: call fit before predict")
-        x = np.zeros((n_rows, 0)) if context is None else np.asarray(context, dtype=np.float64)
-        if x.shape != (n_rows, self.n_features_):
-            raise ReplayInputError(
-                f"Expected `context` of shape ({n_rows}, {self.n_features_}), found {x.shape}"
-            )
-        design = np.hstack([x, np.zeros((n_rows, 1))])
-        q = np.empty((n_rows, self.n_actions_))
-        for a in range(self.n_actions_):  # one vectorised prediction pass per arm
-            design[:, -1] = a
-            q[:, a] = self.booster_.predict(design, num_threads=self.num_threads)
-        return q
-
-
-def fold_ids(n_rows: int, *, n_folds: int, seed: int) -> np.ndarray:
-    """Fold of each of `n_rows` rows, (n_rows,) int in [0, n_folds): a seeded permutation modulo n_folds."""
-    _check_int(n_folds, "n_folds", 1)
-    if n_folds > n_rows:
-        raise ReplayInputError(f"Expected `n_folds` <= the number of rows ({n_rows}), found {n_folds}")
-    return np.random.default_rng(seed).permutation(n_rows) % n_folds
-
-
-def cross_fit_qhat(
-    logged: LoggedBandit,
-    reward_model: BaseRewardModel | None = None,
-    *,
-    n_actions: int | None = None,
-    n_folds: int = 3,
-    seed: int = 0,
-    folds: np.ndarray | None = None,
-) -> np.ndarray:
-    """Cross-fitted reward estimates: row i's estimates come from a model fitted without row i's fold.
-
-    Rows are split into `n_folds` folds by a seeded random permutation (`fold_ids`); for each fold a fresh
-    deep copy of `reward_model` is fitted on the other folds and predicts all arms at the fold's contexts.
-    With ``n_folds=1`` the model is fitted and evaluated on all rows (no cross-fitting).
-
-    Parameters
-    ----------
-    logged : LoggedBandit
-        B logged rows.
-    reward_model : BaseRewardModel, optional
-        Template model; default ``RidgeRewardModel()``.
-    n_actions : int, optional
-        A, the number of arms to predict; default ``logged.n_arms``.
-    n_folds : int
-        Number of folds, in [1, B].
-    seed : int
-        Seed of the fold assignment.
-    folds : (B,) int, optional
-        A given fold of each row instead of the seeded assignment (a bootstrap resample passes its rows'
-        original folds, so that copies of one row never sit on both sides of a split). A fold whose
-        complement is empty is fitted in-sample.
-
-    Returns
-    -------
-    (B, A) float64
-        ``qhat[i, a]`` for every logged row i and arm a.
-    """
-    n = len(logged)
-    fold = fold_ids(n, n_folds=n_folds, seed=seed) if folds is None else np.asarray(folds)
-    template = reward_model if reward_model is not None else RidgeRewardModel()
-    n_arms = n_actions if n_actions is not None else logged.n_arms
-    ctx = logged.context
-    qhat = np.empty((n, n_arms))
-    for k in np.unique(fold):  # per fold: each fit and predict is vectorised over the fold's rows
-        test = fold == k
-        train = ~test if not test.all() else test
-        model = copy.deepcopy(template).fit(
-            None if ctx is None else ctx[train], logged.action[train], logged.reward[train], n_actions=n_arms
-        )
-        qhat[test] = model.predict(None if ctx is None else ctx[test], int(test.sum()))
-    return qhat
-
-
-# -- estimators ---------------------------------------------------------------------------------------------
+def target_folds(data: ReplayInput, *, n_folds: int, seed: int) -> np.ndarray:
+    """(B,) cross-fitting folds of DM and DR: `fold_ids` dealt in the content order of the logged rows and
+    the target's distribution, so that a row's fold depends on what it holds, not on its position."""
+    return fold_ids(data.logged.content_order(data.action_dist), n_folds=n_folds, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -321,7 +94,9 @@ class DirectMethod(BaseEstimator):
 
     ``V_DM = (1/B) sum_i sum_a pi(a | x_i) qhat(x_i, a)``, per-row values (B,). Unbiased only when qhat is;
     its interval reflects the spread over contexts, not the reward model's error. Needs ``action_dist``.
-    qhat is the supplied ``qhat`` if any, else `cross_fit_qhat` with the options below.
+    qhat is the supplied ``qhat`` if any, else `cross_fit_qhat` with the options below, its folds dealt in
+    the content order of the rows and the target's distribution (`target_folds`): the estimate does not
+    depend on the order of the rows.
 
     Parameters
     ----------
@@ -343,7 +118,10 @@ class DirectMethod(BaseEstimator):
         if data.qhat is not None:
             return data.qhat
         return cross_fit_qhat(
-            data.logged, self.reward_model, n_actions=data.n_actions, n_folds=self.n_folds, seed=self.seed
+            data.logged,
+            self.reward_model,
+            n_actions=data.n_actions,
+            folds=target_folds(data, n_folds=self.n_folds, seed=self.seed),
         )
 
     def _round_values(self, data: ReplayInput) -> RoundValues:
@@ -371,7 +149,7 @@ class DirectMethod(BaseEstimator):
         if data.qhat is not None:
             return None
         n = len(data)
-        folds = fold_ids(n, n_folds=self.n_folds, seed=self.seed)
+        folds = target_folds(data, n_folds=self.n_folds, seed=self.seed)
         parts = list(groups) if len(groups) else [np.arange(n)]
         ends = np.cumsum([len(part) for part in parts])
         reps = np.empty((1 + len(groups), n_bootstrap))
@@ -431,7 +209,10 @@ class RejectionReplay(BaseEstimator):
     Row i is kept with probability ``w_i / M``, where ``M`` is `weight_bound` or, when None, the largest
     weight in the data, ``M = max_i w_i``; the estimate is the mean reward of the kept rows,
     ``V = sum_i k_i r_i / sum_i k_i`` (per-row values ``k_i r_i`` over denominators ``k_i``, with
-    ``k_i = 1[u_i < w_i / M]`` and ``u_i`` uniform from a generator seeded with `seed`).
+    ``k_i = 1[u_i < w_i / M]``). The uniforms ``u`` are B draws from a generator seeded with `seed`, dealt
+    to the rows in their content order (`LoggedBandit.content_order` over the logged fields and the target's
+    probability ``pi(a_i|x_i)``): a row's draw follows what it holds, so a permutation of the rows keeps the
+    same rows and gives the same estimate.
 
     This is rejection sampling from the logging distribution ``mu(a|x)`` towards the target ``pi(a|x)``: a
     kept row is a draw of (x, a, r) under the target, provided ``pi(a|x) / mu(a|x) <= M`` everywhere. With
@@ -468,7 +249,8 @@ class RejectionReplay(BaseEstimator):
         if bound == 0.0:
             kept = np.zeros(len(w))
         else:
-            u = np.random.default_rng(self.seed).random(len(w))
+            u = np.empty(len(w))
+            u[data.logged.content_order(data.target_pscore)] = np.random.default_rng(self.seed).random(len(w))
             kept = (u < w / bound).astype(np.float64)
         return RoundValues(kept * data.logged.reward, kept)
 
@@ -534,7 +316,9 @@ def evaluate(
         Intervals have nominal coverage ``1 - alpha``.
     seed : int
         Seeds the folds, the replay acceptance draws and the bootstrap: the same seed gives the same table.
-        The overall row uses the same streams as ``estimator.estimate_interval(..., seed=seed)``.
+        The overall row uses the same streams as ``estimator.estimate_interval(..., seed=seed)``. Folds and
+        acceptance draws follow the rows' content, so the values do not depend on the order of the rows;
+        the bootstrap resamples rows by position, so the intervals do (within their sampling noise).
 
     Returns
     -------
@@ -553,7 +337,7 @@ def evaluate(
     ReplayInputError
         Malformed input, an unknown estimator name, an empty log, or a group named ``"overall"``.
     """
-    _check_int(seed, "seed", 0)
+    check_int(seed, "seed", 0)
     check_options(n_bootstrap, alpha)
     data = prepare(logged, action_dist, target_pscore=target_pscore, qhat=qhat)
     if len(data) == 0:
@@ -577,7 +361,8 @@ def evaluate(
         est.check_input(data)
     shared = data
     if data.qhat is None and data.action_dist is not None and any(uses for _, uses in resolved):
-        fitted = cross_fit_qhat(logged, reward_model, n_actions=data.n_actions, n_folds=n_folds, seed=seed)
+        folds = target_folds(data, n_folds=n_folds, seed=seed)
+        fitted = cross_fit_qhat(logged, reward_model, n_actions=data.n_actions, folds=folds)
         shared = replace(data, qhat=fitted)
     rounds = [est.round_values(shared if uses else data) for est, uses in resolved]
 

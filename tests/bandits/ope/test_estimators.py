@@ -1,4 +1,5 @@
-"""Estimators against closed-form truths, invariants and a naive per-row reference."""
+"""What each estimator does beyond the shared contract (test_estimator_contract.py): closed forms, the
+relations between estimators, replay's bound, the weight diagnostics, and `evaluate`'s table and refusals."""
 
 from __future__ import annotations
 
@@ -6,87 +7,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bandits.errors import NotFittedError as HouseNotFittedError
 from bandits.ope import (
     DirectMethod,
     DoublyRobust,
     InverseProbabilityWeighting,
-    LightGBMRewardModel,
     LoggedBandit,
-    NotFittedError,
     RejectionReplay,
     ReplayInputError,
-    RidgeRewardModel,
     SelfNormalizedIPS,
     TargetPolicyError,
-    cross_fit_qhat,
     evaluate,
     weight_diagnostics,
 )
-
-# A synthetic world with 5 discrete contexts and 4 arms, whose value is known exactly:
-# V(pi) = sum_k P(k) sum_a pi(a|k) q(k, a).
-P_CONTEXT = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
-Q = np.array(
-    [
-        [0.10, 0.30, 0.50, 0.20],
-        [0.60, 0.20, 0.10, 0.40],
-        [0.25, 0.25, 0.70, 0.05],
-        [0.90, 0.10, 0.30, 0.50],
-        [0.05, 0.80, 0.40, 0.35],
-    ]
-)
-MU = np.array(  # logging policy: every arm has positive probability in every context
-    [
-        [0.40, 0.30, 0.20, 0.10],
-        [0.25, 0.25, 0.25, 0.25],
-        [0.10, 0.20, 0.30, 0.40],
-        [0.55, 0.15, 0.15, 0.15],
-        [0.20, 0.50, 0.20, 0.10],
-    ]
-)
-PI = np.array(  # target policy: partly deterministic, so some weights are 0
-    [
-        [0.0, 0.2, 0.8, 0.0],
-        [1.0, 0.0, 0.0, 0.0],
-        [0.1, 0.1, 0.7, 0.1],
-        [0.5, 0.0, 0.0, 0.5],
-        [0.0, 1.0, 0.0, 0.0],
-    ]
-)
-TRUE_VALUE = float(P_CONTEXT @ (PI * Q).sum(axis=1))
-ALL = (InverseProbabilityWeighting(), SelfNormalizedIPS(), DirectMethod(), DoublyRobust(), RejectionReplay())
-
-
-def simulate(
-    n: int, seed: int, *, deterministic: bool = False
-) -> tuple[LoggedBandit, np.ndarray, np.ndarray]:
-    """A log of n rows from the world, the target's (n, A) distribution and the true (n, A) q."""
-    rng = np.random.default_rng(seed)
-    k = rng.choice(len(P_CONTEXT), size=n, p=P_CONTEXT)
-    a = (rng.random(n)[:, None] > np.cumsum(MU[k], axis=1)).sum(axis=1)
-    reward = Q[k, a] if deterministic else (rng.random(n) < Q[k, a]).astype(np.float64)
-    context = (k[:, None] == np.arange(len(P_CONTEXT))[None, :]).astype(np.float64)
-    section = np.where(k < 2, "discover", "search").astype(object)
-    logged = LoggedBandit(
-        action=a, reward=reward, pscore=MU[k, a], context=context, group=section, n_actions=Q.shape[1]
-    )
-    return logged, PI[k], Q[k]
+from tests.bandits.ope.world import MU, PI, TRUE_VALUE, simulate
 
 
 def test_world_truth_is_consistent() -> None:
     assert np.allclose(MU.sum(axis=1), 1.0)
     assert np.allclose(PI.sum(axis=1), 1.0)
-
-
-@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.name)
-def test_estimator_is_unbiased_on_synthetic_log(estimator) -> None:
-    # Mean of 200 independent estimates (1,000 rows each) within 4 standard errors of the exact value.
-    # SNIPS and replay are ratio estimators and DM uses a ridge fit: their O(1/B) bias is far below that.
-    estimates = np.array([estimator.estimate(*simulate(1000, seed)[:2]) for seed in range(200)])
-    std_err = estimates.std(ddof=1) / np.sqrt(len(estimates))
-    assert abs(estimates.mean() - TRUE_VALUE) <= 4 * std_err
-    assert std_err < 0.005  # the test has power: a bias of 0.02 would fail it
 
 
 def test_dr_and_dm_with_true_qhat_are_unbiased() -> None:
@@ -150,52 +88,6 @@ def test_snips_stays_within_reward_range_where_ips_does_not() -> None:
     assert SelfNormalizedIPS().estimate(logged, target_pscore=target) == pytest.approx(1.0)
 
 
-def _naive(logged: LoggedBandit, dist: np.ndarray, qhat: np.ndarray, seed: int) -> dict[str, float]:
-    """Per-row Python loops of each estimator's formula."""
-    n = len(logged)
-    w = [dist[i][logged.action[i]] / logged.pscore[i] for i in range(n)]
-    ips = sum(w[i] * logged.reward[i] for i in range(n)) / n
-    snips = sum(w[i] * logged.reward[i] for i in range(n)) / sum(w)
-    dm_rows = [sum(dist[i][a] * qhat[i][a] for a in range(dist.shape[1])) for i in range(n)]
-    dm = sum(dm_rows) / n
-    dr = sum(dm_rows[i] + w[i] * (logged.reward[i] - qhat[i][logged.action[i]]) for i in range(n)) / n
-    uniforms = np.random.default_rng(seed).random(n)
-    bound = max(w)
-    kept = [i for i in range(n) if uniforms[i] < w[i] / bound]
-    replay = sum(logged.reward[i] for i in kept) / len(kept)
-    return {"ips": ips, "snips": snips, "dm": dm, "dr": dr, "replay": replay}
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_estimators_match_naive_reference(seed: int) -> None:
-    logged, dist, _ = simulate(400, seed)
-    rng = np.random.default_rng(seed + 100)
-    qhat = rng.uniform(0, 1, size=dist.shape)
-    expected = _naive(logged, dist, qhat, seed)
-    for estimator in (
-        InverseProbabilityWeighting(),
-        SelfNormalizedIPS(),
-        DirectMethod(),
-        DoublyRobust(),
-        RejectionReplay(seed=seed),
-    ):
-        assert estimator.estimate(logged, dist, qhat=qhat) == pytest.approx(
-            expected[estimator.name], rel=1e-10
-        )
-
-
-def test_estimators_are_invariant_to_row_order() -> None:
-    logged, dist, q = simulate(500, 1)
-    perm = np.random.default_rng(9).permutation(len(logged))
-    shuffled = LoggedBandit(
-        action=logged.action[perm], reward=logged.reward[perm], pscore=logged.pscore[perm], n_actions=4
-    )
-    for estimator in (InverseProbabilityWeighting(), SelfNormalizedIPS(), DirectMethod(), DoublyRobust()):
-        before = estimator.estimate(logged, dist, qhat=q)
-        after = estimator.estimate(shuffled, dist[perm], qhat=q[perm])
-        assert after == pytest.approx(before, rel=1e-12)
-
-
 def test_replay_keeps_exactly_matching_rows_for_deterministic_target_and_uniform_logging() -> None:
     rng = np.random.default_rng(4)
     n, arms = 1000, 5
@@ -240,62 +132,6 @@ def test_weight_diagnostics_closed_forms() -> None:
     assert weight_diagnostics(np.zeros(3)).ess == 0.0
 
 
-# -- reward models and cross-fitting -----------------------------------------------------------------------
-
-
-def test_ridge_reward_model_recovers_linear_truth() -> None:
-    rng = np.random.default_rng(0)
-    n, d, arms = 5000, 3, 4
-    x = rng.normal(size=(n, d))
-    a = rng.integers(0, arms, size=n)
-    coef = rng.normal(size=(arms, d))
-    intercept = rng.normal(size=arms)
-    truth = x @ coef.T + intercept  # (n, A)
-    model = RidgeRewardModel(alpha=1e-6).fit(x, a, truth[np.arange(n), a], n_actions=arms)
-    assert np.allclose(model.predict(x, n), truth, atol=1e-5)
-
-
-def test_ridge_reward_model_falls_back_to_pooled_model_for_unseen_arm() -> None:
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])
-    model = RidgeRewardModel().fit(x, np.array([0, 0, 1, 1]), np.array([1.0, 1.0, 1.0, 1.0]), n_actions=3)
-    assert np.allclose(model.predict(x, 4)[:, 2], 1.0)
-
-
-@pytest.mark.parametrize("model", [RidgeRewardModel(), LightGBMRewardModel()], ids=type)
-def test_reward_model_predict_before_fit_raises_the_house_not_fitted_error(model) -> None:
-    with pytest.raises(NotFittedError, match=rf"{type(model).__name__}: call fit before predict"):
-        model.predict(None, 3)
-    assert NotFittedError is HouseNotFittedError
-
-
-def test_lightgbm_reward_model_is_deterministic_and_learns_arm_effects() -> None:
-    logged, _, q = simulate(3000, 2, deterministic=True)
-    first = LightGBMRewardModel(n_estimators=100, learning_rate=0.1, min_child_samples=5).fit(
-        logged.context, logged.action, logged.reward, n_actions=4
-    )
-    second = LightGBMRewardModel(n_estimators=100, learning_rate=0.1, min_child_samples=5).fit(
-        logged.context, logged.action, logged.reward, n_actions=4
-    )
-    pred = first.predict(logged.context, len(logged))
-    assert np.array_equal(pred, second.predict(logged.context, len(logged)))
-    assert np.abs(pred - q).max() < 0.01
-
-
-def test_cross_fit_qhat_row_does_not_see_its_own_reward() -> None:
-    logged, _, _ = simulate(300, 5)
-    base = cross_fit_qhat(logged, n_folds=3, seed=1)
-    changed_reward = logged.reward.copy()
-    changed_reward[7] += 50.0
-    changed = LoggedBandit(
-        action=logged.action, reward=changed_reward, pscore=logged.pscore, context=logged.context, n_actions=4
-    )
-    after = cross_fit_qhat(changed, n_folds=3, seed=1)
-    moved = np.abs(after - base).max(axis=1) > 1e-9
-    assert not moved[7]  # row 7's own estimates come from the other folds
-    assert moved.sum() >= len(logged) // 2  # the other folds' rows were fitted on row 7
-    assert np.array_equal(base, cross_fit_qhat(logged, n_folds=3, seed=1))  # seeded
-
-
 # -- evaluate ----------------------------------------------------------------------------------------------
 
 
@@ -335,13 +171,6 @@ def test_evaluate_reports_each_group_and_overall() -> None:
     assert pd.isna(overall.loc["ips", "n_accepted"])
     assert (table.ci_low <= table.value).all()
     assert (table.value <= table.ci_high).all()
-
-
-def test_evaluate_same_seed_same_table() -> None:
-    logged, dist, _ = simulate(800, 1)
-    first = evaluate(logged, dist, n_bootstrap=40, seed=11)
-    pd.testing.assert_frame_equal(first, evaluate(logged, dist, n_bootstrap=40, seed=11))
-    assert not first.equals(evaluate(logged, dist, n_bootstrap=40, seed=12))
 
 
 def test_evaluate_with_target_pscore_only_runs_weighting_estimators() -> None:
@@ -389,10 +218,3 @@ def test_evaluate_rejects_group_named_overall() -> None:
     )
     with pytest.raises(ReplayInputError, match="no group named 'overall'"):
         evaluate(logged, target_pscore=np.ones(3), estimators=("ips",))
-
-
-def test_estimators_refuse_empty_log() -> None:
-    empty = LoggedBandit(action=np.zeros(0, dtype=int), reward=np.zeros(0), pscore=np.zeros(0))
-    for estimator in ALL:
-        with pytest.raises(ReplayInputError, match="at least one logged row, found 0"):
-            estimator.estimate(empty, np.zeros((0, 1)))
