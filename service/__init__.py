@@ -1,4 +1,4 @@
-"""The rerank pipeline that composes ranker, bandit and heuristics; the REST API and the CLI."""
+"""The REST API over the one rerank pipeline (`ranker.rerank`), served by gunicorn (docs/serve.md)."""
 
 
 def __getattr__(name: str):

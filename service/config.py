@@ -19,20 +19,25 @@ Keys (docs/serve.md lists them with their defaults)::
 Relative paths are resolved against the directory of the TOML file (against the working directory for a
 dict). The environment overrides the file: ``SECTIONRANK_ADMIN_TOKEN``, ``SECTIONRANK_STORE``,
 ``SECTIONRANK_LOG``, ``SECTIONRANK_POLICY``, ``SECTIONRANK_SEED``, and ``SECTIONRANK_MODELS`` (a directory
-whose ``base``, ``consolidated`` and ``independent`` subdirectories replace ``[models]``).
+whose ``base``, ``consolidated`` and ``independent`` subdirectories replace ``[models]``); a number given by
+a variable (``SECTIONRANK_SEED``) is text, converted before it is checked.
+
+Files and values are read and checked by the house's one config reader (`heuristics.config_reader`); a bad
+one raises `service.errors.ServiceConfigError` naming the key.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from heuristics.config_reader import ConfigChecks
+from service.errors import ServiceConfigError
 
 DESIGNS = ("base", "consolidated", "independent")
 
@@ -52,33 +57,36 @@ ENVIRONMENT = MappingProxyType(
     }
 )
 
+#: Config keys whose environment value is a number written as text, and its type: the text is converted
+#: before the value is checked (text that does not parse is checked as it is, and refused naming the key).
+ENVIRONMENT_NUMBERS = MappingProxyType({"seed": int})
+
 #: The environment variable naming a directory of model directories, one per design.
 MODELS_ENV = "SECTIONRANK_MODELS"
 
 #: The environment variable naming the config file that `create_app()` reads when given none.
 CONFIG_ENV = "SECTIONRANK_CONFIG"
 
-_KNOWN = {
-    "store",
-    "log",
-    "sections_config",
-    "policy",
-    "reward_wait_seconds",
-    "max_body_bytes",
-    "seed",
-    "admin_token",
-    "heuristics",
-    "models",
-    "section_models",
-}
+_KNOWN = frozenset(
+    {
+        "store",
+        "log",
+        "sections_config",
+        "policy",
+        "reward_wait_seconds",
+        "max_body_bytes",
+        "seed",
+        "admin_token",
+        "heuristics",
+        "models",
+        "section_models",
+    }
+)
 
+#: Policy specs that are not paths (the others with a ``:`` are specs too, e.g. ``epsilon:0.1``).
+_POLICY_NAMES = ("uniform", "default", "logging")
 
-class ServiceConfigError(ValueError):
-    """An invalid service config; the message names the key."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"service config: {key}: {message}")
+_CHECK = ConfigChecks(ServiceConfigError, file_key="file")
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,8 @@ class ServiceConfig:
         None: the sections config shipped with the package.
     models : mapping design -> Path
     section_models : mapping section -> design
-        Every section of the sections config must be mapped to a design listed in `models` (checked when the
-        pipeline is built, where the sections are known).
+        Every section of the sections config must be mapped to a design listed in `models`
+        (`serving_problems`, checked before `sectionrank serve` starts and when a pipeline is built).
     policy : str
         A `bandits.replay.parse_policy` spec, or a VW policy directory (resolved to an absolute path when it
         exists relative to the config file).
@@ -118,17 +126,11 @@ class ServiceConfig:
         if path is None:
             text = resources.files("service").joinpath("service.toml").read_text()
             source, base = "service/service.toml", Path.cwd()
+            data = _CHECK.parse_toml(text, source)
         else:
             path = Path(path)
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                raise ServiceConfigError("file", f"cannot read {path}: {exc.strerror or exc}") from None
             source, base = str(path), path.parent
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ServiceConfigError("file", f"{source} is not valid TOML: {exc}") from None
+            data = _CHECK.read_toml(path)
         return cls.from_dict(data, base_dir=base, environ=environ, source=source)
 
     @classmethod
@@ -141,76 +143,76 @@ class ServiceConfig:
         source: str = "<dict>",
     ) -> ServiceConfig:
         """Validate a mapping of config keys; `environ` (default: os.environ) overrides them."""
-        if not isinstance(data, Mapping):
-            raise ServiceConfigError("config", f"expected a table, found {type(data).__name__}")
-        unknown = sorted(set(data) - _KNOWN)
-        if unknown:
-            raise ServiceConfigError(unknown[0], f"unknown key (known: {', '.join(sorted(_KNOWN))})")
-        values = dict(data)
+        values = dict(_CHECK.keys("", data, _KNOWN))
         environ = os.environ if environ is None else environ
         for variable, key in ENVIRONMENT.items():
             if environ.get(variable):
-                values[key] = environ[variable]
+                values[key] = _from_text(environ[variable], ENVIRONMENT_NUMBERS.get(key))
         base = Path.cwd() if base_dir is None else Path(base_dir)
         if environ.get(MODELS_ENV):
             root = Path(environ[MODELS_ENV])
             values["models"] = {d: str(root / d) for d in DESIGNS if (root / d).is_dir()}
-
-        def path_of(key: str, value: Any) -> Path:
-            if not isinstance(value, str | os.PathLike) or str(value) == "":
-                raise ServiceConfigError(key, f"expected a path, found {value!r}")
-            p = Path(value).expanduser()
-            return p if p.is_absolute() else base / p
-
         for key in ("store", "log"):
             if key not in values:
                 raise ServiceConfigError(key, "missing (a path)")
         sections_config = values.get("sections_config") or None
-        models_table = values.get("models", {})
-        if not isinstance(models_table, Mapping):
-            raise ServiceConfigError("models", f"expected a table design -> path, found {models_table!r}")
-        models = {}
-        for design, value in models_table.items():
-            if design not in DESIGNS:
-                raise ServiceConfigError(f"models.{design}", f"unknown design (expected one of {DESIGNS})")
-            models[design] = path_of(f"models.{design}", value)
-        section_table = values.get("section_models", {})
-        if not isinstance(section_table, Mapping):
-            raise ServiceConfigError(
-                "section_models", f"expected a table section -> design, found {section_table!r}"
-            )
-        section_models = dict(DEFAULT_SECTION_MODELS)
-        for section, design in section_table.items():
-            if design not in DESIGNS:
-                raise ServiceConfigError(
-                    f"section_models.{section}", f"expected one of {DESIGNS}, found {design!r}"
-                )
-            section_models[section] = design
-        policy = values.get("policy", "default")
-        if not isinstance(policy, str) or not policy:
-            raise ServiceConfigError("policy", f"expected a policy spec or directory, found {policy!r}")
-        if ":" not in policy and policy not in ("uniform", "default", "logging"):
-            policy = str(path_of("policy", policy))
+        models = _models(values.get("models", {}), base)
+        section_models = {**DEFAULT_SECTION_MODELS, **_section_models(values.get("section_models", {}))}
         return cls(
-            store=path_of("store", values["store"]),
-            log=path_of("log", values["log"]),
+            store=_path("store", values["store"], base),
+            log=_path("log", values["log"], base),
             models=MappingProxyType(models),
             section_models=MappingProxyType(section_models),
-            sections_config=None if sections_config is None else path_of("sections_config", sections_config),
-            policy=policy,
-            reward_wait_seconds=_number(
-                "reward_wait_seconds", values.get("reward_wait_seconds", 1800.0), 0.0
+            sections_config=None
+            if sections_config is None
+            else _path("sections_config", sections_config, base),
+            policy=_policy(values.get("policy", "default"), base),
+            reward_wait_seconds=_CHECK.number(
+                "reward_wait_seconds", values.get("reward_wait_seconds", 1800.0), low=0.0
             ),
-            max_body_bytes=_integer("max_body_bytes", values.get("max_body_bytes", 1_048_576), 1024),
-            seed=_integer("seed", values.get("seed", 0), 0),
-            admin_token=_string("admin_token", values.get("admin_token", "")),
-            heuristics=_boolean("heuristics", values.get("heuristics", True)),
+            max_body_bytes=_CHECK.integer(
+                "max_body_bytes", values.get("max_body_bytes", 1_048_576), low=1024
+            ),
+            seed=_CHECK.integer("seed", values.get("seed", 0), low=0),
+            admin_token=_CHECK.string("admin_token", values.get("admin_token", "")),
+            heuristics=_CHECK.boolean("heuristics", values.get("heuristics", True)),
             source=source,
         )
 
-    def with_overrides(self, **changes: Any) -> ServiceConfig:
-        """A copy with some fields replaced (e.g. the model directories of a reload)."""
-        return replace(self, **changes)
+    def with_reload(self, overrides: Mapping[str, Any]) -> ServiceConfig:
+        """This config with a reload's `overrides` applied and checked: ``models`` (design -> directory,
+        merged into `models`), ``policy`` and ``section_models`` (section -> design, merged). Paths are
+        taken as given (absolute, or relative to the working directory)."""
+        models = {**self.models, **_models(overrides.get("models", {}), Path.cwd())}
+        section_models = {**self.section_models, **_section_models(overrides.get("section_models", {}))}
+        policy = _policy(overrides["policy"], Path.cwd()) if "policy" in overrides else self.policy
+        return replace(
+            self,
+            models=MappingProxyType(models),
+            section_models=MappingProxyType(section_models),
+            policy=policy,
+        )
+
+    def serving_problems(self, sections: Iterable[str]) -> list[ServiceConfigError]:
+        """What stops this config from serving `sections` (the names in the sections config): each section no
+        design serves, each design in use without a model directory. Empty when nothing does."""
+        names = list(sections)
+        problems = [
+            ServiceConfigError(f"section_models.{name}", f"no design serves section {name!r}")
+            for name in names
+            if name not in self.section_models
+        ]
+        unserved: dict[str, list[str]] = {}
+        for name in names:
+            design = self.section_models.get(name)
+            if design is not None and design not in self.models:
+                unserved.setdefault(design, []).append(name)
+        for design, served in unserved.items():
+            listing = ", ".join(map(repr, served))
+            problems.append(
+                ServiceConfigError(f"models.{design}", f"no model directory, but it serves {listing}")
+            )
+        return problems
 
     def public(self) -> dict[str, Any]:
         """The config without the admin token, JSON-able."""
@@ -228,37 +230,43 @@ class ServiceConfig:
         }
 
 
-def _number(key: str, value: Any, low: float) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ServiceConfigError(key, f"expected a number, found {value!r}") from None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < low
-    ):
-        raise ServiceConfigError(key, f"expected a finite number >= {low:g}, found {value!r}")
-    return float(value)
+def _from_text(text: str, kind: type | None) -> Any:
+    """An environment variable's text as `kind` (None: the text itself); text that does not parse stays."""
+    if kind is None:
+        return text
+    try:
+        return kind(text.strip())
+    except ValueError:
+        return text
 
 
-def _integer(key: str, value: Any, low: int) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ServiceConfigError(key, f"expected an integer >= {low}, found {value!r}")
-    return value
+def _path(key: str, value: Any, base: Path) -> Path:
+    if not isinstance(value, str | os.PathLike) or str(value) == "":
+        raise ServiceConfigError(key, f"expected a path, found {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
 
 
-def _string(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ServiceConfigError(key, f"expected a string, found {value!r}")
-    return value
+def _models(table: Any, base: Path) -> dict[str, Path]:
+    """``[models]``: design -> model directory."""
+    _CHECK.keys("models", table, DESIGNS)
+    return {design: _path(f"models.{design}", value, base) for design, value in table.items()}
 
 
-def _boolean(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ServiceConfigError(key, f"expected true or false, found {value!r}")
-    return value
+def _section_models(table: Any) -> dict[str, str]:
+    """``[section_models]``: section -> design."""
+    if not isinstance(table, Mapping):
+        raise ServiceConfigError("section_models", f"expected a table section -> design, found {table!r}")
+    return {
+        str(section): _CHECK.string(f"section_models.{section}", design, choices=DESIGNS)
+        for section, design in table.items()
+    }
+
+
+def _policy(value: Any, base: Path) -> str:
+    """A policy spec, or a policy directory resolved against `base`."""
+    if not isinstance(value, str) or not value:
+        raise ServiceConfigError("policy", f"expected a policy spec or directory, found {value!r}")
+    if ":" in value or value in _POLICY_NAMES:
+        return value
+    return str(_path("policy", value, base))

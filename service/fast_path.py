@@ -21,13 +21,8 @@ from flask import Flask, Response
 from werkzeug.exceptions import InternalServerError
 
 from ranker.errors import RequestValidationError
-from service.http_errors import (
-    JSON_OPTIONS,
-    ApiError,
-    error_response,
-    http_error_response,
-    validation_error_response,
-)
+from service.errors import ServiceError
+from service.http_errors import JSON_OPTIONS, error_response, http_error_response, validation_error_response
 from service.state import ServiceState
 from service.validation import parse_json
 
@@ -60,7 +55,7 @@ class RerankFastPath:
         body = environ["wsgi.input"].read(length)
         try:
             out = orjson.dumps(state.rerank(parse_json(body)), option=JSON_OPTIONS)
-        except ApiError as exc:
+        except ServiceError as exc:
             return self._respond(state, error_response(exc), environ, start_response)
         except RequestValidationError as exc:
             return self._respond(state, validation_error_response(exc), environ, start_response)

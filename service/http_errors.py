@@ -1,7 +1,11 @@
 """JSON errors: every 4xx/5xx body is ``{"error": {"status", "field", "message"}}``.
 
-`ApiError` is what views raise; the handlers turn it, werkzeug's HTTP errors (404 unknown route, 405 wrong
-method, 413 body too large, 400 malformed JSON) and the pipeline's `RequestValidationError` into that body.
+The handlers answer the service's own errors (`service.errors`: an `ApiError` a view raises, a `LoadError` or
+`ServiceConfigError` of a refused reload) with their status and field, the pipeline's
+`ranker.errors.RequestValidationError` with its status and field, and werkzeug's HTTP errors (404 unknown
+route, 405 wrong method, 413 body too large, 400 malformed JSON) alike. A configuration error of the pipeline
+(`ranker.errors.PipelineConfigError`) is no request's fault: it is turned into a `LoadError` while the
+pipeline is built (`service.state.build_pipeline`) and never answered as a request error.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ranker.errors import RequestValidationError
+from service.errors import ApiError, ServiceError
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -22,35 +27,14 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload, option=JSON_OPTIONS), status=status, mimetype="application/json")
 
 
-class ApiError(Exception):
-    """An error answered as JSON.
-
-    Parameters
-    ----------
-    status : int
-    message : str
-    field : str or None
-        The offending field as a JSON path (``candidates[3]``, ``context.query``), when one is at fault.
-    headers : dict, optional
-        Extra response headers (``WWW-Authenticate`` of a 401).
-    """
-
-    def __init__(
-        self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.headers = headers or {}
-
-    def payload(self) -> dict[str, dict[str, object]]:
-        return {"error": {"status": self.status, "field": self.field, "message": self.message}}
+def error_payload(status: int, field: str | None, message: str) -> dict[str, dict[str, object]]:
+    return {"error": {"status": status, "field": field, "message": message}}
 
 
-def error_response(error: ApiError) -> Response:
-    response = json_response(error.payload(), error.status)
-    for name, value in error.headers.items():
+def error_response(error: ServiceError) -> Response:
+    """A service error's JSON body, with its status (and the extra headers of an `ApiError`)."""
+    response = json_response(error_payload(error.status, error.field, error.message), error.status)
+    for name, value in getattr(error, "headers", {}).items():
         response.headers[name] = value
     return response
 
@@ -68,13 +52,13 @@ def http_error_response(exc: HTTPException) -> Response:
 
 
 def validation_error_response(exc: RequestValidationError) -> Response:
-    message = str(exc)
-    prefix = f"{exc.field}: "
-    return error_response(ApiError(exc.status, message.removeprefix(prefix), exc.field))
+    """The pipeline's refusal of a request: its status, naming its field."""
+    message = str(exc).removeprefix(f"{exc.field}: ")
+    return json_response(error_payload(exc.status, exc.field, message), exc.status)
 
 
 def init_app(app: Flask) -> None:
     """Register the JSON error handlers."""
-    app.register_error_handler(ApiError, error_response)
+    app.register_error_handler(ServiceError, error_response)
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(RequestValidationError, validation_error_response)

@@ -32,36 +32,22 @@ from bandits.log import DecisionLog
 from bandits.records import DecisionBatch, FeedbackBatch
 from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
-from ranker.errors import RankerError
+from ranker.errors import PipelineConfigError, RankerError
 from ranker.model import RankerModel
+from ranker.rerank.batch import RerankBatch
 from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline, RerankRequest, RerankResult
-from service.config import DESIGNS, ServiceConfig, ServiceConfigError
-from service.http_errors import ApiError
+from service.config import ServiceConfig
+from service.errors import ApiError, LoadError, ServiceError
 from service.log_writer import DecisionWriter
 from service.metrics import Metrics
-from service.store import ServiceStore, StoreError
+from service.store import ServiceStore
 from service.validation import cache_key, parse_feedback, parse_rerank
 
 LOGGER = logging.getLogger(__name__)
 
 #: The errors a bad config, store, artifact or policy raises while loading.
-LOAD_ERRORS = (
-    RankerError,
-    BanditsError,
-    HeuristicsError,
-    StoreError,
-    ServiceConfigError,
-    OSError,
-    ValueError,
-)
-
-
-class LoadError(ApiError):
-    """A pipeline that could not be built; `field` names the config key at fault."""
-
-    def __init__(self, field: str, message: str, status: int = 422) -> None:
-        super().__init__(status, message, field)
+LOAD_ERRORS = (RankerError, BanditsError, HeuristicsError, ServiceError, OSError, ValueError)
 
 
 @dataclass
@@ -79,11 +65,16 @@ class Loaded:
         return self.pipeline.sections
 
 
-def _load_step(field_name: str, step, *args, **kwargs):
+def _load_step(key: str, step, *args, **kwargs):
     try:
         return step(*args, **kwargs)
+    except LoadError:
+        raise
+    except PipelineConfigError as exc:
+        # The pipeline was put together wrongly: the config's section -> design mapping is at fault.
+        raise LoadError("section_models", exc.problem) from None
     except LOAD_ERRORS as exc:
-        raise LoadError(field_name, str(exc)) from None
+        raise LoadError(key, str(exc)) from None
 
 
 def build_pipeline(config: ServiceConfig) -> Loaded:
@@ -91,17 +82,10 @@ def build_pipeline(config: ServiceConfig) -> Loaded:
     sections = _load_step("sections_config", SectionsConfig.load, config.sections_config)
     store = ServiceStore(config.store)
     catalog, users = _load_step("store", store.tables)
-    designs = {}
-    for section in sections:
-        design = config.section_models.get(section.name)
-        if design is None:
-            raise LoadError(f"section_models.{section.name}", f"no design serves section {section.name!r}")
-        if design not in config.models:
-            raise LoadError(
-                f"models.{design}",
-                f"section {section.name!r} is served by {design!r}, which has no directory",
-            )
-        designs[section.name] = design
+    problems = config.serving_problems(sections.sections)
+    if problems:
+        raise LoadError(problems[0].key, problems[0].problem)
+    designs = {section.name: config.section_models[section.name] for section in sections}
     models = {
         design: _load_step(
             f"models.{design}", RankerModel.load, config.models[design], catalog=catalog, users=users
@@ -149,11 +133,12 @@ def smoke_test(pipeline: RerankPipeline, catalog, users, n_items: int = 5) -> No
     now = np.array([time.time()])
     rng = np.random.default_rng(0)
     for section in pipeline.sections:
-        result = pipeline.rerank_batch(
-            section.name, user, [context], now, ids[None, :], min(3, len(ids)), rng
-        )
+        batch = RerankBatch.from_contexts([section.name], user, now, [context], ids[None, :])
+        result = pipeline.rerank_batch(batch, rng, k=min(3, len(ids)))
         if not np.isfinite(result.base_scores).all():
-            raise ValueError(f"section {section.name!r}: the smoke prediction gave non-finite scores")
+            raise LoadError(
+                "models", f"section {section.name!r}: the smoke prediction gave non-finite scores"
+            )
 
 
 class RecentDecisions:
@@ -228,28 +213,14 @@ class ServiceState:
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self, overrides: Mapping[str, Any] | None = None) -> Loaded:
         """Build a pipeline from the current config with `overrides` (``models``, ``policy``,
-        ``section_models``), then swap it in; on failure the serving pipeline stays and `LoadError` is
-        raised."""
+        ``section_models``), then swap it in. On failure the serving pipeline stays and the error is raised:
+        `ServiceConfigError` for an invalid override, `LoadError` for a pipeline that cannot be built, each
+        naming the config key."""
         with self._reload_lock:
-            config = self.config
-            if overrides:
-                models = {**config.models, **overrides.get("models", {})}
-                bad = sorted(set(models) - set(DESIGNS))
-                if bad:
-                    raise LoadError(f"models.{bad[0]}", f"unknown design (expected one of {DESIGNS})")
-                for section, design in overrides.get("section_models", {}).items():
-                    if design not in DESIGNS:
-                        raise LoadError(
-                            f"section_models.{section}", f"expected one of {DESIGNS}, found {design!r}"
-                        )
-                config = config.with_overrides(
-                    models=models,
-                    policy=overrides.get("policy", config.policy),
-                    section_models={**config.section_models, **overrides.get("section_models", {})},
-                )
             try:
+                config = self.config.with_reload(overrides) if overrides else self.config
                 loaded = build_pipeline(config)
-            except LoadError:
+            except ServiceError:
                 self.metrics.inc("sectionrank_reloads_total", result="refused")
                 raise
             self._swap(loaded)

@@ -4,7 +4,8 @@ reload, filled from Parquet or CSV by `sectionrank load-catalog` / `load-users`.
 A load replaces a table atomically: the new rows go to a staging table, then one ``BEGIN IMMEDIATE``
 transaction drops the old table and renames the staging one, so a reader sees either the old table or the
 new one, never a mix. Column dtypes are recorded beside the rows (``table_meta``) so that a read gives back
-the dtypes that were loaded (SQLite has no bool).
+the dtypes that were loaded (SQLite has no bool). A file or table that cannot be used raises
+`service.errors.StoreError` naming it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ranker.features import CATALOG_COLUMNS, USER_COLUMNS
+from service.errors import StoreError
 
 #: Store table -> (required columns, required embedding-column prefix).
 TABLES = {"catalog": (CATALOG_COLUMNS, "emb_"), "users": (USER_COLUMNS, "u_emb_")}
 ID_COLUMN = {"catalog": "item_id", "users": "user_id"}
-
-
-class StoreError(ValueError):
-    """A store or an input table that cannot be used; the message names the file, table and column."""
 
 
 def read_input(path: str | os.PathLike) -> pd.DataFrame:
@@ -35,14 +33,14 @@ def read_input(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise StoreError(f"{path}: expected a .parquet or .csv file, found {suffix or 'no suffix'!r}")
+        raise StoreError(path, f"expected a .parquet or .csv file, found {suffix or 'no suffix'!r}")
     try:
         return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
     except FileNotFoundError:
-        raise StoreError(f"{path}: no such file") from None
+        raise StoreError(path, "no such file") from None
     except (OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"{path}: cannot read ({detail})") from None
+        raise StoreError(path, f"cannot read ({detail})") from None
 
 
 def check_table(table: str, frame: pd.DataFrame) -> None:
@@ -52,20 +50,20 @@ def check_table(table: str, frame: pd.DataFrame) -> None:
     if not any(str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit() for c in frame.columns):
         missing.append(f"{prefix}0 .. {prefix}<d-1>")
     if missing:
-        raise StoreError(f"{table}: missing columns {missing}; found {[str(c) for c in frame.columns]}")
+        raise StoreError(table, f"missing columns {missing}; found {[str(c) for c in frame.columns]}")
     ids = frame[ID_COLUMN[table]]
     if ids.isna().any():
         raise StoreError(
-            f"{table}: column {ID_COLUMN[table]!r} has a missing id at row {int(ids.isna().argmax())}"
+            table, f"column {ID_COLUMN[table]!r} has a missing id at row {int(ids.isna().argmax())}"
         )
     duplicated = ids.duplicated()
     if duplicated.any():
         row = int(duplicated.argmax())
         value = ids.iloc[row]
         value = value.item() if isinstance(value, np.generic) else value
-        raise StoreError(f"{table}: column {ID_COLUMN[table]!r} repeats id {value!r} at row {row}")
+        raise StoreError(table, f"column {ID_COLUMN[table]!r} repeats id {value!r} at row {row}")
     if len(frame) == 0:
-        raise StoreError(f"{table}: no rows")
+        raise StoreError(table, "no rows")
 
 
 class ServiceStore:
@@ -82,20 +80,20 @@ class ServiceStore:
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         if not create and not self.path.is_file():
-            raise StoreError(f"{self.path}: no such store (fill it with `sectionrank load-catalog`)")
+            raise StoreError(self.path, "no such store (fill it with `sectionrank load-catalog`)")
         if create and not self.path.parent.is_dir():
-            raise StoreError(f"{self.path}: directory {str(self.path.parent)!r} does not exist")
+            raise StoreError(self.path, f"directory {str(self.path.parent)!r} does not exist")
         try:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode = WAL")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
+            raise StoreError(self.path, f"cannot open the store ({exc})") from None
         return conn
 
     def load(self, table: str, frame: pd.DataFrame, *, source: str = "") -> int:
         """Replace `table` ("catalog" or "users") with `frame` atomically; returns the rows stored."""
         if table not in TABLES:
-            raise StoreError(f"unknown store table {table!r} (expected one of {list(TABLES)})")
+            raise StoreError(table, f"unknown store table (expected one of {list(TABLES)})")
         check_table(table, frame)
         dtypes = {str(c): str(frame[c].dtype) for c in frame.columns}
         staging = f"{table}_staging"
@@ -118,7 +116,7 @@ class ServiceStore:
         except sqlite3.DatabaseError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: cannot write table {table!r} ({exc})") from None
+            raise StoreError(self.path, f"cannot write table {table!r} ({exc})") from None
         finally:
             conn.close()
         return len(frame)
@@ -130,10 +128,10 @@ class ServiceStore:
             meta = conn.execute("SELECT dtypes FROM table_meta WHERE name = ?", (table,)).fetchone()
             if meta is None:
                 what = "load-catalog" if table == "catalog" else "load-users"
-                raise StoreError(f"{self.path}: no {table} table (fill it with `sectionrank {what}`)")
+                raise StoreError(self.path, f"no {table} table (fill it with `sectionrank {what}`)")
             frame = pd.read_sql(f"SELECT * FROM {table}", conn)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot read table {table!r} ({exc})") from None
+            raise StoreError(self.path, f"cannot read table {table!r} ({exc})") from None
         finally:
             conn.close()
         for column, dtype in json.loads(meta[0]).items():

@@ -26,7 +26,7 @@ import orjson
 
 from heuristics import SectionsConfig
 from ranker.rerank.pipeline import RerankRequest
-from service.http_errors import ApiError
+from service.errors import ApiError
 
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 1024

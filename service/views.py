@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from service.http_errors import ApiError, json_response
+from service.errors import ApiError
+from service.http_errors import json_response
 from service.openapi import openapi_document
 from service.state import ServiceState
 from service.validation import parse_json, parse_reload

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import click
 
-from service.config import CONFIG_ENV, MODELS_ENV, ServiceConfig, ServiceConfigError
-from service.store import ServiceStore, StoreError, read_input
+from heuristics import HeuristicsError, SectionsConfig
+from service.config import CONFIG_ENV, MODELS_ENV, ServiceConfig
+from service.errors import StoreError
+from service.store import ServiceStore, read_input
 
 #: The WSGI target gunicorn loads in each worker, after the fork.
 WSGI_APP = "service.app:create_app()"
@@ -60,7 +62,9 @@ def curl_example(config: ServiceConfig, host: str, port: int) -> str:
 
 
 def preflight(config: ServiceConfig) -> list[str]:
-    """Problems a worker would hit at start, found without loading a model (no LightGBM before the fork)."""
+    """Problems a worker would hit at start, found without loading a model (no LightGBM before the fork):
+    a store without its tables, a missing log directory, a sections config that does not load, a section
+    no design serves, a design in use without a model directory."""
     problems = []
     info = ServiceStore(config.store).info() if config.store.is_file() else {}
     for table, command in (("catalog", "load-catalog"), ("users", "load-users")):
@@ -68,12 +72,15 @@ def preflight(config: ServiceConfig) -> list[str]:
             problems.append(f"store {config.store}: no {table} table (run `sectionrank {command}`)")
     if not config.log.parent.is_dir():
         problems.append(f"log {config.log}: directory {str(config.log.parent)!r} does not exist")
-    for design in sorted(set(config.section_models.values())):
-        path = config.models.get(design)
-        if path is None:
-            problems.append(f"models.{design}: not configured, but section_models uses it")
-        elif not path.is_dir():
-            problems.append(f"models.{design}: {path} is not a directory")
+    try:
+        sections = [section.name for section in SectionsConfig.load(config.sections_config)]
+    except HeuristicsError as exc:
+        return [*problems, f"sections_config: {exc}"]
+    problems += [f"{problem.key}: {problem.problem}" for problem in config.serving_problems(sections)]
+    in_use = {config.section_models[name] for name in sections if name in config.section_models}
+    for design in sorted(in_use & set(config.models)):
+        if not config.models[design].is_dir():
+            problems.append(f"models.{design}: {config.models[design]} is not a directory")
     return problems
 
 
@@ -159,10 +166,7 @@ def serve_command(
             env[variable] = str(value.resolve())
     if policy is not None:
         env["SECTIONRANK_POLICY"] = str(Path(policy).resolve()) if Path(policy).exists() else policy
-    try:
-        config = ServiceConfig.load(config_path, environ=env)
-    except ServiceConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = ServiceConfig.load(config_path, environ=env)
     problems = preflight(config)
     if problems:
         raise click.ClickException("; ".join(problems))
@@ -179,11 +183,7 @@ def serve_command(
 
 
 def _load(table: str, store: Path, file: Path) -> None:
-    try:
-        frame = read_input(file)
-        rows = ServiceStore(store).load(table, frame, source=str(file))
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    rows = ServiceStore(store).load(table, read_input(file), source=str(file))
     click.echo(f"Loaded {rows:,} rows into the {table} table of {store} (from {file})")
 
 

@@ -1,88 +1,15 @@
-"""The HTTP API through Flask's test client: every endpoint, valid and invalid, on the tiny world's models.
-
-The fixtures here (a filled store, a config dict, an app) are imported by the other test_app_*.py files.
-"""
+"""The HTTP API through Flask's test client: every endpoint, valid and invalid, on the tiny world's models
+(fixtures: tests/service/conftest.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bandits.log import DecisionLog
 from service.app import create_app, get_state
-from service.store import ServiceStore
-
-TOKEN = "s3cret-token"
-
-
-@pytest.fixture(scope="module")
-def store_db(sim_dir, tmp_path_factory):
-    """A service store filled with the tiny world's catalog and users."""
-    path = tmp_path_factory.mktemp("store") / "store.db"
-    store = ServiceStore(path)
-    store.load("catalog", pd.read_parquet(sim_dir / "catalog.parquet"))
-    store.load("users", pd.read_parquet(sim_dir / "users.parquet"))
-    return path
-
-
-def config_dict(store_db, saved, log_path, **overrides):
-    return {
-        "store": str(store_db),
-        "log": str(log_path),
-        "models": {d: str(p) for d, p in saved.items()},
-        "policy": "uniform",
-        "admin_token": TOKEN,
-        "reward_wait_seconds": 60.0,
-        **overrides,
-    }
-
-
-@pytest.fixture(scope="module")
-def app(store_db, saved, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.delenv("SECTIONRANK_ADMIN_TOKEN", raising=False)
-    log_path = tmp_path_factory.mktemp("log") / "decisions.db"
-    application = create_app(config_dict(store_db, saved, log_path))
-    yield application
-    get_state(application).close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture(scope="module")
-def catalog_ids(tables):
-    return tables[0]["item_id"].to_numpy()
-
-
-@pytest.fixture(scope="module")
-def user_ids(tables):
-    return tables[1]["user_id"].to_numpy()
-
-
-def rerank_body(catalog_ids, user_ids, section="discover", n=30, **extra):
-    context = {
-        "discover": {},
-        "similar_items": {"source_item": int(catalog_ids[0])},
-        "category_explore": {"category": 1},
-        "search": {"query": "rere"},
-    }[section]
-    return {
-        "section": section,
-        "user": {"id": int(user_ids[0])},
-        "context": {**context, "device": "mobile", "time": 1_710_000_000.0},
-        "candidates": [int(i) for i in catalog_ids[:n]],
-        "k": 10,
-        **extra,
-    }
+from service.config import ServiceConfig
+from tests.service.cases import FEED_SECTIONS
 
 
 def post(client, path, body, **kwargs):
@@ -93,8 +20,8 @@ def post(client, path, body, **kwargs):
 
 
 @pytest.mark.parametrize("section", ["discover", "similar_items", "category_explore", "search"])
-def test_rerank_returns_top_k_of_the_candidates(client, catalog_ids, user_ids, section):
-    body = rerank_body(catalog_ids, user_ids, section)
+def test_rerank_returns_top_k_of_the_candidates(client, section, rerank_body):
+    body = rerank_body(section)
     response = post(client, "/v1/rerank", body)
     assert response.status_code == 200, response.get_json()
     out = response.get_json()
@@ -111,21 +38,21 @@ def test_rerank_returns_top_k_of_the_candidates(client, catalog_ids, user_ids, s
     assert out["model_versions"]["ranker"]
 
 
-def test_rerank_k_above_candidates_returns_all(client, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, n=4, k=50)
+def test_rerank_k_above_candidates_returns_all(client, rerank_body):
+    body = rerank_body(n=4, k=50)
     out = post(client, "/v1/rerank", body).get_json()
     assert sorted(item["id"] for item in out["items"]) == sorted(body["candidates"])
 
 
-def test_rerank_default_k_is_the_sections(client, app, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, n=60)
+def test_rerank_default_k_is_the_sections(client, app, rerank_body):
+    body = rerank_body(n=60)
     del body["k"]
     out = post(client, "/v1/rerank", body).get_json()
     assert len(out["items"]) == get_state(app).loaded.sections["discover"].serving.default_k
 
 
-def test_rerank_candidate_objects_equal_plain_ids(client, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, request_id="same")
+def test_rerank_candidate_objects_equal_plain_ids(client, rerank_body):
+    body = rerank_body(request_id="same")
     plain = post(client, "/v1/rerank", body).get_json()
     objects = {**body, "candidates": [{"id": i, "price": 3} for i in body["candidates"]]}
     as_objects = post(client, "/v1/rerank", objects).get_json()
@@ -136,8 +63,8 @@ def test_rerank_candidate_objects_equal_plain_ids(client, catalog_ids, user_ids)
     assert len(as_objects["items"]) == 10
 
 
-def test_rerank_unknown_items_and_users_get_defaults(client, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, n=5)
+def test_rerank_unknown_items_and_users_get_defaults(client, rerank_body):
+    body = rerank_body(n=5)
     body["user"] = {"id": 10**12}
     body["candidates"] = [*body["candidates"], 10**12 + 1, 10**12 + 2]
     out = post(client, "/v1/rerank", body)
@@ -145,15 +72,15 @@ def test_rerank_unknown_items_and_users_get_defaults(client, catalog_ids, user_i
     assert {i["id"] for i in out.get_json()["items"]} == set(body["candidates"])
 
 
-def test_rerank_string_ids_unknown_to_an_int_catalog_are_served(client, user_ids):
+def test_rerank_string_ids_unknown_to_an_int_catalog_are_served(client):
     body = {"section": "discover", "user": {"id": "anonymous"}, "candidates": ["a", "b", "c"], "k": 2}
     out = post(client, "/v1/rerank", body)
     assert out.status_code == 200
     assert {i["id"] for i in out.get_json()["items"]} <= {"a", "b", "c"}
 
 
-def test_rerank_decision_reaches_the_log(client, app, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, request_id="req-7")
+def test_rerank_decision_reaches_the_log(client, app, rerank_body):
+    body = rerank_body(request_id="req-7")
     out = post(client, "/v1/rerank", body).get_json()
     state = get_state(app)
     assert state.writer.flush()
@@ -167,15 +94,15 @@ def test_rerank_decision_reaches_the_log(client, app, catalog_ids, user_ids):
     assert out["request_id"] == "req-7"
 
 
-def test_rerank_missing_required_context_is_422_naming_it(client, catalog_ids, user_ids):
-    body = rerank_body(catalog_ids, user_ids, "similar_items")
+def test_rerank_missing_required_context_is_422_naming_it(client, rerank_body):
+    body = rerank_body("similar_items")
     del body["context"]["source_item"]
     response = post(client, "/v1/rerank", body)
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "context.source_item"
 
 
-def test_rerank_too_many_candidates_is_422(client, app, user_ids):
+def test_rerank_too_many_candidates_is_422(client, app):
     limit = get_state(app).loaded.sections["discover"].serving.max_candidates
     body = {"section": "discover", "user": {"id": 1}, "candidates": list(range(limit + 1))}
     response = post(client, "/v1/rerank", body)
@@ -190,12 +117,12 @@ def test_rerank_too_many_candidates_is_422(client, app, user_ids):
 # -- feedback -------------------------------------------------------------------------------------------
 
 
-def served(client, catalog_ids, user_ids, **extra):
-    return post(client, "/v1/rerank", rerank_body(catalog_ids, user_ids, **extra)).get_json()
+def served(client, rerank_body, **extra):
+    return post(client, "/v1/rerank", rerank_body(**extra)).get_json()
 
 
-def test_feedback_joins_with_its_decision(client, app, catalog_ids, user_ids):
-    out = served(client, catalog_ids, user_ids)
+def test_feedback_joins_with_its_decision(client, app, rerank_body):
+    out = served(client, rerank_body)
     shown = [i["id"] for i in out["items"]]
     fb = {"event_id": out["event_id"], "clicks": [shown[2], {"position": 0}], "conversions": [shown[2]]}
     fb["revenue"] = 12.5
@@ -220,8 +147,8 @@ def test_feedback_joins_with_its_decision(client, app, catalog_ids, user_ids):
     assert row["revenue"] == 12.5
 
 
-def test_feedback_is_idempotent(client, app, catalog_ids, user_ids):
-    out = served(client, catalog_ids, user_ids)
+def test_feedback_is_idempotent(client, app, rerank_body):
+    out = served(client, rerank_body)
     first = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 1}]})
     again = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 4}]})
     assert first.get_json()["stored"] is True
@@ -236,13 +163,13 @@ def test_feedback_is_idempotent(client, app, catalog_ids, user_ids):
     assert list(rows.iloc[0]["clicks"]) == [1]
 
 
-def test_feedback_after_the_wait_window_is_late(client, app, catalog_ids, user_ids):
-    out = served(client, catalog_ids, user_ids)
+def test_feedback_after_the_wait_window_is_late(client, app, rerank_body):
+    out = served(client, rerank_body)
     wait = get_state(app).config.reward_wait_seconds
     on_time = 1_710_000_000.0 + wait
     response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [], "time": on_time + 1})
     assert response.get_json()["late"] is True
-    out2 = served(client, catalog_ids, user_ids)
+    out2 = served(client, rerank_body)
     response = post(client, "/v1/feedback", {"event_id": out2["event_id"], "clicks": [], "time": on_time})
     assert response.get_json()["late"] is False
 
@@ -253,10 +180,10 @@ def test_feedback_on_an_unknown_event_is_404(client):
     assert response.get_json()["error"]["field"] == "event_id"
 
 
-def test_feedback_on_a_pending_decision_is_accepted(app, catalog_ids, user_ids):
+def test_feedback_on_a_pending_decision_is_accepted(app, rerank_body):
     # A decision served but not yet written (the writer still has it queued) counts as known.
     state = get_state(app)
-    out = state.rerank(rerank_body(catalog_ids, user_ids))
+    out = state.rerank(rerank_body())
     state.writer._pending.add(out["event_id"])  # keep it pending whatever the writer thread does
     try:
         state.recent._recent.pop(out["event_id"], None)
@@ -266,8 +193,8 @@ def test_feedback_on_a_pending_decision_is_accepted(app, catalog_ids, user_ids):
         state.writer._pending.discard(out["event_id"])
 
 
-def test_feedback_clicks_outside_the_shown_list_are_422(client, catalog_ids, user_ids):
-    out = served(client, catalog_ids, user_ids)
+def test_feedback_clicks_outside_the_shown_list_are_422(client, rerank_body):
+    out = served(client, rerank_body)
     response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": [{"position": 10}]})
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "clicks[0].position"
@@ -293,7 +220,7 @@ def test_sections_lists_every_section_with_its_model(client):
     }
 
 
-def test_models_lists_versions_and_contracts(client, saved):
+def test_models_lists_versions_and_contracts(client):
     out = client.get("/v1/models").get_json()
     assert set(out["models"]) == {"base", "independent"}
     assert "search" not in out["models"]["base"]["sections"]
@@ -308,12 +235,34 @@ def test_health_and_ready(client):
     assert ready.get_json()["status"] == "ready"
 
 
-def test_readyz_is_503_until_models_load(store_db, tmp_path, saved):
-    app = create_app(config_dict(store_db, saved, tmp_path / "log.db", models={}))
+def test_readyz_is_503_until_models_load(tmp_path, config_dict):
+    app = create_app(config_dict(tmp_path / "log.db", models={}))
     try:
         response = app.test_client().get("/readyz")
         assert response.status_code == 503
         assert response.get_json()["error"]["field"] == "models.base"
         assert app.test_client().post("/v1/rerank", json={}).status_code == 503
+    finally:
+        get_state(app).close()
+
+
+def test_startup_without_a_design_for_a_section_is_not_ready_naming_the_key(
+    config_dict, rerank_body, tmp_path
+):
+    sections = tmp_path / "sections.toml"
+    sections.write_text(FEED_SECTIONS)
+    config = config_dict(tmp_path / "log.db", sections_config=str(sections))
+    app = create_app(ServiceConfig.from_dict(config, environ={}))
+    try:
+        client = app.test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["error"] == {
+            "status": 503,
+            "field": "section_models.feed",
+            "message": "no models loaded: no design serves section 'feed'",
+        }
+        # A configuration problem, not the request's: no 422.
+        assert client.post("/v1/rerank", json=rerank_body()).status_code == 503
     finally:
         get_state(app).close()

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sectionrank.commands.serve import serve_command
-from service.config import DEFAULT_SECTION_MODELS, ServiceConfig, ServiceConfigError
-from tests.service import test_app as shared
-
-store_db = shared.store_db
+from sectionrank.cli import main
+from service.config import DEFAULT_SECTION_MODELS, ServiceConfig
+from service.errors import ServiceConfigError, ServiceError
+from tests.service.cases import FEED_SECTIONS
 
 
 def test_config_shipped_file_loads_with_the_documented_defaults():
@@ -87,13 +86,83 @@ def test_config_invalid_values_name_the_key(data, key):
     assert info.value.key == key
 
 
+# Each row: environment variables over a valid file, and the key the error must name.
+INVALID_ENVIRONMENT = [
+    ({"SECTIONRANK_SEED": "x"}, "seed"),
+    ({"SECTIONRANK_SEED": "-2"}, "seed"),
+    ({"SECTIONRANK_SEED": "1.5"}, "seed"),
+]
+
+
+@pytest.mark.parametrize(("environ", "key"), INVALID_ENVIRONMENT)
+def test_config_invalid_environment_values_name_the_key(environ, key):
+    with pytest.raises(
+        ServiceConfigError, match=rf"^service config: {key}: expected an integer >= 0, found "
+    ):
+        ServiceConfig.from_dict({"store": "a", "log": "b"}, environ=environ)
+
+
+def test_config_environment_numbers_are_text_converted_before_the_check():
+    config = ServiceConfig.from_dict(
+        {"store": "a", "log": "b", "seed": 3}, environ={"SECTIONRANK_SEED": " 12 "}
+    )
+    assert config.seed == 12
+    assert ServiceConfig.from_dict({"store": "a", "log": "b", "seed": 3}, environ={}).seed == 3
+
+
+def test_config_error_is_a_service_error_naming_its_key():
+    with pytest.raises(ServiceConfigError) as info:
+        ServiceConfig.from_dict({"store": "a", "log": "b", "seed": "7"}, environ={})
+    assert isinstance(info.value, ServiceError)
+    assert (info.value.field, info.value.status) == ("seed", 422)
+    assert info.value.message == "expected an integer >= 0, found '7'"
+
+
 def test_config_unreadable_or_invalid_toml_names_the_file(tmp_path):
-    with pytest.raises(ServiceConfigError, match=r"file: cannot read .*none\.toml"):
+    with pytest.raises(ServiceConfigError, match=r"file: file not found: .*none\.toml"):
         ServiceConfig.load(tmp_path / "none.toml", environ={})
     bad = tmp_path / "bad.toml"
     bad.write_text("store = \n")
     with pytest.raises(ServiceConfigError, match=r"bad\.toml is not valid TOML"):
         ServiceConfig.load(bad, environ={})
+
+
+# Each row: reload overrides and the key the error must name.
+INVALID_OVERRIDES = [
+    ({"models": {"fancy": "/x"}}, "models.fancy"),
+    ({"models": {"base": ""}}, "models.base"),
+    ({"models": "x"}, "models"),
+    ({"section_models": {"discover": "other"}}, "section_models.discover"),
+    ({"section_models": ["x"]}, "section_models"),
+    ({"policy": ""}, "policy"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), INVALID_OVERRIDES)
+def test_config_with_reload_refuses_invalid_overrides_naming_the_key(overrides, key):
+    config = ServiceConfig.from_dict({"store": "a", "log": "b"}, environ={})
+    with pytest.raises(ServiceConfigError, match=rf"^service config: {key}: "):
+        config.with_reload(overrides)
+
+
+def test_config_with_reload_merges_the_overrides():
+    config = ServiceConfig.from_dict({"store": "a", "log": "b", "models": {"base": "/m/base"}}, environ={})
+    overrides = {"models": {"consolidated": "/m/c"}, "section_models": {"discover": "consolidated"}}
+    reloaded = config.with_reload({**overrides, "policy": "uniform"})
+    assert dict(reloaded.models) == {"base": Path("/m/base"), "consolidated": Path("/m/c")}
+    assert dict(reloaded.section_models) == {**DEFAULT_SECTION_MODELS, "discover": "consolidated"}
+    assert reloaded.policy == "uniform"
+    assert (config.policy, dict(config.models)) == ("default", {"base": Path("/m/base")})
+
+
+def test_config_serving_problems_name_each_unserved_section_and_design():
+    config = ServiceConfig.from_dict({"store": "a", "log": "b", "models": {"base": "/m/base"}}, environ={})
+    problems = config.serving_problems(["discover", "similar_items", "search", "feed"])
+    assert [(p.key, p.problem) for p in problems] == [
+        ("section_models.feed", "no design serves section 'feed'"),
+        ("models.independent", "no model directory, but it serves 'search'"),
+    ]
+    assert config.serving_problems(["discover", "similar_items"]) == []
 
 
 # -- sectionrank serve, before gunicorn --------------------------------------------------------------------
@@ -108,7 +177,7 @@ def test_serve_dry_run_prints_the_address_a_curl_and_gunicorn_without_preload(st
         "--models",
         str(Path(saved["base"]).parent),
     ]
-    result = CliRunner().invoke(serve_command, [*args, "--port", "8123", "--workers", "3", "--dry-run"])
+    result = CliRunner().invoke(main, ["serve", *args, "--port", "8123", "--workers", "3", "--dry-run"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "on http://127.0.0.1:8123 with 3 workers" in lines[0]
@@ -125,16 +194,28 @@ def test_serve_dry_run_prints_the_address_a_curl_and_gunicorn_without_preload(st
 
 def test_serve_refuses_a_missing_store_and_models_in_one_line(tmp_path):
     args = ["--store", str(tmp_path / "none.db"), "--models", str(tmp_path), "--dry-run"]
-    result = CliRunner().invoke(serve_command, args)
+    result = CliRunner().invoke(main, ["serve", *args])
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert "no catalog table (run `sectionrank load-catalog`)" in result.output
-    assert "models.base: not configured" in result.output
+    assert "models.base: no model directory, but it serves 'discover'" in result.output
 
 
 def test_serve_refuses_an_invalid_config_in_one_line(tmp_path):
     path = tmp_path / "service.toml"
     path.write_text('store = "s.db"\nlog = "l.db"\nseed = "x"\n')
-    result = CliRunner().invoke(serve_command, ["--config", str(path), "--dry-run"])
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), "--dry-run"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: service config: seed: expected an integer >= 0, found 'x'"
+
+
+def test_serve_refuses_a_section_no_design_serves_in_one_line(store_db, saved, tmp_path):
+    sections = tmp_path / "sections.toml"
+    sections.write_text(FEED_SECTIONS)
+    args = ["--store", str(store_db), "--log", str(tmp_path / "log.db")]
+    args += ["--models", str(Path(saved["base"]).parent)]
+    path = tmp_path / "service.toml"
+    path.write_text(f'store = "s.db"\nlog = "l.db"\nsections_config = "{sections}"\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), *args, "--dry-run"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: section_models.feed: no design serves section 'feed'"

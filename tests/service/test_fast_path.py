@@ -9,17 +9,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from service.app import get_state
-from tests.service import test_app as shared
-from tests.service.test_app import rerank_body
-from tests.service.test_app_errors import RERANK_CASES
-
-# The shared fixtures of test_app.py, registered in this module.
-app = shared.app
-catalog_ids = shared.catalog_ids
-client = shared.client
-monkeypatch_module = shared.monkeypatch_module
-store_db = shared.store_db
-user_ids = shared.user_ids
+from tests.service.cases import RERANK_CASES
 
 
 def call(app, raw: bytes, *, chunked: bool = False):
@@ -54,8 +44,19 @@ def test_fast_path_and_flask_give_the_same_error(app, body, status, field):
     assert fast[1]["Content-Type"] == flask[1]["Content-Type"] == "application/json"
 
 
-def test_fast_path_and_flask_serve_the_same_response(app, catalog_ids, user_ids):
-    raw = json.dumps(rerank_body(catalog_ids, user_ids, "search", request_id="same")).encode()
+def test_fast_path_and_flask_answer_the_pipelines_request_error_alike(app, rerank_body):
+    # The section's required context is checked by the pipeline (ranker.errors.RequestValidationError).
+    body = rerank_body("similar_items")
+    del body["context"]["source_item"]
+    raw = json.dumps(body).encode()
+    fast, flask = call(app, raw), call(app, raw, chunked=True)
+    assert fast[0] == flask[0] == 422
+    assert json.loads(fast[2]) == json.loads(flask[2])
+    assert json.loads(fast[2])["error"]["field"] == "context.source_item"
+
+
+def test_fast_path_and_flask_serve_the_same_response(app, catalog_ids, rerank_body):
+    raw = json.dumps(rerank_body("search", request_id="same")).encode()
     fast, flask = call(app, raw), call(app, raw, chunked=True)
     assert fast[0] == flask[0] == 200
     a, b = json.loads(fast[2]), json.loads(flask[2])
@@ -66,9 +67,9 @@ def test_fast_path_and_flask_serve_the_same_response(app, catalog_ids, user_ids)
     assert int(fast[1]["Content-Length"]) == len(fast[2])
 
 
-def test_fast_path_counts_requests_and_errors_for_metrics(app, catalog_ids, user_ids):
+def test_fast_path_counts_requests_and_errors_for_metrics(app, rerank_body):
     before_ok, before_bad = requests_counted(app, 200), requests_counted(app, 422)
-    assert call(app, json.dumps(rerank_body(catalog_ids, user_ids)).encode())[0] == 200
+    assert call(app, json.dumps(rerank_body()).encode())[0] == 200
     assert call(app, json.dumps({"section": "nope"}).encode())[0] == 422
     assert requests_counted(app, 200) == before_ok + 1
     assert requests_counted(app, 422) == before_bad + 1
@@ -76,7 +77,7 @@ def test_fast_path_counts_requests_and_errors_for_metrics(app, catalog_ids, user
     assert 'sectionrank_http_errors_total{endpoint="/v1/rerank",status="422"}' in text
 
 
-def test_an_unexpected_failure_is_a_json_500(app, catalog_ids, user_ids, monkeypatch):
+def test_an_unexpected_failure_is_a_json_500(app, monkeypatch, rerank_body):
     state = get_state(app)
 
     def broken(body):
@@ -85,12 +86,12 @@ def test_an_unexpected_failure_is_a_json_500(app, catalog_ids, user_ids, monkeyp
     monkeypatch.setattr(state, "rerank", broken)
     monkeypatch.setattr(app, "testing", False)
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
-    status, _, body = call(app, json.dumps(rerank_body(catalog_ids, user_ids)).encode())
+    status, _, body = call(app, json.dumps(rerank_body()).encode())
     assert status == 500
     assert json.loads(body)["error"]["status"] == 500
     monkeypatch.setattr(app, "testing", True)
     with pytest.raises(RuntimeError, match="boom"):
-        call(app, json.dumps(rerank_body(catalog_ids, user_ids)).encode())
+        call(app, json.dumps(rerank_body()).encode())
 
 
 def test_other_routes_and_methods_go_to_flask(app):

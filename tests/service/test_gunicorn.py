@@ -14,11 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from bandits.log import DecisionLog
-from service.store import ServiceStore
 
 pytestmark = pytest.mark.slow
 
@@ -43,27 +41,18 @@ def request(port: int, method: str, path: str, body: object = None, timeout: flo
         conn.close()
 
 
-def write_config(tmp_path, sim_dir, saved) -> tuple:
-    store = tmp_path / "store.db"
-    ServiceStore(store).load("catalog", pd.read_parquet(sim_dir / "catalog.parquet"))
-    ServiceStore(store).load("users", pd.read_parquet(sim_dir / "users.parquet"))
-    log = tmp_path / "decisions.db"
-    config = tmp_path / "service.toml"
-    config.write_text(f'store = "{store}"\nlog = "{tmp_path / "other.db"}"\npolicy = "default"\n')
-    return config, log
-
-
 @pytest.fixture
-def server(tmp_path, sim_dir, saved):
+def server(tmp_path, store_db, saved):
     """A running `sectionrank serve` with 2 workers: (process, port, log path, stdout path)."""
-    config, log = write_config(tmp_path, sim_dir, saved)
+    config = tmp_path / "service.toml"
+    config.write_text(f'store = "{store_db}"\nlog = "{tmp_path / "other.db"}"\npolicy = "default"\n')
+    log = tmp_path / "decisions.db"
     port = free_port()
     out = tmp_path / "serve.out"
-    command = "from sectionrank.commands.serve import serve_command; serve_command()"
     # The command-line overrides of the demo (--store, --log, --models, --policy) on top of the config file.
     overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", "uniform"]
-    argv = [sys.executable, "-c", command, "--config", str(config), *overrides, "--port", str(port)]
-    argv += ["--workers", "2"]
+    argv = [sys.executable, "-m", "sectionrank", "serve", "--config", str(config), *overrides]
+    argv += ["--port", str(port), "--workers", "2"]
     with open(out, "w") as stdout:
         process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT

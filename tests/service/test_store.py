@@ -9,17 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from sectionrank.commands.serve import load_catalog_command, load_users_command
-from service.store import ServiceStore, StoreError
+from sectionrank.cli import main
+from service.errors import StoreError
+from service.store import ServiceStore
 
 
-@pytest.fixture(scope="module")
-def frames(tables):
-    return tables
-
-
-def test_store_round_trip_keeps_values_and_dtypes(frames, tmp_path):
-    catalog, users = frames
+def test_store_round_trip_keeps_values_and_dtypes(tables, tmp_path):
+    catalog, users = tables
     store = ServiceStore(tmp_path / "store.db")
     assert store.load("catalog", catalog) == len(catalog)
     assert store.load("users", users) == len(users)
@@ -30,8 +26,8 @@ def test_store_round_trip_keeps_values_and_dtypes(frames, tmp_path):
     pd.testing.assert_frame_equal(read_users, users, check_dtype=False)
 
 
-def test_store_load_replaces_the_whole_table(frames, tmp_path):
-    catalog, _ = frames
+def test_store_load_replaces_the_whole_table(tables, tmp_path):
+    catalog, _ = tables
     store = ServiceStore(tmp_path / "store.db")
     store.load("catalog", catalog)
     store.load("catalog", catalog.head(7))
@@ -39,8 +35,8 @@ def test_store_load_replaces_the_whole_table(frames, tmp_path):
     assert store.info()["catalog"]["rows"] == 7
 
 
-def test_store_refused_load_keeps_the_old_table(frames, tmp_path):
-    catalog, _ = frames
+def test_store_refused_load_keeps_the_old_table(tables, tmp_path):
+    catalog, _ = tables
     store = ServiceStore(tmp_path / "store.db")
     store.load("catalog", catalog)
     with pytest.raises(StoreError, match=r"catalog: missing columns \['price'\]"):
@@ -48,8 +44,8 @@ def test_store_refused_load_keeps_the_old_table(frames, tmp_path):
     assert len(store.read("catalog")) == len(catalog)
 
 
-def test_store_readers_see_old_or_new_never_a_mix(frames, tmp_path):
-    catalog, _ = frames
+def test_store_readers_see_old_or_new_never_a_mix(tables, tmp_path):
+    catalog, _ = tables
     store = ServiceStore(tmp_path / "store.db")
     store.load("catalog", catalog)
     sizes = set()
@@ -80,17 +76,17 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("table", "change", "match"), INVALID)
-def test_store_refuses_invalid_tables(frames, tmp_path, table, change, match):
-    frame = frames[0] if table == "catalog" else frames[1]
+def test_store_refuses_invalid_tables(tables, tmp_path, table, change, match):
+    frame = tables[0] if table == "catalog" else tables[1]
     with pytest.raises(StoreError, match=match):
         ServiceStore(tmp_path / "store.db").load(table, change(frame))
 
 
-def test_store_read_of_a_missing_store_or_table(tmp_path, frames):
+def test_store_read_of_a_missing_store_or_table(tmp_path, tables):
     with pytest.raises(StoreError, match="no such store"):
         ServiceStore(tmp_path / "none.db").read("catalog")
     store = ServiceStore(tmp_path / "store.db")
-    store.load("catalog", frames[0])
+    store.load("catalog", tables[0])
     with pytest.raises(StoreError, match="no users table"):
         store.read("users")
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
@@ -98,15 +94,15 @@ def test_store_read_of_a_missing_store_or_table(tmp_path, frames):
         ServiceStore(tmp_path / "junk.db").read("catalog")
 
 
-def test_load_catalog_command_reads_parquet_and_csv(sim_dir, tmp_path, frames):
+def test_load_catalog_command_reads_parquet_and_csv(sim_dir, tmp_path, tables):
     runner = CliRunner()
     store = tmp_path / "store.db"
-    result = runner.invoke(load_catalog_command, ["--store", str(store), str(sim_dir / "catalog.parquet")])
+    result = runner.invoke(main, ["load-catalog", "--store", str(store), str(sim_dir / "catalog.parquet")])
     assert result.exit_code == 0, result.output
-    assert f"Loaded {len(frames[0]):,} rows into the catalog table" in result.output
+    assert f"Loaded {len(tables[0]):,} rows into the catalog table" in result.output
     csv = tmp_path / "users.csv"
-    frames[1].head(10).to_csv(csv, index=False)
-    result = runner.invoke(load_users_command, ["--store", str(store), str(csv)])
+    tables[1].head(10).to_csv(csv, index=False)
+    result = runner.invoke(main, ["load-users", "--store", str(store), str(csv)])
     assert result.exit_code == 0, result.output
     assert len(ServiceStore(store).read("users")) == 10
 
@@ -127,7 +123,7 @@ def test_load_catalog_command_reads_parquet_and_csv(sim_dir, tmp_path, frames):
 def test_load_users_command_errors_are_one_line(tmp_path, name, content, match):
     path = tmp_path / name
     path.write_text(content)
-    result = CliRunner().invoke(load_users_command, ["--store", str(tmp_path / "store.db"), str(path)])
+    result = CliRunner().invoke(main, ["load-users", "--store", str(tmp_path / "store.db"), str(path)])
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
     assert re.match(match, result.output.strip()), result.output
@@ -135,7 +131,7 @@ def test_load_users_command_errors_are_one_line(tmp_path, name, content, match):
 
 def test_load_command_missing_file_is_one_line(tmp_path):
     result = CliRunner().invoke(
-        load_catalog_command, ["--store", str(tmp_path / "s.db"), str(tmp_path / "none.parquet")]
+        main, ["load-catalog", "--store", str(tmp_path / "s.db"), str(tmp_path / "none.parquet")]
     )
     assert result.exit_code == 1
     assert "no such file" in result.output
