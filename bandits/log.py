@@ -39,8 +39,6 @@ from bandits.errors import (
     DuplicateEventError,
     InvalidArgumentError,
     LogError,
-    LogLockedError,
-    LogNotFoundError,
     LogSchemaError,
     UnknownEventError,
 )
@@ -55,7 +53,8 @@ from bandits.log_codec import (
     feedback_rows,
     joined_frame,
 )
-from bandits.log_schema import check_schema, create_schema, is_blank
+from bandits.log_schema import check_schema, is_blank
+from bandits.log_sqlite import connect, enable_wal, initialise, translated
 from bandits.records import DecisionBatch, FeedbackBatch
 
 # `decision_batch_from_frame` and `feedback_batch_from_frame` turn read frames back into records.
@@ -77,14 +76,6 @@ _INSERT_DECISION = (
 _INSERT_FEEDBACK = (
     f"INSERT INTO feedback ({', '.join(FEEDBACK_FIELDS)}) VALUES ({', '.join('?' * len(FEEDBACK_FIELDS))}) "
     "ON CONFLICT (event_id) DO NOTHING"
-)
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = (
-    5,
-    6,
-    8,
-    11,
-    13,
-    26,
 )
 
 
@@ -155,9 +146,9 @@ class DecisionLog:
             raise InvalidArgumentError(f"Expected `busy_timeout` >= 0 seconds, found {busy_timeout!r}")
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidArgumentError(f"Expected `synchronous` 'NORMAL' or 'FULL', found {synchronous!r}")
-        conn = _connect(path, create, busy_timeout)
+        conn = connect(path, create, busy_timeout)
         try:
-            with _translated(path, busy_timeout):
+            with translated(path, busy_timeout):
                 conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
                 db = sqlite_utils.Database(conn, execute_plugins=False)
                 if is_blank(db):
@@ -166,11 +157,11 @@ class DecisionLog:
                             path,
                             "empty database, not a sectionrank decision log (create=True initialises it)",
                         )
-                    _enable_wal(conn, path)
-                    _initialise(db)
+                    enable_wal(conn, path)
+                    initialise(db)
                 check_schema(db, str(path))
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    _enable_wal(conn, path)
+                    enable_wal(conn, path)
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         except BaseException:
@@ -485,14 +476,14 @@ class DecisionLog:
         return ids[0]  # pragma: no cover - the constraint failed, so one of them is known
 
     def _read(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, _translated(self.path, self.busy_timeout):
+        with self._lock, translated(self.path, self.busy_timeout):
             self._check_usable()
             return self._conn.execute(sql, params).fetchall()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` write transaction, committed on success and rolled back on any error."""
-        with self._lock, _translated(self.path, self.busy_timeout):
+        with self._lock, translated(self.path, self.busy_timeout):
             self._check_usable()
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -540,73 +531,3 @@ def _where(
         clauses.append(f"{alias}.time {op} ?")
         params.append(float(value))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _connect(path: Path, create: bool, busy_timeout: float) -> sqlite3.Connection:
-    if path.is_dir():
-        raise LogError(path, "is a directory, not a decision log file")
-    if not path.exists():
-        if not create:
-            raise LogNotFoundError(path, "no such decision log (create=True creates one)")
-        if not path.parent.is_dir():
-            raise LogNotFoundError(
-                path, f"cannot create the log: directory {str(path.parent)!r} does not exist"
-            )
-    # mode=rw never creates a file, so that a reader cannot leave an empty database behind.
-    uri = path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-    try:
-        return sqlite3.connect(
-            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-    except sqlite3.OperationalError as exc:
-        if not path.exists() and not create:
-            raise LogNotFoundError(path, "no such decision log (create=True creates one)") from exc
-        raise LogError(path, f"cannot open: {exc}") from exc
-
-
-def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise LogError(
-            path, f"cannot use WAL journal mode (SQLite kept {mode!r}); is it on a network filesystem?"
-        )
-
-
-def _initialise(db: sqlite_utils.Database) -> None:
-    """Create the schema in one transaction, unless another connection did so since the blank check."""
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if is_blank(db):
-            create_schema(db)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-@contextmanager
-def _translated(path: Path, busy_timeout: float) -> Iterator[None]:
-    """Turn SQLite's errors about the file into `LogError`s that name it; constraint failures pass through."""
-    try:
-        yield
-    except sqlite3.IntegrityError:
-        raise
-    except sqlite3.DatabaseError as exc:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            raise LogLockedError(
-                path,
-                f"database is locked: another connection held the write lock for more than the busy timeout "
-                f"({busy_timeout:g} s)",
-            ) from exc
-        if code == _SQLITE_NOTADB:
-            raise LogSchemaError(path, "not an SQLite database, so not a sectionrank decision log") from exc
-        if code == _SQLITE_CORRUPT:
-            raise LogError(path, f"the database is corrupt ({exc})") from exc
-        if code == _SQLITE_READONLY:
-            raise LogError(path, f"cannot write: {exc}") from exc
-        if code == _SQLITE_FULL:
-            raise LogError(path, "cannot write: the disk is full") from exc
-        raise LogError(path, str(exc)) from exc
