@@ -1,41 +1,153 @@
-"""The `sectionrank` command line: one click group, a thin call into the library per command."""
+"""The `sectionrank` command line: one click group, a thin call into the library per command.
+
+The group loads its commands lazily (click's LazyGroup pattern): `COMMANDS` registers each by name as
+``"module:attribute"`` with its one-line help, and a command's module, with what it needs (numpy, pandas,
+LightGBM, Vowpal Wabbit, the simulator, Flask), is imported only when that command runs or prints its own
+help.
+``sectionrank --help`` lists the commands from the one-line helps and ``--version`` reads the installed
+package's metadata, so neither imports a command; the tests check that each one-line help is the first line
+of its command's docstring.
+"""
 
 from __future__ import annotations
 
-import json
+import importlib
 import sys
-from pathlib import Path
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import click
-import numpy as np
-import pandas as pd
 
-from heuristics import ContextBatch, SectionPipeline, SectionsConfig
-from heuristics.frames import embedding_columns, items_from_frame
-from sectionrank.commands.compare import compare_command
-from sectionrank.commands.export import export_command
-from sectionrank.commands.learn import learn_command, replay_command
-from sectionrank.commands.options import config_option
-from sectionrank.commands.policy_value import policy_value_command
-from sectionrank.commands.serve import load_catalog_command, load_users_command, serve_command
-from sectionrank.commands.simulate import simulate_command
-from sectionrank.commands.train import evaluate_command, train_command
-from sectionrank.errors import USER_ERRORS
-from sectionrank.sample import sample_candidates
+
+class LazyCommand(NamedTuple):
+    """A command registered without importing it."""
+
+    #: ``"module:attribute"`` of the click command.
+    target: str
+    #: The first line of the command's docstring, shown by ``sectionrank --help``.
+    short_help: str
+
+
+#: Every command of the group, by name; ``sectionrank --help`` lists them in this order, that of docs/cli.md.
+COMMANDS: Mapping[str, LazyCommand] = {
+    "sections": LazyCommand(
+        "sectionrank.commands.heuristics:sections_command",
+        "List the configured sections with their pipelines, knobs and arms.",
+    ),
+    "rerank": LazyCommand(
+        "sectionrank.commands.heuristics:rerank_command",
+        "Re-rank one candidate list with a section's pipeline under one arm.",
+    ),
+    "simulate": LazyCommand(
+        "sectionrank.commands.simulate:simulate_command",
+        "Simulate a world's traffic under an exploring logging policy and write what a real system would "
+        "log.",
+    ),
+    "export": LazyCommand(
+        "sectionrank.commands.export:export_command",
+        "Export logged decisions joined with their feedback to Parquet, one row per decision.",
+    ),
+    "train": LazyCommand(
+        "sectionrank.commands.train:train_command",
+        "Train a ranker design on a decision log and write its model directory.",
+    ),
+    "evaluate": LazyCommand(
+        "sectionrank.commands.train:evaluate_command",
+        "Evaluate model directories side by side on the held-out lists of the log they were trained on.",
+    ),
+    "compare": LazyCommand(
+        "sectionrank.commands.compare:compare_command",
+        "Compare the ranker designs and knob policies on a simulated world, and write a report.",
+    ),
+    "load-catalog": LazyCommand(
+        "sectionrank.commands.serve:load_catalog_command",
+        "Replace the store's item catalog with FILE (Parquet or CSV), atomically.",
+    ),
+    "load-users": LazyCommand(
+        "sectionrank.commands.serve:load_users_command",
+        "Replace the store's user profiles with FILE (Parquet or CSV), atomically.",
+    ),
+    "serve": LazyCommand(
+        "sectionrank.commands.serve:serve_command",
+        "Serve the HTTP API with gunicorn: POST /v1/rerank, /v1/feedback, GET /v1/sections, /metrics, ...",
+    ),
+    "learn": LazyCommand(
+        "sectionrank.commands.learn:learn_command",
+        "Learn a contextual-bandit knob policy (Vowpal Wabbit cb_explore_adf) from logged decisions.",
+    ),
+    "replay": LazyCommand(
+        "sectionrank.commands.learn:replay_command",
+        "Estimate target policies' values offline from logged decisions (off-policy evaluation).",
+    ),
+    "policy-value": LazyCommand(
+        "sectionrank.commands.policy_value:policy_value_command",
+        "Exact expected outcome per request of knob policies, from the world's click model.",
+    ),
+}
 
 
 class Group(click.Group):
     """A click group that turns the errors a user can cause into one line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
+        # Imported here, not at the top: it loads every package's errors, which --help and --version need not.
+        from sectionrank.errors import USER_ERRORS
+
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="sectionrank")
+class LazyGroup(Group):
+    """A `Group` whose `lazy_commands` are imported by name when first looked up (click's "lazily loading
+    subcommands" pattern); its help lists them with their registered one-line help, importing none."""
+
+    def __init__(self, *args, lazy_commands: Mapping[str, LazyCommand] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *self.lazy_commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            return self.load_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def load_command(self, name: str) -> click.Command:
+        """Import the command registered as `name`."""
+        module_name, _, attribute = self.lazy_commands[name].target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_commands[name].target} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            if name in self.lazy_commands:
+                # A stand-in with the registered help, shortened the way click shortens a command's own.
+                stand_in = click.Command(name, help=self.lazy_commands[name].short_help)
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(package_name="sectionrank", prog_name="sectionrank")
 def main() -> None:
     """sectionrank: one shared ranker, per-section heuristics, knobs chosen by contextual bandits.
 
@@ -44,196 +156,6 @@ def main() -> None:
         sectionrank sections
         sectionrank rerank --section discover --sample 40 --arm -1
     """
-
-
-@main.command("sections")
-@config_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a listing.")
-def sections_command(config_path: Path | None, as_json: bool) -> None:
-    """List the configured sections with their pipelines, knobs and arms.
-
-    \b
-    Example:
-        sectionrank sections --config my-sections.toml
-    """
-    config = SectionsConfig.load(config_path)
-    if as_json:
-        out = {
-            s.name: {
-                "description": s.description,
-                "required_context": list(s.required_context),
-                "normalize": s.normalize,
-                "pipeline": list(s.pipeline),
-                "params": {k: dict(v) for k, v in s.params.items()},
-                "knobs": {k: list(v) for k, v in s.knob_values.items()},
-                "arms": [arm.to_dict() for arm in s.arms],
-                "default_arm": s.default_arm.id,
-                "serving": vars(s.serving),
-            }
-            for s in config
-        }
-        click.echo(json.dumps(out, indent=2))
-        return
-    click.echo(f"Sections config: {config.source}")
-    for s in config:
-        click.echo(f"\n[{s.name}] {s.description}")
-        click.echo(f"  pipeline: {' -> '.join(s.pipeline)}  (scores normalised by {s.normalize})")
-        if s.required_context:
-            click.echo(f"  required context: {', '.join(s.required_context)}")
-        varying = [k for k, v in s.knob_values.items() if len(v) > 1]
-        for name, values in s.knob_values.items():
-            mark = "" if name in varying else "  (fixed)"
-            click.echo(f"  knob {name:<28} {', '.join(f'{v:g}' for v in values)}{mark}")
-        click.echo(f"  arms: {len(s.arms)}; default arm {s.default_arm.id}")
-        for arm in s.arms:
-            star = "*" if arm.id == s.default_arm.id else " "
-            knobs = " ".join(f"{k}={arm.knobs[k]:g}" for k in varying)
-            click.echo(f"   {star}{arm.index:>3}  {arm.id}  {knobs}")
-
-
-def read_candidates(path: Path) -> pd.DataFrame:
-    readers = {
-        ".csv": pd.read_csv,
-        ".parquet": pd.read_parquet,
-        ".json": pd.read_json,
-        ".jsonl": lambda p: pd.read_json(p, lines=True),
-    }
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise click.BadParameter(
-            f"expected a .csv, .parquet, .json or .jsonl file, found {path.name}", param_hint="--candidates"
-        )
-    try:
-        return reader(path)
-    except (ValueError, OSError) as exc:
-        # pandas reports empty and malformed tables as ValueError subclasses, pyarrow as ArrowInvalid.
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise click.BadParameter(f"cannot read {path.name}: {detail}", param_hint="--candidates") from None
-
-
-@main.command("rerank")
-@config_option
-@click.option("--section", required=True, help="Section whose pipeline to run.")
-@click.option(
-    "--arm",
-    "arm_ref",
-    default=None,
-    help="Arm id, or index (negative counts from the end). Default: the section's default arm.",
-)
-@click.option("--k", type=click.IntRange(min=1), default=None, help="How many to return.")
-@click.option(
-    "--candidates",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Candidate table (CSV, Parquet, JSON): id, score, category, age_days, promoted, ...",
-)
-@click.option(
-    "--sample",
-    type=click.IntRange(min=0, max=100_000),
-    help="Instead of --candidates, a synthetic list of this many candidates.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
-@click.option("--category", type=int, default=None, help="Context: the explored category.")
-@click.option(
-    "--source-item",
-    default=None,
-    help="Context: id of the source item in the candidate table (its embedding is the source).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def rerank_command(
-    config_path: Path | None,
-    section: str,
-    arm_ref: str | None,
-    k: int | None,
-    candidates: Path | None,
-    sample: int | None,
-    seed: int,
-    category: int | None,
-    source_item: str | None,
-    as_json: bool,
-) -> None:
-    """Re-rank one candidate list with a section's pipeline under one arm.
-
-    \b
-    Example:
-        sectionrank rerank --section discover --sample 40 --seed 7 --arm -1 --k 8
-    """
-    if (candidates is None) == (sample is None):
-        raise click.UsageError("give exactly one of --candidates FILE or --sample N")
-    config = SectionsConfig.load(config_path)
-    cfg = config[section]
-    arm = cfg.default_arm if arm_ref is None else cfg.arm(_arm_ref(arm_ref))
-    frame = read_candidates(candidates) if candidates is not None else sample_candidates(sample, seed)
-    ids, scores, items = items_from_frame(frame)
-
-    if "category" in cfg.required_context and category is None:
-        # A sample's context is its top-scored item's category, unless given.
-        if sample is None:
-            raise click.UsageError(f"section {section!r} needs --category")
-        category = int(items.category[0, int(np.argmax(scores))]) if len(ids) else 0
-    source_embedding = None
-    if "source_item" in cfg.required_context:
-        emb_cols = embedding_columns(frame)
-        if source_item is None and sample is None:
-            raise click.UsageError(f"section {section!r} needs --source-item")
-        if not emb_cols:
-            raise click.UsageError("--source-item needs emb_* columns in the candidate table")
-        row = (
-            np.zeros(min(len(ids), 1), dtype=np.int64)
-            if source_item is None
-            else np.flatnonzero(ids == source_item)
-        )
-        if np.size(row) == 0 and source_item is not None:
-            raise click.BadParameter(f"no candidate with id {source_item!r}", param_hint="--source-item")
-        embeddings = frame[emb_cols].to_numpy(np.float64)
-        source_embedding = embeddings[row[0]] if np.size(row) else np.zeros(len(emb_cols))
-    context = ContextBatch.single(source_embedding=source_embedding, category=category)
-
-    k = cfg.serving.default_k if k is None else k
-    ranking = SectionPipeline(cfg).rerank(scores, items, context, arm, k)
-    order, final = ranking.order[0], ranking.scores[0]
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "section": section,
-                    "arm": arm.to_dict(),
-                    "items": [
-                        {"id": str(ids[i]), "score": float(s), "rank": r + 1}
-                        for r, (i, s) in enumerate(zip(order, final, strict=True))
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return
-    knobs = ", ".join(f"{k}={v:g}" for k, v in arm.knobs.items())
-    click.echo(f"\n{section}: arm {arm.index} {arm.id} ({knobs})")
-    click.echo(f"  {'rank':>4}  {'id':<12} {'base':>8} {'final':>8} {'cat':>4} {'age_d':>7} promo")
-    for r, (i, s) in enumerate(zip(order, final, strict=True)):
-        click.echo(
-            f"  {r + 1:>4}  {ids[i]:<12} {scores[i]:>8.3f} {s:>8.3f} {items.category[0, i]:>4} "
-            f"{items.age_days[0, i]:>7.1f} {'yes' if items.promoted[0, i] else ''}"
-        )
-
-
-def _arm_ref(ref: str) -> str | int:
-    try:
-        return int(ref)
-    except ValueError:
-        return ref
-
-
-main.add_command(export_command)
-main.add_command(simulate_command)
-main.add_command(learn_command)
-main.add_command(replay_command)
-main.add_command(policy_value_command)
-main.add_command(train_command)
-main.add_command(evaluate_command)
-main.add_command(load_catalog_command)
-main.add_command(load_users_command)
-main.add_command(serve_command)
-main.add_command(compare_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,5 @@
-"""The docs cover the code: every CLI command is in docs/cli.md, every heuristic, knob and param in
-docs/sections-config.md, and the examples there load and run.
+"""The docs cover the code: every CLI command is in docs/cli.md, every HTTP route in docs/http-api.md, every
+heuristic, knob and param in docs/sections-config.md, and the examples there load and run.
 
 Commands are found by walking the click group, so commands added later are checked without editing this file.
 """
@@ -27,10 +27,13 @@ RUNNABLE_EXAMPLES = {("sections",), ("rerank",)}
 
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every command under `group` as a path of names, nested groups and their commands included."""
+    """Every command under `group` as a path of names, nested groups and their commands included (lazily
+    registered commands are looked up, which imports them)."""
     paths = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
         paths.append((*prefix, name))
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             paths.extend(command_paths(command, (*prefix, name)))
     return paths
@@ -83,6 +86,7 @@ def mentions_command(text: str, path: tuple[str, ...]) -> bool:
 CLI_DOC = (DOCS / "cli.md").read_text()
 CONFIG_DOC = (DOCS / "sections-config.md").read_text()
 HEURISTICS_DOC = (DOCS / "heuristics.md").read_text()
+HTTP_DOC = (DOCS / "http-api.md").read_text()
 
 
 @pytest.mark.parametrize("path", command_paths(main), ids=" ".join)
@@ -105,7 +109,7 @@ def command_section(text: str, path: tuple[str, ...]) -> str:
 def test_docs_cli_documents_every_option_of_every_command(path):
     command = main
     for name in path:
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
     body = command_section(CLI_DOC, path)
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
@@ -145,6 +149,31 @@ def test_docs_cli_examples_run():
         assert result.exit_code == 0, f"{PROGRAM} {shlex.join(args)}: {result.output}"
         ran += 1
     assert ran >= 3
+
+
+def http_routes(tmp_path) -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, HEAD and OPTIONS aside."""
+    from service.app import create_app, get_state
+    from service.config import ServiceConfig
+
+    config = ServiceConfig.from_dict({"store": tmp_path / "store.db", "log": tmp_path / "log.db"}, environ={})
+    app = create_app(config)
+    get_state(app).close()
+    return sorted(
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def test_docs_http_api_documents_every_route(tmp_path):
+    routes = http_routes(tmp_path)
+    assert ("POST", "/v1/rerank") in routes
+    titles = " ".join(headings(HTTP_DOC))
+    for method, path in routes:
+        assert f"| {method} | `{path}` |" in HTTP_DOC, f"docs/http-api.md: no table row for {method} {path}"
+        assert f"`{method} {path}`" in titles, f"docs/http-api.md: no heading for {method} {path}"
 
 
 @pytest.mark.parametrize("name", list(HEURISTICS))

@@ -73,8 +73,10 @@ def candidate_table(n: int, seed: int) -> pd.DataFrame:
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command path under `group`, nested groups included (and the groups themselves)."""
     paths = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
         paths.append((*prefix, name))
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             paths.extend(all_commands(command, (*prefix, name)))
     return paths
