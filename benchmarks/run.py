@@ -65,6 +65,7 @@ def machine() -> dict[str, str]:
         "lightgbm": _version("lightgbm"),
         "vowpalwabbit": _version("vowpalwabbit"),
         "pandas": _version("pandas"),
+        "click": _version("click"),
     }
 
 
