@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,12 @@ def test_design_models_partition_the_sections_as_the_design_groups_them(name, co
 def test_design_unknown_name_refused_by_the_contract():
     with pytest.raises(ContractMismatchError, match=r"design: expected one of .*found 'hybrid'"):
         InferenceContract(design="hybrid", features=(), sections=("discover",))
+
+
+def test_design_every_design_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ranker.md").read_text()
+    for name in NAMES:
+        assert f"| `{name}` |" in doc, name
 
 
 def test_design_cli_offers_exactly_the_registered_designs():
