@@ -8,9 +8,9 @@ import pytest
 
 from bandits.log import DecisionLog
 from ranker.dataset import STATS
-from ranker.errors import FeatureInputError, FeatureTableError
+from ranker.errors import FeatureInputError, FeatureTableError, RequestError
 from ranker.features import FEATURES, FeatureBuilder, FeatureTables
-from ranker.requests import RequestError, Requests
+from ranker.requests import Requests
 from ranker.stats import item_stats
 
 ALL = tuple(FEATURES)
