@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import click
 
+from sectionrank.errors import imported_user_errors
+
 
 class LazyCommand(NamedTuple):
     """A command registered without importing it."""
@@ -31,11 +33,11 @@ class LazyCommand(NamedTuple):
 #: Every command of the group, by name; ``sectionrank --help`` lists them in this order, that of docs/cli.md.
 COMMANDS: Mapping[str, LazyCommand] = {
     "sections": LazyCommand(
-        "sectionrank.commands.heuristics:sections_command",
+        "sectionrank.commands.sections:sections_command",
         "List the configured sections with their pipelines, knobs and arms.",
     ),
     "rerank": LazyCommand(
-        "sectionrank.commands.heuristics:rerank_command",
+        "sectionrank.commands.rerank:rerank_command",
         "Re-rank one candidate list with a section's pipeline under one arm.",
     ),
     "simulate": LazyCommand(
@@ -90,12 +92,10 @@ class Group(click.Group):
     """A click group that turns the errors a user can cause into one line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
-        # Imported here, not at the top: it loads every package's errors, which --help and --version need not.
-        from sectionrank.errors import USER_ERRORS
-
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except imported_user_errors() as exc:
+            # Evaluated once the command has raised: the error families of the packages it imported.
             raise click.ClickException(str(exc)) from None
 
 
