@@ -3,10 +3,10 @@
 The group loads its commands lazily (click's LazyGroup pattern): `COMMANDS` registers each by name as
 ``"module:attribute"`` with its one-line help, and a command's module, with what it needs (numpy, pandas,
 LightGBM, Vowpal Wabbit, the simulator, Flask), is imported only when that command runs or prints its own
-help.
-``sectionrank --help`` lists the commands from the one-line helps and ``--version`` reads the installed
-package's metadata, so neither imports a command; the tests check that each one-line help is the first line
-of its command's docstring.
+help. ``sectionrank --help`` lists the commands from the registered one-line helps and ``--version`` reads
+the installed package's metadata, so neither imports a command; the tests check that each one-line help is
+the first line of its command's docstring. A user error of any package is reported as one line
+(`sectionrank.errors`).
 """
 
 from __future__ import annotations
