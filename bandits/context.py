@@ -1,7 +1,9 @@
 """The request context a knob policy sees: who asks, where, when, and a summary of the candidate set.
 
-The same features are computed when a decision is made (service, simulator) and logged with it, so that
-learning from the log and replay see exactly what the policy saw.
+`build_policy_context` is the one place a decision's context is made (the rerank pipeline calls it for the
+service, the simulator's logging policy, the exact policy evaluation and the design comparison alike), with
+one rounding rule: the policy chooses on exactly the values the decision log stores, so that learning from
+the log and replay see what the policy saw.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 FRESH_DAYS = 7.0
 #: Hour-of-day buckets: [0, 6) night, [6, 12) morning, [12, 18) afternoon, [18, 24) evening.
 HOUR_BUCKETS = ("night", "morning", "afternoon", "evening")
+#: Decimals `fresh_share` and `category_entropy` keep (``np.round``), both to choose on and to log.
+SUMMARY_DECIMALS = 6
+#: The device of a request that names none.
+UNKNOWN_DEVICE = "unknown"
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class PolicyContext:
     ----------
     section, segment, device : (B,) str
     hour : (B,) int64
-        Local hour of day, 0..23.
+        Hour of day of the request time (UTC), 0..23.
     fresh_share : (B,) float64
         Share of the candidates younger than `FRESH_DAYS`.
     category_entropy : (B,) float64
@@ -99,3 +105,45 @@ def candidate_summary(
     shares = counts / n
     logs = np.log(shares, out=np.zeros_like(shares), where=shares > 0)
     return fresh_share, -(shares * logs).sum(axis=1)
+
+
+def build_policy_context(
+    *,
+    section: np.ndarray,
+    segment: np.ndarray,
+    device: np.ndarray,
+    time: np.ndarray,
+    age_days: np.ndarray,
+    category: np.ndarray,
+) -> PolicyContext:
+    """The context of B requests, as a knob policy chooses on it and as the decision log stores it.
+
+    Parameters
+    ----------
+    section, segment : (B,) str
+    device : (B,) str or object
+        ``""`` or None (a request that names no device) becomes ``"unknown"``.
+    time : (B,) float
+        Request times, Unix seconds; ``hour = (time // 3600) % 24``.
+    age_days : (B, n) float
+        The candidates' ages at the request time.
+    category : (B, n) int
+        The candidates' category codes; negative codes (items outside the catalog) are counted with code 0.
+
+    Returns
+    -------
+    PolicyContext
+        ``fresh_share`` and ``category_entropy`` from `candidate_summary`, rounded with
+        ``np.round(x, SUMMARY_DECIMALS)``: the one rounding rule, applied before the policy sees them.
+    """
+    device = np.asarray(device, dtype=object)
+    named = np.not_equal(device, None) & np.not_equal(device, "")
+    fresh_share, category_entropy = candidate_summary(age_days, np.maximum(np.asarray(category), 0))
+    return PolicyContext(
+        section=np.asarray(section).astype(str),
+        segment=np.asarray(segment).astype(str),
+        device=np.where(named, device, UNKNOWN_DEVICE).astype(str),
+        hour=((np.asarray(time, dtype=np.float64) // 3600) % 24).astype(np.int64),
+        fresh_share=np.round(fresh_share, SUMMARY_DECIMALS),
+        category_entropy=np.round(category_entropy, SUMMARY_DECIMALS),
+    )
