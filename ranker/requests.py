@@ -21,11 +21,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ranker.errors import RankerError
-
-
-class RequestError(RankerError, ValueError):
-    """A request field of the wrong type; the message names the field and the request."""
+from ranker.errors import RequestError
 
 
 @dataclass(frozen=True)
@@ -100,6 +96,67 @@ class Requests:
             source_item=_object_array(source),
             category=_object_array(category),
             query=np.asarray(query, dtype=object).reshape(n),
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        section: np.ndarray,
+        user_id: np.ndarray,
+        time: np.ndarray,
+        device: np.ndarray,
+        source_item: np.ndarray,
+        category: np.ndarray,
+        query: np.ndarray,
+    ) -> Requests:
+        """Requests from columns (B,), as the attributes above describe them; no per-request dicts.
+
+        `device` and `query` are strings (``""`` for none); `source_item` and `category` hold ids, None for
+        none. The columns are checked as wholes: equal lengths, finite times, string and id dtypes.
+
+        Raises
+        ------
+        RequestError
+            A column of another length or dtype, naming it.
+        """
+        columns = {
+            "section": np.asarray(section),
+            "user_id": np.asarray(user_id),
+            "time": np.asarray(time),
+            "device": np.asarray(device),
+            "source_item": np.asarray(source_item),
+            "category": np.asarray(category),
+            "query": np.asarray(query),
+        }
+        n = len(columns["section"])
+        for name, values in columns.items():
+            if values.shape != (n,):
+                raise RequestError(f"Expected `{name}` of shape ({n},) (as `section`), found {values.shape}")
+        for name in ("section", "device", "query"):
+            if columns[name].dtype.kind not in "UO":
+                raise RequestError(f"Expected `{name}` as strings, found dtype {columns[name].dtype}")
+        for name in ("source_item", "category"):
+            if columns[name].dtype.kind != "O":
+                raise RequestError(
+                    f"Expected `{name}` as an object array of ids (None for none), found dtype "
+                    f"{columns[name].dtype}"
+                )
+        if columns["time"].dtype.kind not in "iuf":
+            raise RequestError(f"Expected `time` as Unix seconds, found dtype {columns['time'].dtype}")
+        times = columns["time"].astype(np.float64)
+        bad = ~np.isfinite(times)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RequestError(f"Expected finite request `time`, found {float(times[i])!r} at request {i}")
+        return cls(
+            section=columns["section"].astype(object),
+            user_id=_id_array(columns["user_id"]),
+            time=times,
+            device=columns["device"].astype(object),
+            source_item=columns["source_item"],
+            category=columns["category"],
+            query=columns["query"].astype(object),
         )
 
     @classmethod

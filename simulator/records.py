@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ranker.requests import Requests
+from ranker.rerank.batch import RerankBatch
 from simulator.errors import SimulationInputError
 
 
@@ -81,8 +83,27 @@ class RequestBatch:
         """The requests at `rows` (indices or a boolean mask), in that order."""
         return RequestBatch(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
+    def to_rerank_batch(self) -> RerankBatch:
+        """The requests as the rerank pipeline takes them, converted column by column.
+
+        ``source_item`` and ``category`` of -1 become None (no such context), the other ids Python ints;
+        ``query`` "" means no query. The feature function reads the same requests as it would from
+        `context_dicts`.
+        """
+        requests = Requests.from_columns(
+            section=self.section,
+            user_id=self.user_id,
+            time=self.time,
+            device=self.device,
+            source_item=_ids_or_none(self.source_item),
+            category=_ids_or_none(self.category),
+            query=self.query,
+        )
+        return RerankBatch(requests, self.candidates)
+
     def context_dicts(self) -> list[dict[str, object]]:
-        """JSON-able request contexts: device, hour, segment, and the section's own field when it has one."""
+        """JSON-able request contexts, as the decision log stores them: device, hour, segment, and the
+        section's own field when it has one."""
         devices, hours, segments = self.device.tolist(), self.hour.tolist(), self.segment.tolist()
         sources, categories, queries = self.source_item.tolist(), self.category.tolist(), self.query.tolist()
         out: list[dict[str, object]] = []
@@ -98,3 +119,8 @@ class RequestBatch:
                 context["query"] = query
             out.append(context)
         return out
+
+
+def _ids_or_none(ids: np.ndarray) -> np.ndarray:
+    """(B,) int ids with -1 for none -> (B,) object array of Python ints, None for none."""
+    return np.where(ids >= 0, ids.astype(object), None)

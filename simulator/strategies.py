@@ -26,6 +26,7 @@ from bandits.policies import FixedArmPolicy
 from heuristics import SectionsConfig
 from heuristics.base import descending_order
 from ranker.model import RankerModel
+from ranker.rerank.batch import RerankBatch
 from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline
 from simulator.population import DAY
@@ -46,8 +47,8 @@ class EvalSet:
     Attributes
     ----------
     requests : RequestBatch of B requests
-    contexts : list of B dicts
-        The request contexts as the pipeline reads them (`RequestBatch.context_dicts`).
+    batch : RerankBatch of the same B requests
+        The requests as the pipeline takes them (`RequestBatch.to_rerank_batch`).
     rows : mapping section -> (m,) int
         The requests of each section, in request order.
     relevance : mapping section -> (m, n) float
@@ -57,7 +58,7 @@ class EvalSet:
     """
 
     requests: RequestBatch
-    contexts: list[dict[str, object]]
+    batch: RerankBatch
     rows: dict[str, np.ndarray]
     relevance: dict[str, np.ndarray]
     k: dict[str, int]
@@ -71,15 +72,16 @@ class EvalSet:
         }
         return cls(
             requests=requests,
-            contexts=requests.context_dicts(),
+            batch=requests.to_rerank_batch(),
             rows=rows,
             relevance={s: world.true_relevance(requests.take(r)) for s, r in rows.items()},
             k={s: min(sections[s].serving.default_k, requests.n_candidates) for s in rows},
         )
 
-    def part(self, section: str) -> tuple[RequestBatch, list[dict[str, object]]]:
+    def part(self, section: str) -> tuple[RequestBatch, RerankBatch]:
+        """The section's requests, as the world and as the pipeline take them."""
         rows = self.rows[section]
-        return self.requests.take(rows), [self.contexts[i] for i in rows.tolist()]
+        return self.requests.take(rows), self.batch.take(rows)
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,8 @@ class StrategyRunner:
         model = pipeline.rankers[section]
         key = (id(model), section)
         if key not in self._scores:
-            part, contexts = self.eval_set.part(section)
-            self._scores[key] = pipeline.score(section, part.user_id, contexts, part.time, part.candidates)
+            _, batch = self.eval_set.part(section)
+            self._scores[key] = pipeline.score(batch)
         return self._scores[key]
 
     def run(self, strategy: Strategy) -> StrategyRun:
@@ -176,15 +178,11 @@ class StrategyRunner:
             seed=self.seed,
         )
         for section in wanted:
-            part, contexts = ev.part(section)
+            _, batch = ev.part(section)
             result = pipeline.rerank_batch(
-                section,
-                part.user_id,
-                contexts,
-                part.time,
-                part.candidates,
-                ev.k[section],
+                batch,
                 _stream(self.seed, strategy.name, section),
+                k=ev.k[section],
                 scores=self.scores(pipeline, section),
             )
             order[section] = result.order

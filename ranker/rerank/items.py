@@ -17,13 +17,17 @@ import pandas as pd
 
 from heuristics import ContextBatch, ItemBatch
 from ranker.features import IdIndex
+from ranker.requests import Requests
 
 DAY = 86400.0
 UNKNOWN_SEGMENT = "unknown"
 
 
 class ItemAttributes:
-    """Heuristic inputs of catalog items and the segment of users, from the observable tables."""
+    """Heuristic inputs of catalog items and the segment of users, from the observable tables.
+
+    An attribute source of the rerank pipeline (`ranker.rerank.batch.AttributeSource`).
+    """
 
     def __init__(self, catalog: pd.DataFrame, users: pd.DataFrame | None = None) -> None:
         n = len(catalog)
@@ -32,8 +36,10 @@ class ItemAttributes:
         if "category" in catalog:
             category, uniques = pd.factorize(catalog["category"])
             self._category_lookup = {value: code for code, value in enumerate(uniques.tolist())}
+            self._categories = pd.Index(uniques)
         else:
             category, self._category_lookup = np.full(n, -1), {}
+            self._categories = pd.Index([], dtype=object)
         subcategory = (
             pd.factorize(catalog["subcategory"])[0] if "subcategory" in catalog else np.asarray(category)
         )
@@ -92,6 +98,21 @@ class ItemAttributes:
         codes = np.array(
             [-1 if c is None else self._category_lookup.get(c, -2) for c in categories], dtype=np.int64
         )
+        return ContextBatch(source_embedding=self._embedding[source_rows], category=codes)
+
+    def request_context(self, requests: Requests) -> ContextBatch:
+        """`context_batch` of B requests' ``source_item`` and ``category`` columns, column-wise."""
+        source = requests.source_item
+        given = np.not_equal(source, None)
+        source_rows = np.full(len(source), self.n_items, dtype=np.int64)
+        if given.any():
+            source_rows[given] = self.rows(np.array(source[given].tolist()))
+        category = requests.category
+        named = np.not_equal(category, None)
+        codes = np.full(len(category), -1, dtype=np.int64)
+        if named.any():
+            found = self._categories.get_indexer(category[named]) if len(self._categories) else -1
+            codes[named] = np.where(np.asarray(found) >= 0, found, -2)
         return ContextBatch(source_embedding=self._embedding[source_rows], category=codes)
 
     def segment(self, user_ids: np.ndarray) -> np.ndarray:

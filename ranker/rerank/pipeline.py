@@ -2,8 +2,9 @@
 section's heuristics apply its knobs -> top k.
 
 The HTTP API serves it one request at a time (`RerankPipeline.rerank`); the simulator drives the very same
-object over many requests at once (`RerankPipeline.rerank_batch`). Both run the same stages in the same
-code: `rerank` is a batch of one plus the serving concerns (latency budget, fallbacks, the decision record).
+object over many requests at once (`RerankPipeline.rerank_batch`, `rerank_arms`). Both run the same stages in
+the same code on the same typed batch (`ranker.rerank.batch.RerankBatch`): `rerank` is a batch of one plus the
+serving concerns (latency budget, fallbacks, the decision record).
 
 Fallbacks (single requests): if scoring fails, the candidates come back in input order (``"input_order"``);
 if the policy or heuristics fail, or scoring alone used up the section's latency budget, they come back in
@@ -23,18 +24,16 @@ import lightgbm as lgb
 import numpy as np
 
 from bandits.base import KnobPolicy
-from bandits.context import PolicyContext, candidate_summary
+from bandits.context import PolicyContext, build_policy_context
 from bandits.errors import BanditsError
 from bandits.records import DecisionBatch
-from heuristics import HeuristicsError, SectionPipeline, SectionsConfig
-from heuristics.base import descending_order
-from ranker.errors import PipelineConfigError, RankerError, RequestValidationError
+from heuristics import HeuristicsError, ItemBatch, SectionPipeline, SectionsConfig
+from heuristics.base import Ranking, check_k, descending_order
+from ranker.errors import PipelineConfigError, RankerError, RequestError, RequestValidationError
 from ranker.model import RankerModel
-from ranker.requests import Requests
-from ranker.rerank.items import ItemAttributes
+from ranker.rerank.batch import AttributeSource, RerankBatch
 
 FALLBACK_ARM = "none"
-CONTEXT_FIELD = {"source_item": "source_item", "category": "category", "query": "query"}
 
 
 @dataclass(frozen=True)
@@ -84,18 +83,21 @@ class RerankResult:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """B requests of one section re-ranked: positions into each candidate list, best first.
+    """B requests re-ranked: positions into each candidate list, best first.
 
     Attributes
     ----------
     order : (B, k) int64
+        k is the longest slate of the batch; a request whose section serves a shorter slate (other sections'
+        ``serving.default_k``) has -1 after its last position.
     scores : (B, k) float64
-        Final (adjusted) scores.
+        Final (adjusted) scores; NaN where `order` is -1.
     base_scores : (B, n) float64
         The ranker's scores of every candidate.
     arm_index, propensity : (B,)
     arm_probs : list of B arrays
     policy_context : PolicyContext
+        What the knob policy chose on, as the decision log stores it.
     """
 
     order: np.ndarray
@@ -116,22 +118,19 @@ def id_array(ids: list[object]) -> np.ndarray:
     return out
 
 
-def hour_of(times: np.ndarray) -> np.ndarray:
-    """UTC hour of day (B,) of Unix times (B,)."""
-    return ((np.asarray(times, dtype=np.float64) // 3600) % 24).astype(np.int64)
-
-
 class RerankPipeline:
     """Composes the ranker, the knob policy and the heuristics of every section.
 
     Parameters
     ----------
     sections : SectionsConfig
-    rankers : mapping section -> RankerModel
+    rankers : mapping section -> RankerModel, or None
         The model that scores each section (e.g. the base ranker for the relevance sections and another
-        model for search, or the consolidated model everywhere).
-    items : ItemAttributes
-        Catalog and user attributes for the heuristics and the knob policy.
+        model for search, or the consolidated model everywhere). None: the scores always come from outside
+        the pipeline (``scores=`` of `rerank_batch` and `rerank_arms`), as the simulator's legacy scorer does.
+    items : AttributeSource
+        Catalog and user attributes for the heuristics and the knob policy (`ItemAttributes` of the
+        observable tables, or a simulated world).
     policy : KnobPolicy
         Chooses each request's arm.
     heuristics : bool
@@ -143,24 +142,25 @@ class RerankPipeline:
     def __init__(
         self,
         sections: SectionsConfig,
-        rankers: Mapping[str, RankerModel],
-        items: ItemAttributes,
+        rankers: Mapping[str, RankerModel] | None,
+        items: AttributeSource,
         policy: KnobPolicy,
         *,
         heuristics: bool = True,
         seed: int = 0,
         num_threads: int = 1,
     ) -> None:
-        missing = [s.name for s in sections if s.name not in rankers]
-        if missing:
-            raise PipelineConfigError("rankers", f"no ranker configured for sections {missing}")
-        for name, model in rankers.items():
-            if not model.serves(name):
-                raise RankerError(
-                    f"the {model.design} model ({model.version}) does not serve section {name!r}"
-                )
+        if rankers is not None:
+            missing = [s.name for s in sections if s.name not in rankers]
+            if missing:
+                raise PipelineConfigError("rankers", f"no ranker configured for sections {missing}")
+            for name, model in rankers.items():
+                if not model.serves(name):
+                    raise RankerError(
+                        f"the {model.design} model ({model.version}) does not serve section {name!r}"
+                    )
         self.sections = sections
-        self.rankers = dict(rankers)
+        self.rankers = dict(rankers) if rankers is not None else {}
         self.items = items
         self.policy = policy
         self.heuristics = heuristics
@@ -197,83 +197,79 @@ class RerankPipeline:
             "heuristics": "on" if self.heuristics else "off",
         }
 
-    # -- the stages, over a batch of one section's requests --------------------------------------------------
-    def score(
-        self,
-        section: str,
-        user_ids: np.ndarray,
-        contexts: list[Mapping],
-        times: np.ndarray,
-        candidates: np.ndarray,
-    ) -> np.ndarray:
-        """The ranker's scores (B, n) of B requests' candidates (B, n)."""
-        model = self.rankers[section]
-        booster = model.booster_for(section)
-        batch, n = candidates.shape
-        if batch == 1:
-            context = {**contexts[0], "time": float(times[0])}
-            features = model.builder.one(section, user_ids[0], context, candidates[0])
-        else:
-            requests = Requests.from_contexts([section] * batch, user_ids, times, contexts)
-            request_of_row = np.repeat(np.arange(batch), n)
-            features = model.builder.transform(requests, candidates.ravel(), request_of_row)
-        if features.shape[0] == 0:
-            return np.zeros((batch, n))
-        return booster.predict(features, num_threads=self.num_threads).reshape(batch, n)
+    # -- the stages, over a batch of requests ---------------------------------------------------------------
+    def score(self, batch: RerankBatch) -> np.ndarray:
+        """The rankers' scores (B, n) of the batch's candidates, each section by its own ranker."""
+        out = np.zeros(batch.candidates.shape)
+        n = batch.n_candidates
+        for section, rows in self._sections_of(batch):
+            if section not in self.rankers:
+                raise PipelineConfigError("rankers", f"no ranker configured for section {section!r}")
+            model = self.rankers[section]
+            part = batch if len(rows) == len(batch) else batch.take(rows)
+            request_of_row = np.repeat(np.arange(len(part)), n)
+            features = model.builder.transform(part.requests, part.candidates.ravel(), request_of_row)
+            if features.shape[0] == 0:
+                continue
+            booster = model.booster_for(section)
+            out[rows] = booster.predict(features, num_threads=self.num_threads).reshape(len(part), n)
+        return out
 
-    def policy_context(
-        self, section: str, user_ids: np.ndarray, contexts: list[Mapping], times: np.ndarray, items
-    ) -> PolicyContext:
-        fresh_share, category_entropy = candidate_summary(items.age_days, np.maximum(items.category, 0))
-        return PolicyContext(
-            section=np.full(len(contexts), section),
-            segment=self.items.segment(user_ids).astype(str),
-            device=np.array([str(c.get("device") or "unknown") for c in contexts]),
-            hour=hour_of(times),
-            fresh_share=np.round(fresh_share, 6),
-            category_entropy=np.round(category_entropy, 6),
+    def policy_context(self, batch: RerankBatch, items: ItemBatch | None = None) -> PolicyContext:
+        """What the knob policy sees of B requests (`bandits.context.build_policy_context`).
+
+        `items` is the batch's `ItemBatch` when already at hand.
+        """
+        requests = batch.requests
+        if items is None:
+            items = self.items.item_batch(batch.candidates, requests.time)
+        return build_policy_context(
+            section=requests.section,
+            segment=self.items.segment(requests.user_id),
+            device=requests.device,
+            time=requests.time,
+            age_days=items.age_days,
+            category=items.category,
         )
 
     def rerank_batch(
         self,
-        section: str,
-        user_ids: np.ndarray,
-        contexts: list[Mapping],
-        times: np.ndarray,
-        candidates: np.ndarray,
-        k: int,
+        batch: RerankBatch,
         rng: np.random.Generator,
         *,
+        k: int | None = None,
         scores: np.ndarray | None = None,
     ) -> BatchResult:
-        """Re-rank B requests of one section with n candidates each (candidates (B, n) ids).
+        """Re-rank B requests (of one or several sections): the knob policy draws each request's arm from
+        `rng` (one uniform per request, for the whole batch at once), the section's heuristics apply it.
 
-        `scores` (B, n) skips the ranker (e.g. scores computed once for several policies).
+        Parameters
+        ----------
+        batch : RerankBatch
+        rng : np.random.Generator
+        k : int, optional
+            Slate length; each section's ``serving.default_k`` when None; at most n.
+        scores : (B, n) float, optional
+            Base scores computed outside (e.g. once for several policies, or by another scorer); skips the
+            rankers.
         """
-        user_ids = np.asarray(user_ids)
-        times = np.asarray(times, dtype=np.float64)
-        base = self.score(section, user_ids, contexts, times, candidates) if scores is None else scores
-        items = self.items.item_batch(candidates, times)
-        policy_context = self.policy_context(section, user_ids, contexts, times, items)
-        batch, n = candidates.shape
-        k = min(k, n)
+        base = self._base(batch, scores)
+        items = self.items.item_batch(batch.candidates, batch.requests.time)
+        policy_context = self.policy_context(batch, items)
         if not self.heuristics:
-            order = descending_order(base)[:, :k]
-            ones = np.ones(batch)
+            order, final = self._base_order(batch, base, k)
+            ones = np.ones(len(batch))
             return BatchResult(
                 order,
-                np.take_along_axis(base, order, 1),
+                final,
                 base,
-                np.zeros(batch, np.int64),
+                np.zeros(len(batch), np.int64),
                 ones,
-                [np.ones(1)] * batch,
+                [np.ones(1)] * len(batch),
                 policy_context,
             )
         choice = self.policy.choose(policy_context, rng)
-        context = self.items.context_batch(
-            [c.get("source_item") for c in contexts], [c.get("category") for c in contexts]
-        )
-        ranking = self._pipelines[section].rerank_arms(base, items, context, choice.arm_index, k)
+        ranking = self._rerank(batch, base, items, choice.arm_index, k)
         return BatchResult(
             ranking.order,
             ranking.scores,
@@ -283,6 +279,85 @@ class RerankPipeline:
             choice.probs,
             policy_context,
         )
+
+    def rerank_arms(
+        self,
+        batch: RerankBatch,
+        arm_index: np.ndarray,
+        *,
+        k: int | None = None,
+        scores: np.ndarray | None = None,
+    ) -> Ranking:
+        """Re-rank B requests under given arms (B,) of their sections, without the knob policy: the slates a
+        fixed-arm policy would serve. `k` and `scores` as in `rerank_batch`; `order` and `scores` of the
+        result as in `BatchResult`."""
+        base = self._base(batch, scores)
+        items = self.items.item_batch(batch.candidates, batch.requests.time)
+        arm_index = np.asarray(arm_index, dtype=np.int64)
+        if arm_index.shape != (len(batch),):
+            raise RequestError(f"Expected `arm_index` of shape ({len(batch)},), found {arm_index.shape}")
+        return self._rerank(batch, base, items, arm_index, k)
+
+    def _sections_of(self, batch: RerankBatch) -> list[tuple[str, np.ndarray]]:
+        groups = batch.by_section()
+        for section, _ in groups:
+            if section not in self._pipelines:
+                known = ", ".join(self.sections.sections)
+                raise RequestValidationError("section", f"unknown section {section!r} (configured: {known})")
+        return groups
+
+    def _base(self, batch: RerankBatch, scores: np.ndarray | None) -> np.ndarray:
+        if scores is None:
+            return self.score(batch)
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != batch.candidates.shape:
+            raise RequestError(
+                f"Expected `scores` of the candidates' shape {batch.candidates.shape}, found {scores.shape}"
+            )
+        return scores
+
+    def _slate_lengths(self, groups: list[tuple[str, np.ndarray]], n: int, k: int | None) -> dict[str, int]:
+        if k is not None:
+            check_k(k)
+            return {section: min(int(k), n) for section, _ in groups}
+        return {section: min(self.sections[section].serving.default_k, n) for section, _ in groups}
+
+    def _base_order(
+        self, batch: RerankBatch, base: np.ndarray, k: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        groups = self._sections_of(batch)
+        lengths = self._slate_lengths(groups, batch.n_candidates, k)
+        width = max(lengths.values(), default=0)
+        order = descending_order(base)[:, :width]
+        final = np.take_along_axis(base, order, axis=1)
+        if len(set(lengths.values())) > 1:
+            short = np.zeros(len(batch), dtype=np.int64)
+            for section, rows in groups:
+                short[rows] = lengths[section]
+            beyond = np.arange(width)[None, :] >= short[:, None]
+            order, final = np.where(beyond, -1, order), np.where(beyond, np.nan, final)
+        return order, final
+
+    def _rerank(
+        self, batch: RerankBatch, base: np.ndarray, items: ItemBatch, arm_index: np.ndarray, k: int | None
+    ) -> Ranking:
+        """Each section's heuristics under each request's arm; the sections' slates back in batch order."""
+        groups = self._sections_of(batch)
+        lengths = self._slate_lengths(groups, batch.n_candidates, k)
+        context = self.items.request_context(batch.requests)
+        if len(groups) == 1:
+            section, _ = groups[0]
+            return self._pipelines[section].rerank_arms(base, items, context, arm_index, lengths[section])
+        width = max(lengths.values(), default=0)
+        order = np.full((len(batch), width), -1, dtype=np.int64)
+        final = np.full((len(batch), width), np.nan)
+        for section, rows in groups:
+            ranking = self._pipelines[section].rerank_arms(
+                base[rows], items.take(rows), context.take(rows), arm_index[rows], lengths[section]
+            )
+            order[rows, : ranking.order.shape[1]] = ranking.order
+            final[rows, : ranking.scores.shape[1]] = ranking.scores
+        return Ranking(order, final)
 
     # -- serving one request ---------------------------------------------------------------------------
     def rerank(self, request: RerankRequest, *, event_id: str | None = None) -> RerankResult:
@@ -312,7 +387,10 @@ class RerankPipeline:
 
         mark = started
         try:
-            base = self.score(request.section, user_ids, [context], times, candidates[None, :])
+            batch = RerankBatch.from_contexts(
+                [request.section], user_ids, times, [context], candidates[None, :]
+            )
+            base = self.score(batch)
         except (RankerError, lgb.basic.LightGBMError, ValueError):
             base = None
             fallback = "input_order"
@@ -333,9 +411,7 @@ class RerankPipeline:
             else:
                 try:
                     rng = np.random.default_rng(self._event_seed(event_id))
-                    result = self.rerank_batch(
-                        request.section, user_ids, [context], times, candidates[None, :], k, rng, scores=base
-                    )
+                    result = self.rerank_batch(batch, rng, k=k, scores=base)
                     order, final = result.order[0], result.scores[0]
                     arm = cfg.arms[int(result.arm_index[0])]
                     arm_id, arm_index, knobs = arm.id, arm.index, dict(arm.knobs)

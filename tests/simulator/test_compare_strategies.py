@@ -167,16 +167,14 @@ def test_runner_serves_through_the_pipeline(world, eval_set, default_config, tra
     knobs = runner.run(Strategy("knobs", rankers=rankers, policy=policy))
     pipeline = RerankPipeline(default_config, rankers, items, policy)
     for section in eval_set.rows:
-        part, contexts = eval_set.part(section)
-        scores = pipeline.score(section, part.user_id, contexts, part.time, part.candidates)
+        part, batch = eval_set.part(section)
+        np.testing.assert_array_equal(batch.candidates, part.candidates)
+        scores = pipeline.score(batch)
         # Heuristics off: the model's own order.
         np.testing.assert_array_equal(
             alone.order[section], descending_order(scores)[:, : eval_set.k[section]]
         )
-        direct = pipeline.rerank_batch(
-            section, part.user_id, contexts, part.time, part.candidates, eval_set.k[section],
-            np.random.default_rng(0),
-        )  # fmt: skip
+        direct = pipeline.rerank_batch(batch, np.random.default_rng(0), k=eval_set.k[section])
         np.testing.assert_array_equal(knobs.order[section], direct.order)
         assert (knobs.arm_index[section] == default_config[section].default_arm.index).all()
     assert alone.arm_index is None
