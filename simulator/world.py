@@ -3,8 +3,10 @@
 `World.build(config, seed)` generates everything from a validated `WorldConfig`. The latent truth (latent
 vectors, item quality, user sensitivities) stays private; a model sees only the observable tables
 (`catalog()`, `users()`), the requests (`sample_requests`) and the heuristics' inputs (`item_batch`,
-`context_batch`). The truth answers through `attractiveness`, `expected_outcomes` (exact, closed form),
-`sample_clicks` and `true_relevance`. Formulas: docs/simulator.md and `simulator.click_model`.
+`context_batch`; with `request_context` and `segment` the world is the rerank pipeline's attribute source).
+The truth answers through `attractiveness`, `expected_outcomes` (exact, closed form), `sample_clicks` and
+`true_relevance`, computed by `simulator.truth.ClickTruth`. Formulas: docs/simulator.md and
+`simulator.click_model`.
 
 Attractiveness logit of item i at a slot, for request r of section s (user u, request device v):
 
@@ -33,21 +35,14 @@ import numpy as np
 import pandas as pd
 
 from heuristics import ContextBatch, ItemBatch
+from ranker.requests import Requests
 from simulator import click_model
 from simulator.candidates import Retriever
 from simulator.click_model import ExpectedOutcomes, SampledOutcomes
 from simulator.errors import SimulationInputError
-from simulator.population import (
-    DAY,
-    Items,
-    Users,
-    make_items,
-    make_topics,
-    make_users,
-    make_vocabulary,
-    unit_rows,
-)
+from simulator.population import DAY, Items, Users, make_items, make_topics, make_users, make_vocabulary
 from simulator.records import RequestBatch
+from simulator.truth import ClickTruth, name_codes
 from simulator.world_config import CONTEXT_KINDS, WorldConfig
 
 #: Relative request rate by hour of day (UTC): a daily cycle peaking at 20:00 and lowest at 08:00.
@@ -81,27 +76,6 @@ class ObservedUsers:
     home_device: np.ndarray
     signup_time: np.ndarray
     embedding: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Truth:
-    """Latent per-request quantities of B requests."""
-
-    targets: np.ndarray  # (B, 3, d): user, source item and query latent vectors (zeros when absent)
-    target_weights: np.ndarray  # (B, 3): affinity, source_similarity, query_match weights
-    bias: np.ndarray  # (B,)
-    category: np.ndarray  # (B,)
-    category_match: np.ndarray  # (B,)
-    novelty: np.ndarray  # (B,)
-    freshness: np.ndarray  # (B,)
-    category_satiation: np.ndarray  # (B,)
-    subcategory_satiation: np.ndarray  # (B,)
-    decay: np.ndarray  # (B,)
-    conversion_offset: np.ndarray  # (B,)
-    price_sensitivity: np.ndarray  # (B,)
-
-    def take(self, rows: slice) -> _Truth:
-        return _Truth(**{name: getattr(self, name)[rows] for name in self.__dataclass_fields__})
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -140,14 +114,7 @@ class World:
             n_categories=config.items.categories,
         )
         self._activity_cum = np.cumsum(self._users.activity)
-        self._sections = _SectionTable.from_config(config)
-        cm, users = config.click_model, config.users
-        self._segment_bias = np.array([cm.segment_bias[s] for s in self.segments])
-        self._conversion_segment = np.array([cm.conversion.segment[s] for s in self.segments])
-        self._device_examination = np.array([cm.device_examination[d] for d in self.devices])
-        self._device_freshness = np.array([users.freshness.device[d] for d in self.devices])
-        self._device_satiation = np.array([users.satiation.device[d] for d in self.devices])
-        self._device_price = np.array([users.price_sensitivity.device[d] for d in self.devices])
+        self._truth = ClickTruth(config, self._items, self._users, self._vocab)
         self._catalog: pd.DataFrame | None = None
         self._user_table: pd.DataFrame | None = None
 
@@ -301,11 +268,11 @@ class World:
                 f"Expected `times` in the simulated period [{cfg.start_time}, {cfg.end_time}), "
                 f"found {times.min():.0f}..{times.max():.0f}"
             )
-        table = self._sections
+        table = self._truth.sections
         if section is None:
             sec = rng.choice(len(table.names), size=n, p=table.traffic).astype(np.int64)
         else:
-            sec = np.full(n, self._codes(np.array([section]), self.sections, "section")[0], dtype=np.int64)
+            sec = np.full(n, name_codes(np.array([section]), self.sections, "section")[0], dtype=np.int64)
         u = rng.random(n) * self._activity_cum[-1]
         user = np.minimum(np.searchsorted(self._activity_cum, u, side="right"), self.n_users - 1)
         home = self._users.home_device[user]
@@ -388,35 +355,59 @@ class World:
     def context_batch(self, requests: RequestBatch) -> ContextBatch:
         """The request context the heuristics read: the source item's observable embedding (zeros where
         there is none) and the explored category (-1 where there is none)."""
-        source = requests.source_item
+        return self._context(requests.source_item, requests.category.copy())
+
+    def request_context(self, requests: Requests) -> ContextBatch:
+        """`context_batch` of the rerank pipeline's requests (``source_item`` and ``category`` None where
+        there is none), so that the world is the pipeline's attribute source
+        (`ranker.rerank.batch.AttributeSource`)."""
+        source = _item_ids(requests.source_item, "source_item")
+        if source.size and source.max() >= self.n_items:
+            raise SimulationInputError(
+                f"Expected `source_item` ids in [0, {self.n_items}), found {source.max()}"
+            )
+        return self._context(source, _item_ids(requests.category, "category"))
+
+    def segment(self, user_ids: np.ndarray) -> np.ndarray:
+        """(B,) str the segments of users (B,), as the user profiles show them."""
+        users = np.asarray(user_ids)
+        if users.dtype.kind not in "iu" or (users.size and (users.min() < 0 or users.max() >= self.n_users)):
+            raise SimulationInputError(f"Expected `user_ids` in [0, {self.n_users}), found {users!r}")
+        return np.array(self.segments)[self._users.segment[users]]
+
+    def _context(self, source: np.ndarray, category: np.ndarray) -> ContextBatch:
         embedding = self._items.embedding[np.maximum(source, 0)] * (source >= 0)[:, None]
-        return ContextBatch(source_embedding=embedding, category=requests.category.copy())
+        return ContextBatch(source_embedding=embedding, category=category)
 
     # --- ground truth -----------------------------------------------------------------------------------
 
     def examination(self, requests: RequestBatch, k: int) -> np.ndarray:
         """Probability (B, k) that each of the first k slots is examined (section and device dependent)."""
-        return click_model.examination(k, self._truth(requests).decay)
+        return click_model.examination(k, self._truth.of(requests).decay)
 
     def attractiveness(self, requests: RequestBatch, slates: np.ndarray) -> np.ndarray:
         """Click probability (B, k) of each slot's item once examined, given the items shown above it."""
         slates = self._check_slates(requests, slates)
-        truth = self._truth(requests)
-        return self._blocked(slates, lambda rows: self._slot_probabilities(truth, requests, slates, rows)[0])
+        truth = self._truth.of(requests)
+        return self._blocked(
+            slates, lambda rows: self._truth.slot_probabilities(truth, requests, slates, rows)[0]
+        )
 
     def conversion_probability(self, requests: RequestBatch, slates: np.ndarray) -> np.ndarray:
         """Probability (B, k) that a click on each slot's item converts (independent of the slot)."""
         slates = self._check_slates(requests, slates)
-        truth = self._truth(requests)
-        return self._blocked(slates, lambda rows: self._slot_probabilities(truth, requests, slates, rows)[1])
+        truth = self._truth.of(requests)
+        return self._blocked(
+            slates, lambda rows: self._truth.slot_probabilities(truth, requests, slates, rows)[1]
+        )
 
     def expected_outcomes(self, requests: RequestBatch, slates: np.ndarray) -> ExpectedOutcomes:
         """Exact expected clicks, conversions and revenue (each (B,)) of showing `slates` (B, k)."""
         slates = self._check_slates(requests, slates)
-        truth = self._truth(requests)
+        truth = self._truth.of(requests)
 
         def block(rows: slice) -> np.ndarray:
-            attract, conversion, price = self._slot_probabilities(truth, requests, slates, rows)
+            attract, conversion, price = self._truth.slot_probabilities(truth, requests, slates, rows)
             exam = click_model.examination(slates.shape[1], truth.decay[rows])
             return np.stack(click_model.expected_outcomes(exam, attract, conversion, price), axis=1)
 
@@ -428,8 +419,8 @@ class World:
     ) -> SampledOutcomes:
         """One draw of clicks and conversions (B, k) and revenue (B,) for `slates` (B, k)."""
         slates = self._check_slates(requests, slates)
-        truth = self._truth(requests)
-        attract, conversion, price = self._slot_probabilities(truth, requests, slates, slice(None))
+        truth = self._truth.of(requests)
+        attract, conversion, price = self._truth.slot_probabilities(truth, requests, slates, slice(None))
         exam = click_model.examination(slates.shape[1], truth.decay)
         return click_model.sample_outcomes(exam, attract, conversion, price, rng)
 
@@ -440,102 +431,15 @@ class World:
         """
         candidates = requests.candidates if candidates is None else candidates
         ids = self._check_slates(requests, candidates)
-        truth = self._truth(requests)
+        truth = self._truth.of(requests)
 
         def block(rows: slice) -> np.ndarray:
-            logit, _ = self._base_logit(truth.take(rows), ids[rows], requests.time[rows])
+            logit, _ = self._truth.base_logit(truth.take(rows), ids[rows], requests.time[rows])
             return click_model.sigmoid(logit)
 
         return self._blocked(ids, block)
 
     # --- internals --------------------------------------------------------------------------------------
-
-    def _slot_probabilities(
-        self, truth: _Truth, requests: RequestBatch, slates: np.ndarray, rows: slice
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Attractiveness, conversion probability and price, each (b, k), of the slates at `rows`."""
-        part, ids = truth.take(rows), slates[rows]
-        logit, affinity = self._base_logit(part, ids, requests.time[rows])
-        it = self._items
-        logit = click_model.satiated_logit(
-            logit, it.category[ids], it.subcategory[ids], part.category_satiation, part.subcategory_satiation
-        )
-        conv = self.config.click_model.conversion
-        price = it.price[ids]
-        conversion_logit = (
-            part.conversion_offset[:, None]
-            + conv.quality * it.quality[ids]
-            + conv.affinity * affinity
-            - part.price_sensitivity[:, None] * np.log(price / self.config.items.price_median)
-        )
-        return click_model.sigmoid(logit), click_model.sigmoid(conversion_logit), price
-
-    def _base_logit(self, truth: _Truth, ids: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Attractiveness logit before satiation, and the user-item affinity, both (b, m)."""
-        it = self._items
-        similarity = np.einsum("bmd,bjd->bmj", it.latent[ids], truth.targets)
-        age = np.maximum(time[:, None] - it.publish_time[ids], 0.0) / DAY
-        half_life = self.config.click_model.freshness_half_life_days
-        logit = (
-            truth.bias[:, None]
-            + np.einsum("bmj,bj->bm", similarity, truth.target_weights)
-            + self.config.click_model.quality * it.quality[ids]
-            + truth.category_match[:, None] * (it.category[ids] == truth.category[:, None])
-            + truth.novelty[:, None] * it.novelty[ids]
-            + truth.freshness[:, None] * np.exp2(-age / half_life)
-        )
-        return logit, similarity[:, :, 0]
-
-    def _truth(self, requests: RequestBatch) -> _Truth:
-        if not isinstance(requests, RequestBatch):
-            raise SimulationInputError(f"Expected a RequestBatch, found {type(requests).__name__}")
-        table = self._sections
-        sec = self._codes(requests.section, self.sections, "section")
-        dev = self._codes(requests.device, self.devices, "device")
-        user = requests.user_id
-        if len(user) and (user.min() < 0 or user.max() >= self.n_users):
-            raise SimulationInputError(
-                f"Expected `user_id` in [0, {self.n_users}), found {user.min()}..{user.max()}"
-            )
-        us, it = self._users, self._items
-        seg = us.segment[user]
-        source = requests.source_item
-        has_source = source >= 0
-        source_latent = it.latent[np.maximum(source, 0)] * has_source[:, None]
-        tokens = requests.query_tokens
-        has_word = tokens >= 0
-        query_latent = unit_rows(
-            (self._vocab.latent[np.maximum(tokens, 0)] * has_word[:, :, None]).sum(axis=1)
-        )
-        satiation = us.satiation[user] * self._device_satiation[dev]
-        return _Truth(
-            targets=np.stack([us.latent[user], source_latent, query_latent], axis=1),
-            target_weights=np.stack(
-                [table.affinity[sec], table.source_similarity[sec], table.query_match[sec]], axis=1
-            ),
-            bias=table.bias[sec] + self._segment_bias[seg],
-            category=requests.category,
-            category_match=table.category_match[sec],
-            novelty=table.novelty[sec],
-            freshness=table.freshness[sec] * us.freshness[user] * self._device_freshness[dev],
-            category_satiation=satiation * table.category_satiation[sec],
-            subcategory_satiation=satiation * table.subcategory_satiation[sec],
-            decay=table.examination_decay[sec] * self._device_examination[dev],
-            conversion_offset=self.config.click_model.conversion.intercept + self._conversion_segment[seg],
-            price_sensitivity=us.price_sensitivity[user] * self._device_price[dev],
-        )
-
-    @staticmethod
-    def _codes(values: np.ndarray, names: tuple[str, ...], what: str) -> np.ndarray:
-        """Codes (B,) of the names in `values` (B,) str; unknown names are refused."""
-        unique, inverse = np.unique(np.asarray(values), return_inverse=True)
-        lookup = {name: i for i, name in enumerate(names)}
-        unknown = [str(v) for v in unique.tolist() if v not in lookup]
-        if unknown:
-            raise SimulationInputError(
-                f"Expected `{what}` in {', '.join(names)}, found {', '.join(repr(v) for v in unknown)}"
-            )
-        return np.array([lookup[v] for v in unique.tolist()], dtype=np.int64)[inverse].reshape(-1)
 
     def _check_items(self, name: str, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids)
@@ -567,54 +471,16 @@ class World:
         return np.concatenate([fn(slice(i, i + step)) for i in range(0, batch, step)], axis=0)
 
 
-_SECTION_PARAMETERS = (
-    "examination_decay",
-    "bias",
-    "affinity",
-    "freshness",
-    "novelty",
-    "source_similarity",
-    "category_match",
-    "query_match",
-    "category_satiation",
-    "subcategory_satiation",
-)
-
-
-@dataclass(frozen=True)
-class _SectionTable:
-    """Per-section world parameters as arrays (S,), in the order of the world's sections."""
-
-    names: tuple[str, ...]
-    context_kind: np.ndarray
-    traffic: np.ndarray
-    examination_decay: np.ndarray
-    bias: np.ndarray
-    affinity: np.ndarray
-    freshness: np.ndarray
-    novelty: np.ndarray
-    source_similarity: np.ndarray
-    category_match: np.ndarray
-    query_match: np.ndarray
-    category_satiation: np.ndarray
-    subcategory_satiation: np.ndarray
-
-    @classmethod
-    def from_config(cls, config: WorldConfig) -> _SectionTable:
-        sections = list(config.sections.values())
-        traffic = np.array([s.traffic for s in sections])
-        return cls(
-            names=tuple(config.sections),
-            context_kind=np.array([CONTEXT_KINDS.index(s.context) for s in sections], dtype=np.int64),
-            traffic=traffic / traffic.sum(),
-            **{
-                name: np.array([getattr(s, name) for s in sections], dtype=np.float64)
-                for name in _SECTION_PARAMETERS
-            },
-        )
-
-
 def _check_count(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise SimulationInputError(f"Expected `{name}` to be an integer >= 0, found {value!r}")
     return int(value)
+
+
+def _item_ids(values: np.ndarray, name: str) -> np.ndarray:
+    """(B,) int64 of an object column of integer ids, -1 where None."""
+    ids = np.where(np.equal(values, None), -1, values)
+    try:
+        return ids.astype(np.int64)
+    except (TypeError, ValueError):
+        raise SimulationInputError(f"Expected `{name}` to hold integer ids or None") from None

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ranker.requests import Requests
+from ranker.rerank.items import ItemAttributes
 from simulator import RequestBatch, SimulationInputError, World, WorldConfig
 
 DAY = 86400.0
@@ -392,3 +394,74 @@ def test_world_item_and_context_batches_hold_observable_attributes(world: World,
     )
     assert (context.source_embedding[~has_source] == 0).all()
     np.testing.assert_array_equal(context.category, requests.category)
+
+
+# --- the rerank pipeline's view: typed batch and attribute source ------------------------------------------
+
+
+def test_request_batch_to_rerank_batch_matches_a_per_row_reference(requests: RequestBatch):
+    batch = requests.to_rerank_batch()
+    # Naive reference: each request's context dict, parsed one at a time.
+    reference = Requests.from_contexts(
+        requests.section.tolist(), requests.user_id, requests.time, requests.context_dicts()
+    )
+    for name in ("section", "user_id", "time", "device", "source_item", "category", "query"):
+        fast, slow = getattr(batch.requests, name), getattr(reference, name)
+        assert fast.dtype == slow.dtype, name
+        assert fast.tolist() == slow.tolist(), name
+        assert [type(v) for v in fast.tolist()] == [type(v) for v in slow.tolist()], name
+    np.testing.assert_array_equal(batch.candidates, requests.candidates)
+    assert len(batch.take(np.array([4, 2]))) == 2
+
+
+def test_world_request_context_is_its_context_batch(world: World, requests: RequestBatch):
+    typed = world.request_context(requests.to_rerank_batch().requests)
+    direct = world.context_batch(requests)
+    np.testing.assert_array_equal(typed.source_embedding, direct.source_embedding)
+    np.testing.assert_array_equal(typed.category, direct.category)
+
+
+def test_world_segment_is_the_profile_segment(world: World, requests: RequestBatch):
+    np.testing.assert_array_equal(world.segment(requests.user_id), requests.segment)
+    profiles = world.users().set_index("user_id")["segment"]
+    assert world.segment(np.array([0, 5])).tolist() == profiles.loc[[0, 5]].tolist()
+
+
+def test_world_and_catalog_attributes_agree_up_to_category_codes(world: World, requests: RequestBatch):
+    # The service's attribute source reads the catalog table; the world reads its own arrays. They agree on
+    # every heuristic input; categories differ only in their codes (first appearance vs world ids).
+    from_catalog = ItemAttributes(world.catalog(), world.users())
+    a = world.item_batch(requests.candidates, requests.time)
+    b = from_catalog.item_batch(requests.candidates, requests.time)
+    np.testing.assert_array_equal(a.age_days, b.age_days)
+    np.testing.assert_array_equal(a.promoted, b.promoted)
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    for mine, theirs in ((a.category, b.category), (a.subcategory, b.subcategory)):
+        pairs = np.unique(np.stack([mine.ravel(), theirs.ravel()], axis=1), axis=0)
+        assert len(np.unique(pairs[:, 0])) == len(np.unique(pairs[:, 1])) == len(pairs)  # a bijection
+    np.testing.assert_array_equal(from_catalog.segment(requests.user_id), world.segment(requests.user_id))
+
+
+# Inputs the world's attribute-source methods refuse: (what, call, message fragment)
+INVALID_ATTRIBUTES = [
+    ("user out of range", lambda w: w.segment(np.array([w.n_users])), "user_ids"),
+    ("float user ids", lambda w: w.segment(np.array([1.5])), "user_ids"),
+    (
+        "source item not an id",
+        lambda w: w.request_context(
+            dataclasses.replace(
+                w.sample_requests(2, np.random.default_rng(0)).to_rerank_batch().requests,
+                source_item=np.array(["a", None], dtype=object),
+            )
+        ),
+        "source_item",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "call", "match"), INVALID_ATTRIBUTES, ids=[r[0] for r in INVALID_ATTRIBUTES]
+)
+def test_world_attribute_source_refuses_invalid_inputs(world: World, what: str, call, match: str):
+    with pytest.raises(SimulationInputError, match=match):
+        call(world)
