@@ -1,10 +1,12 @@
 """A production-like logging policy: a legacy scorer, the sections' heuristics, and an exploring arm choice.
 
 For every request the policy scores the candidates with `LegacyScorer` (popularity plus a noisy affinity,
-and query-word overlap in search), draws the section's knob arm from an exploring distribution, re-ranks with
-`heuristics.SectionPipeline` under that arm, keeps the section's ``serving.default_k``, and lets the world
-sample the clicks. It logs every decision with the chosen arm, its exact propensity and the whole arm
-distribution, and the feedback of every decision.
+and query-word overlap in search) and hands the scores to the serving pipeline
+(`ranker.rerank.pipeline.RerankPipeline.rerank_batch`, with the world as its attribute source), which draws
+the section's knob arm from an exploring distribution, re-ranks with the section's heuristics under that arm
+and keeps the section's ``serving.default_k``; the world then samples the clicks. It logs every decision with
+the chosen arm, its exact propensity, the whole arm distribution and the context the arm was chosen on, and
+the feedback of every decision.
 
 Exploration:
 
@@ -23,10 +25,11 @@ from typing import TypeVar
 import numpy as np
 
 from bandits.base import KnobPolicy
-from bandits.context import PolicyContext, candidate_summary
+from bandits.context import build_policy_context
 from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
-from heuristics import SectionPipeline, SectionsConfig
+from heuristics import SectionsConfig
+from ranker.rerank.pipeline import RerankPipeline
 from simulator.errors import SimulationInputError
 from simulator.records import RequestBatch
 from simulator.world import World
@@ -36,7 +39,7 @@ Progress = Callable[[Iterable[T]], Iterable[T]]
 EXPLORATIONS = ("uniform", "epsilon")
 RANKER_VERSION = "legacy-scorer"
 #: The request-context field each world context kind fills, as the sections config names it.
-_RAGGED = ("shown", "shown_scores", "arm_probs", "knobs", "clicks", "conversions")
+_RAGGED = ("shown", "shown_scores", "knobs", "clicks", "conversions")
 _REQUIRED_CONTEXT = {"none": None, "source_item": "source_item", "category": "category", "query": "query"}
 
 
@@ -156,7 +159,6 @@ class LoggingPolicy:
         else:
             self.knob_policy = EpsilonGreedyPolicy(self.sections_config, self.epsilon)
             self.policy_version = f"epsilon-{self.epsilon:g}"
-        self._pipelines: dict[str, SectionPipeline] = {}
         for name, section in world.config.sections.items():
             if name not in self.sections_config.sections:
                 known = ", ".join(self.sections_config.sections)
@@ -169,7 +171,7 @@ class LoggingPolicy:
                         f"Section {name!r} requires context {field!r}, but the world gives it "
                         f"context = {section.context!r}"
                     )
-            self._pipelines[name] = SectionPipeline(heuristic_section)
+        self.pipeline = RerankPipeline(self.sections_config, None, world, self.knob_policy)
 
     def arm_distribution(self, section: str) -> np.ndarray:
         """The probabilities (A,) with which the default exploring policy draws each arm of `section`.
@@ -179,13 +181,13 @@ class LoggingPolicy:
         """
         if not isinstance(self.knob_policy, UniformPolicy | EpsilonGreedyPolicy):
             raise SimulationInputError("arm_distribution needs a context-free exploring policy")
-        context = PolicyContext(
+        context = build_policy_context(
             section=np.array([section]),
             segment=np.array([""]),
             device=np.array([""]),
-            hour=np.zeros(1, dtype=np.int64),
-            fresh_share=np.zeros(1),
-            category_entropy=np.zeros(1),
+            time=np.zeros(1),
+            age_days=np.zeros((1, 0)),
+            category=np.zeros((1, 0), dtype=np.int64),
         )
         return self.knob_policy.distribution(context)[0]
 
@@ -231,24 +233,11 @@ class LoggingPolicy:
         world = self.world
         batch = len(requests)
         scores = self.scorer.score(world, requests, score_rng)
-        items = world.item_batch(requests.candidates, requests.time)
-        # The knob policy's view of the candidate set, logged with the decision for learning and replay.
-        fresh_share, category_entropy = candidate_summary(items.age_days, items.category)
-        choice = self.knob_policy.choose(
-            PolicyContext(
-                section=requests.section,
-                segment=requests.segment,
-                device=requests.device,
-                hour=requests.hour,
-                fresh_share=fresh_share,
-                category_entropy=category_entropy,
-            ),
-            arm_rng,
-        )
+        # The serving pipeline on the legacy scores: one arm draw per request from `arm_rng`, the section's
+        # heuristics under it, the section's default k.
+        result = self.pipeline.rerank_batch(requests.to_rerank_batch(), arm_rng, scores=scores)
         names, section_code = np.unique(requests.section, return_inverse=True)
         arm_ids = np.empty(batch, dtype=object)
-        arm_index = np.empty(batch, dtype=np.int64)
-        propensity = np.empty(batch, dtype=np.float64)
         revenue = np.empty(batch, dtype=np.float64)
         # Ragged per-request fields are gathered section by section, then put back in request order.
         grouped_rows: list[np.ndarray] = []
@@ -257,28 +246,18 @@ class LoggingPolicy:
         for code, name in enumerate(names.tolist()):
             rows = np.flatnonzero(section_code == code)
             part = requests.take(rows)
-            pipeline = self._pipelines[name]
-            section = pipeline.section
-            arms = choice.arm_index[rows]
-            ranking = pipeline.rerank_arms(
-                scores[rows],
-                items.take(rows),
-                world.context_batch(part),
-                arms,
-                min(section.serving.default_k, part.n_candidates),
-            )
-            slates = np.take_along_axis(part.candidates, ranking.order, axis=1)
+            section = self.sections_config[name]
+            k = min(section.serving.default_k, part.n_candidates)
+            arms = result.arm_index[rows]
+            slates = np.take_along_axis(part.candidates, result.order[rows, :k], axis=1)
             outcome = world.sample_clicks(part, slates, click_rng)
 
-            arm_index[rows] = arms
-            propensity[rows] = choice.propensity[rows]
             arm_ids[rows] = np.array([arm.id for arm in section.arms], dtype=object)[arms]
             revenue[rows] = outcome.revenue
             grouped_rows.append(rows)
             arm_knobs = [arm.knobs for arm in section.arms]
             grouped["shown"] += list(slates)
-            grouped["shown_scores"] += list(ranking.scores)
-            grouped["arm_probs"] += [choice.probs[r] for r in rows.tolist()]
+            grouped["shown_scores"] += list(result.scores[rows, :k])
             grouped["knobs"] += [dict(arm_knobs[arm]) for arm in arms.tolist()]
             grouped["clicks"] += _positions(outcome.clicks)
             grouped["conversions"] += _positions(outcome.conversions)
@@ -288,24 +267,29 @@ class LoggingPolicy:
             position[np.concatenate(grouped_rows)] = np.arange(batch)
         ragged = {name: [values[i] for i in position.tolist()] for name, values in grouped.items()}
         event_id = np.array([f"sim-{self.seed}-{i:08d}" for i in range(first_event, first_event + batch)])
+        # The logged context is the one the knob policy chose on (`bandits.context.build_policy_context`).
+        chosen_on = result.policy_context
         decisions = DecisionBatch(
             event_id=event_id,
             time=requests.time.copy(),
             section=requests.section.copy(),
             user_id=requests.user_id.copy(),
             context=[
-                {**c, "fresh_share": round(f, 6), "category_entropy": round(h, 6)}
+                {**c, "fresh_share": f, "category_entropy": h}
                 for c, f, h in zip(
-                    requests.context_dicts(), fresh_share.tolist(), category_entropy.tolist(), strict=True
+                    requests.context_dicts(),
+                    chosen_on.fresh_share.tolist(),
+                    chosen_on.category_entropy.tolist(),
+                    strict=True,
                 )
             ],
             candidates=list(requests.candidates),
             shown=ragged["shown"],
             arm_id=arm_ids.astype(str),
-            arm_index=arm_index,
+            arm_index=result.arm_index,
             knobs=ragged["knobs"],
-            propensity=propensity,
-            arm_probs=ragged["arm_probs"],
+            propensity=result.propensity,
+            arm_probs=result.arm_probs,
             model_versions=[{"ranker": RANKER_VERSION, "policy": self.policy_version} for _ in range(batch)],
             shown_scores=ragged["shown_scores"],
         )

@@ -1,7 +1,7 @@
 """The exact value of knob policies in a world: every arm's expected outcome on a fixed set of requests.
 
 For a request x of section s and each arm a of s, the world gives the exact expected clicks, conversions and
-revenue V(x, a) of the slate that the section's pipeline produces under a (from a fixed base scoring). A knob
+revenue V(x, a) of the slate that the serving pipeline produces under a (from a fixed base scoring). A knob
 policy's exact value is then the mean over requests of ``sum_a pi(a | x) V(x, a)``: no noise from drawing arms
 or clicks, so policies are compared on common requests without sampling error. The best fixed arm is
 ``argmax_a mean_x V(x, a)`` per section, and the per-context oracle ``mean_x max_a V(x, a)`` bounds what any
@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandits.base import KnobPolicy
-from bandits.context import PolicyContext, candidate_summary
-from heuristics import SectionPipeline, SectionsConfig
+from bandits.context import PolicyContext
+from bandits.policies import FixedArmPolicy
+from heuristics import SectionsConfig
+from ranker.rerank.pipeline import RerankPipeline
 from simulator.logging_policy import LegacyScorer
 from simulator.records import RequestBatch
 from simulator.world import World
@@ -90,20 +92,6 @@ class ArmValues:
         return (probs * self.values[section][outcome]).sum(axis=1)
 
 
-def policy_context(world: World, requests: RequestBatch) -> PolicyContext:
-    """The knob policy's view of `requests`, as the logging policy logs it."""
-    items = world.item_batch(requests.candidates, requests.time)
-    fresh_share, category_entropy = candidate_summary(items.age_days, items.category)
-    return PolicyContext(
-        section=requests.section,
-        segment=requests.segment,
-        device=requests.device,
-        hour=requests.hour,
-        fresh_share=np.round(fresh_share, 6),
-        category_entropy=np.round(category_entropy, 6),
-    )
-
-
 def arm_values(
     world: World,
     requests: RequestBatch,
@@ -116,6 +104,9 @@ def arm_values(
 ) -> ArmValues:
     """Exact expected outcomes of every arm of each request's section.
 
+    Every arm's slates come from the serving pipeline (`RerankPipeline.rerank_arms`, with the world as its
+    attribute source) on the same base scores, and the policy context from the same pipeline.
+
     Parameters
     ----------
     scores : (B, n) float, optional
@@ -125,14 +116,12 @@ def arm_values(
     """
     if scores is None:
         scores = LegacyScorer().score(world, requests, np.random.default_rng(seed))
-    items = world.item_batch(requests.candidates, requests.time)
-    context = world.context_batch(requests)
+    pipeline = RerankPipeline(sections, None, world, FixedArmPolicy(sections))
+    batch = requests.to_rerank_batch()
     rows_by_section: dict[str, np.ndarray] = {}
     values: dict[str, dict[str, np.ndarray]] = {}
-    pipelines: dict[str, SectionPipeline] = {}
     work = []
     for section in np.unique(requests.section).tolist():
-        pipelines[section] = SectionPipeline(sections[section])
         rows = np.flatnonzero(requests.section == section)
         rows_by_section[section] = rows
         n_arms = len(sections[section].arms)
@@ -141,17 +130,10 @@ def arm_values(
             for arm in range(n_arms):
                 work.append((section, start, arm))
     for section, start, arm in progress(work) if progress else work:
-        rows = rows_by_section[section]
-        part_rows = rows[start : start + chunk]
+        part_rows = rows_by_section[section][start : start + chunk]
         part = requests.take(part_rows)
-        pipeline = pipelines[section]
-        k = min(pipeline.section.serving.default_k, part.n_candidates)
         ranking = pipeline.rerank_arms(
-            scores[part_rows],
-            items.take(part_rows),
-            context.take(part_rows),
-            np.full(len(part_rows), arm),
-            k,
+            batch.take(part_rows), np.full(len(part_rows), arm), scores=scores[part_rows]
         )
         slates = np.take_along_axis(part.candidates, ranking.order, axis=1)
         outcome = world.expected_outcomes(part, slates)
@@ -159,5 +141,5 @@ def arm_values(
         for name in OUTCOMES:
             values[section][name][block, arm] = getattr(outcome, name)
     return ArmValues(
-        requests=requests, context=policy_context(world, requests), rows=rows_by_section, values=values
+        requests=requests, context=pipeline.policy_context(batch), rows=rows_by_section, values=values
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bandits.context import PolicyContext
+from bandits.policies import UniformPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
 from heuristics import SectionPipeline, SectionsConfig
+from ranker.rerank.pipeline import RerankPipeline
 from simulator import LegacyScorer, LoggingPolicy, SimulationInputError, World, simulate
 from simulator.world_config import WorldConfig
 
@@ -166,6 +169,48 @@ def test_logging_policy_passes_progress_the_chunks(world: World):
 
 def test_logging_policy_zero_requests_yield_nothing(world: World):
     assert list(LoggingPolicy(world).log(0)) == []
+
+
+class RecordingPolicy(UniformPolicy):
+    """A uniform policy that keeps the contexts it chose on."""
+
+    def __init__(self, sections: SectionsConfig) -> None:
+        super().__init__(sections)
+        self.seen: list[PolicyContext] = []
+
+    def choose(self, context: PolicyContext, rng: np.random.Generator):
+        self.seen.append(context)
+        return super().choose(context, rng)
+
+
+def test_logging_policy_logs_the_context_its_policy_chose_on(world: World, sections):
+    recording = RecordingPolicy(sections)
+    chunks = collect(LoggingPolicy(world, sections, seed=11, knob_policy=recording), 1500)
+    assert len(recording.seen) == len(chunks)
+    for (decisions, _), chosen_on in zip(chunks, recording.seen, strict=True):
+        logged = PolicyContext.from_records(decisions.context, decisions.section)
+        for name in ("section", "segment", "device", "hour", "fresh_share", "category_entropy"):
+            np.testing.assert_array_equal(getattr(logged, name), getattr(chosen_on, name), err_msg=name)
+        # One rounding rule: what the policy saw already has the logged precision.
+        np.testing.assert_array_equal(chosen_on.category_entropy, np.round(chosen_on.category_entropy, 6))
+
+
+def test_logging_policy_slates_are_the_pipelines_on_the_same_scores_and_rng(world: World, sections):
+    policy = LoggingPolicy(world, sections, seed=4)
+    requests = world.sample_requests(900, np.random.default_rng(6))
+    decisions, _ = policy._decide(
+        0, requests, np.random.default_rng(1), np.random.default_rng(2), np.random.default_rng(3)
+    )
+    scores = LegacyScorer().score(world, requests, np.random.default_rng(1))
+    pipeline = RerankPipeline(sections, None, world, UniformPolicy(sections))
+    direct = pipeline.rerank_batch(requests.to_rerank_batch(), np.random.default_rng(2), scores=scores)
+    np.testing.assert_array_equal(decisions.arm_index, direct.arm_index)
+    np.testing.assert_array_equal(decisions.propensity, direct.propensity)
+    for b in range(len(requests)):
+        k = sections[requests.section[b]].serving.default_k
+        np.testing.assert_array_equal(decisions.shown[b], requests.candidates[b, direct.order[b, :k]])
+        np.testing.assert_array_equal(decisions.shown_scores[b], direct.scores[b, :k])
+        assert decisions.context[b]["fresh_share"] == direct.policy_context.fresh_share[b]
 
 
 def test_legacy_scorer_counts_query_words(world: World):

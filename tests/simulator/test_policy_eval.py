@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from bandits.context import candidate_summary
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from heuristics import ContextBatch, ItemBatch, SectionPipeline, SectionsConfig
 from simulator.logging_policy import LegacyScorer
@@ -68,3 +69,15 @@ def test_oracles_bound_the_fixed_arms(setup):
         assert values.best_fixed_arm(section) == int(np.argmax(values.fixed_arm_values(section)))
         single_cell = values.context_oracle_value(section, keys=("section",))
         assert single_cell == pytest.approx(best)
+
+
+def test_arm_values_context_is_what_the_logging_policy_logs(setup):
+    world, requests, values = setup
+    items = world.item_batch(requests.candidates, requests.time)
+    fresh, entropy = candidate_summary(items.age_days, items.category)
+    np.testing.assert_array_equal(values.context.fresh_share, np.round(fresh, 6))
+    np.testing.assert_array_equal(values.context.category_entropy, np.round(entropy, 6))
+    np.testing.assert_array_equal(values.context.segment, requests.segment)
+    np.testing.assert_array_equal(values.context.device, requests.device)
+    np.testing.assert_array_equal(values.context.hour, requests.hour)
+    np.testing.assert_array_equal(values.context.section, requests.section)
