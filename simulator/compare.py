@@ -26,12 +26,21 @@ from bandits.learn import LearnSettings
 from bandits.vw_policy import VWSettings
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
-from simulator.compare_run import STEPS, SeedResult, curve_section, run_seed
-from simulator.compare_settings import FULL, PRIMARY, CompareInputError, CompareSettings
+from simulator.compare_results import (
+    SCHEMA_VERSION,
+    CompareResults,
+    ConfigLines,
+    ConfigSources,
+    Runtime,
+    SectionTraffic,
+    WorldInfo,
+)
+from simulator.compare_run import STEPS, run_seed
+from simulator.compare_seed import SeedResult
+from simulator.compare_settings import FULL, PRIMARY, CompareInputError, CompareSettings, curve_section
 from simulator.compare_stats import summarize
 from simulator.world_config import WorldConfig
 
-SCHEMA_VERSION = 1
 Progress = Callable[[Iterable[int]], Iterable[int]]
 
 #: What each strategy serves; results.json carries it so that the report needs nothing else.
@@ -111,7 +120,7 @@ def compare(
         sections=sections,
         ranker_config=ranker_config,
         seconds=time.perf_counter() - started,
-    )
+    ).to_json()
 
 
 def assemble_results(
@@ -122,37 +131,44 @@ def assemble_results(
     sections: SectionsConfig,
     ranker_config: RankerConfig,
     seconds: float,
-) -> dict[str, Any]:
-    """The results dict (the content of results.json) from the seeds' results."""
-    names = list(world_config.sections)
+) -> CompareResults:
+    """The comparison's results from the seeds' results."""
+    names = tuple(world_config.sections)
     target = curve_section(world_config, settings)
     summary = summarize(results, settings, sections, sections=names, curve_section=target)
-    seeds = [r.seed for r in results]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "world": _world_info(world_config),
-        "seeds": seeds,
-        "settings": settings.to_dict(),
-        "primary_metric": PRIMARY,
-        "interval": (
+    seeds = tuple(r.seed for r in results)
+    return CompareResults(
+        schema_version=SCHEMA_VERSION,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        world=_world_info(world_config),
+        seeds=seeds,
+        settings=settings,
+        primary_metric=PRIMARY,
+        interval=(
             f"95% Student-t interval over the {len(seeds)} per-seed means; differences between "
             "strategies are paired (the same evaluation requests in each seed) and their interval is taken "
             "over the per-seed differences"
         ),
-        "sections": names,
-        "strategies": {
-            name: text for name, text in STRATEGY_DESCRIPTIONS.items() if name in summary["metrics"]
-        },
-        **summary,
-        "config_lines": config_lines_by_strategy(sections, ranker_config),
-        "log": [r.log for r in results],
-        "runtime": {
-            "seconds": seconds,
-            "steps": {k: sum(r.seconds.get(k, 0.0) for r in results) for k in _step_names(results)},
-            "python": platform.python_version(),
-        },
-    }
+        sections=names,
+        strategies={name: text for name, text in STRATEGY_DESCRIPTIONS.items() if name in summary.metrics},
+        metrics=summary.metrics,
+        headline=summary.headline,
+        designs=summary.designs,
+        cross_learning=summary.cross_learning,
+        reversals=summary.reversals,
+        stratification=summary.stratification,
+        bandit=summary.bandit,
+        replay=summary.replay,
+        costs=summary.costs,
+        conclusions=summary.conclusions,
+        config_lines=config_lines_by_strategy(sections, ranker_config),
+        log=tuple(r.log for r in results),
+        runtime=Runtime(
+            seconds=seconds,
+            steps={k: sum(r.seconds.get(k, 0.0) for r in results) for k in _step_names(results)},
+            python=platform.python_version(),
+        ),
+    )
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -173,18 +189,18 @@ def _step_names(results: Sequence[SeedResult]) -> list[str]:
     return names
 
 
-def _world_info(config: WorldConfig) -> dict[str, Any]:
-    return {
-        "name": config.name,
-        "source": config.source,
-        "items": config.items.count,
-        "users": config.users.count,
-        "candidates": config.candidates.count,
-        "days": config.period.days,
-        "sections": {
-            name: {"traffic": s.traffic, "context": s.context} for name, s in config.sections.items()
+def _world_info(config: WorldConfig) -> WorldInfo:
+    return WorldInfo(
+        name=config.name,
+        source=str(config.source),
+        items=config.items.count,
+        users=config.users.count,
+        candidates=config.candidates.count,
+        days=config.period.days,
+        sections={
+            name: SectionTraffic(traffic=s.traffic, context=s.context) for name, s in config.sections.items()
         },
-    }
+    )
 
 
 # --- config lines -------------------------------------------------------------------------------------------
@@ -211,7 +227,7 @@ def config_lines(path: str | Path, tables: Iterable[str]) -> int:
     return count
 
 
-def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConfig) -> dict[str, Any]:
+def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConfig) -> ConfigLines:
     """Config lines a team maintains for each strategy (docs/compare.md: Cost)."""
     ranker_path = ranker_config.source
     sections_path = sections.source
@@ -230,15 +246,16 @@ def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConf
     heuristics = config_lines(sections_path, [f"sections.{s}" for s in names])
     bandit = len(fields(LearnSettings)) - 1 + len(fields(VWSettings))
     base = ranker(["base", "independent"])
-    return {
+    counts = {
         "independent": ranker(["independent"]),
         "consolidated": ranker(["consolidated"]),
         "base+default": base + heuristics,
         "base+best_fixed": base + heuristics + len(names),
         "base+bandit": base + heuristics + bandit,
         "consolidated+bandit": ranker(["consolidated"]) + heuristics + bandit,
-        "sources": {"ranker": str(ranker_path), "sections": str(sections_path), "learn_settings": bandit},
     }
+    sources = ConfigSources(ranker=str(ranker_path), sections=str(sections_path), learn_settings=bandit)
+    return ConfigLines(by_strategy=counts, sources=sources)
 
 
 # --- output -------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The settings of a design comparison (`simulator.compare`), validated once, and its presets.
+"""The settings of a design comparison (`simulator.compare`), validated once, its presets, and the names its
+strategies, sections and policies go by.
 
 Two presets: `FULL` (the default of ``sectionrank compare``) and `QUICK` (``--quick``: a smaller log and fewer
 evaluation requests per seed, the same number of seeds). Every size is per seed.
@@ -11,7 +12,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from simulator.errors import SimulatorError
+from simulator.world_config import WorldConfig
 
+#: The section and segment value of rows that cover every section or segment.
+ALL = "all"
 #: The union strategies the stratification question trains the consolidated model with (``traffic`` first:
 #: it is the consolidated model of every other question).
 UNIONS = ("traffic", "equal", "business")
@@ -19,6 +23,33 @@ UNIONS = ("traffic", "equal", "business")
 PRIMARY = "clicks"
 #: Replay estimators (`bandits.ope`).
 ESTIMATORS = ("ips", "snips", "dm", "dr", "replay")
+#: Strategies in report order; the bounds first and last.
+MAIN_STRATEGIES = (
+    "random",
+    "independent",
+    "consolidated",
+    "base+default",
+    "base+best_fixed",
+    "base+bandit",
+    "consolidated+bandit",
+    "oracle",
+)
+#: Strategies that serve through a knob policy, whose arm choices are recorded.
+POLICY_STRATEGIES = ("base+default", "base+best_fixed", "base+bandit", "consolidated+bandit")
+#: Replay targets: name -> the strategy whose knob policy it is.
+REPLAY_POLICIES = {"bandit": "base+bandit", "default": "base+default", "best_fixed": "base+best_fixed"}
+#: The section the base ranker does not serve: the independent model of that section is paired with it.
+BASE_PAIR_SECTION = "search"
+
+
+def union_strategy(union: str) -> str:
+    """The strategy name of the consolidated model trained with a union (``traffic`` is ``consolidated``)."""
+    return "consolidated" if union == "traffic" else f"consolidated[{union}]"
+
+
+def curve_strategy(design: str, share: float) -> str:
+    """The strategy name of a curve model (at share 1 the main model of the design)."""
+    return design if share >= 1.0 else f"{design}@{share:g}"
 
 
 class CompareInputError(SimulatorError, ValueError):
@@ -117,3 +148,15 @@ def _plain(value: Any) -> Any:
 FULL = CompareSettings()
 #: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores).
 QUICK = CompareSettings(log_requests=20_000, eval_requests=3_000, tune_requests=1_500, n_bootstrap=100)
+
+
+def curve_section(world_config: WorldConfig, settings: CompareSettings) -> str:
+    """The cross-learning curve's section: the configured one, or the world's least-trafficked section."""
+    sections = world_config.sections
+    if settings.curve_section is not None:
+        if settings.curve_section not in sections:
+            raise CompareInputError(
+                f"Expected `curve_section` in {', '.join(sections)}, found {settings.curve_section!r}"
+            )
+        return settings.curve_section
+    return min(sections, key=lambda s: (sections[s].traffic, list(sections).index(s)))

@@ -1,4 +1,4 @@
-"""Intervals over seeds, paired comparisons and the comparison's machine-readable conclusions.
+"""Intervals over seeds, paired comparisons and the comparison's answers, from every seed's per-seed means.
 
 Every number of the report is a mean over seeds with a 95% Student-t interval over the per-seed means
 (``mean ± t(0.975, S - 1) * sd / sqrt(S)`` for S seeds). Each seed draws its own world, log and evaluation
@@ -6,28 +6,58 @@ requests, so the interval covers all of that variation. Two strategies are compa
 same evaluation requests in each seed, so the interval is taken over the S per-seed differences, which is much
 tighter than comparing two marginal intervals. A difference is ``better`` when its interval lies above 0,
 ``worse`` when below, and ``tie`` (no significant difference) otherwise.
+
+`summarize` turns the seeds' `SeedResult` records into the typed answers of `simulator.compare_results`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from heuristics import SectionsConfig
-from simulator.compare_run import (
+from simulator.compare_results import (
+    BETTER,
+    TIE,
+    WORSE,
+    BanditGroup,
+    BanditKnobs,
+    Conclusions,
+    CostSummary,
+    CrossLearning,
+    CurvePoint,
+    DesignComparison,
+    DesignPair,
+    Difference,
+    EstimatorAccuracy,
+    Headline,
+    Interval,
+    KnobGain,
+    MeanBounds,
+    ReplayAccuracy,
+    ReplayRow,
+    ReplaySeed,
+    Reversal,
+    Reversals,
+    SectionVerdicts,
+    Stratification,
+    UnionResult,
+)
+from simulator.compare_seed import SeedResult
+from simulator.compare_settings import (
     ALL,
     MAIN_STRATEGIES,
+    PRIMARY,
     REPLAY_POLICIES,
-    SeedResult,
+    CompareSettings,
     curve_strategy,
     union_strategy,
 )
-from simulator.compare_settings import PRIMARY, CompareSettings
 from simulator.strategies import SLATE_METRICS
 
 #: Two-sided 95% quantiles t(0.975, df) of Student's t for df = 1..30.
@@ -39,7 +69,12 @@ _T975 = (
 _Z975 = 1.959963984540054
 #: Strategies compared for Simpson-style reversals: the designs, without the bounds.
 DESIGN_STRATEGIES = tuple(s for s in MAIN_STRATEGIES if s not in ("random", "oracle"))
-BETTER, WORSE, TIE = "better", "worse", "tie"
+#: The rule of question 3, as the report states it.
+REVERSAL_RULE = (
+    "For every pair of design strategies, the overall winner (higher mean clicks per request over all "
+    "requests) is flagged in each section where its paired 95% interval of the difference lies entirely "
+    "below 0."
+)
 
 
 def t_quantile(df: int) -> float:
@@ -52,36 +87,42 @@ def t_quantile(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def interval(values: Iterable[float]) -> dict[str, Any]:
-    """Mean and 95% t-interval of per-seed values.
+def interval(values: Iterable[float]) -> Interval:
+    """Mean and 95% t-interval of per-seed values; non-finite values are left out.
 
     Returns
     -------
-    dict
-        ``mean, low, high, n`` and ``per_seed`` (the values); ``low``/``high`` are NaN for fewer than two
-        values, and equal the mean when every value is the same.
+    Interval
+        ``low``/``high`` are NaN for fewer than two values, and equal the mean when every value is the same;
+        every field but ``n = 0`` is NaN (and ``per_seed`` empty) without a value.
     """
     data = np.asarray(list(values), dtype=np.float64)
     data = data[np.isfinite(data)]
     n = int(data.size)
     if n == 0:
-        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0, "per_seed": []}
+        return Interval(mean=math.nan, low=math.nan, high=math.nan, n=0, per_seed=())
     mean = float(data.mean())
     if n < 2:
         low = high = math.nan
     else:
         half = t_quantile(n - 1) * float(data.std(ddof=1)) / math.sqrt(n)
         low, high = mean - half, mean + half
-    return {"mean": mean, "low": low, "high": high, "n": n, "per_seed": [float(v) for v in data]}
+    return Interval(mean=mean, low=low, high=high, n=n, per_seed=tuple(float(v) for v in data))
 
 
-def verdict(diff: Mapping[str, Any]) -> str:
+def verdict(diff: Interval) -> str:
     """``better`` when the interval of a difference lies above 0, ``worse`` below, else ``tie``."""
-    if diff["low"] > 0:
+    if diff.low > 0:
         return BETTER
-    if diff["high"] < 0:
+    if diff.high < 0:
         return WORSE
     return TIE
+
+
+def difference(values: Iterable[float]) -> Difference:
+    """The `interval` of per-seed differences with its `verdict` (``tie`` with fewer than two seeds)."""
+    out = interval(values)
+    return Difference(**asdict(out), verdict=verdict(out) if out.n >= 2 else TIE)
 
 
 class SeedTable:
@@ -89,11 +130,11 @@ class SeedTable:
 
     def __init__(self, results: Sequence[SeedResult]) -> None:
         self.seeds = [r.seed for r in results]
-        frame = pd.DataFrame([{**row, "seed": r.seed} for r in results for row in r.metrics])
         self._values: dict[tuple[str, str, str, str], dict[int, float]] = {}
-        for row in frame.itertuples(index=False):
-            key = (row.strategy, row.section, row.segment, row.metric)
-            self._values.setdefault(key, {})[int(row.seed)] = float(row.value)
+        for r in results:
+            for row in r.metrics:
+                key = (row.strategy, row.section, row.segment, row.metric)
+                self._values.setdefault(key, {})[int(r.seed)] = float(row.value)
 
     def values(self, strategy: str, section: str, metric: str, segment: str = ALL) -> np.ndarray:
         """(S,) per-seed means, NaN where a seed has none."""
@@ -103,14 +144,12 @@ class SeedTable:
     def has(self, strategy: str, section: str, metric: str, segment: str = ALL) -> bool:
         return (strategy, section, segment, metric) in self._values
 
-    def summary(self, strategy: str, section: str, metric: str, segment: str = ALL) -> dict[str, Any]:
+    def summary(self, strategy: str, section: str, metric: str, segment: str = ALL) -> Interval:
         return interval(self.values(strategy, section, metric, segment))
 
-    def diff(self, a: str, b: str, section: str, metric: str = PRIMARY, segment: str = ALL) -> dict[str, Any]:
+    def diff(self, a: str, b: str, section: str, metric: str = PRIMARY, segment: str = ALL) -> Difference:
         """Paired difference a - b over seeds, with its verdict."""
-        out = interval(self.values(a, section, metric, segment) - self.values(b, section, metric, segment))
-        out["verdict"] = verdict(out) if out["n"] >= 2 else TIE
-        return out
+        return difference(self.values(a, section, metric, segment) - self.values(b, section, metric, segment))
 
     def strategies(self) -> list[str]:
         return sorted({key[0] for key in self._values})
@@ -119,20 +158,27 @@ class SeedTable:
         return sorted({key[2] for key in self._values if key[1] == section and key[2] != ALL})
 
 
-def summarize(
-    results: Sequence[SeedResult],
-    settings: CompareSettings,
-    sections_config: SectionsConfig,
-    *,
-    sections: Sequence[str],
-    curve_section: str,
-) -> dict[str, Any]:
-    """Everything the report shows, from the seeds' results: metrics with intervals and the answers."""
-    table = SeedTable(results)
-    groups = [*sections, ALL]
-    strategies = table.strategies()
-    metrics: dict[str, dict[str, dict[str, Any]]] = {}
-    for strategy in strategies:
+@dataclass(frozen=True)
+class Summary:
+    """Everything the report shows that `summarize` computes from the seeds' results (the fields of
+    `simulator.compare_results.CompareResults` of the same names)."""
+
+    metrics: dict[str, dict[str, dict[str, Interval]]]
+    headline: Headline
+    designs: DesignComparison
+    cross_learning: CrossLearning
+    reversals: Reversals
+    stratification: Stratification
+    bandit: BanditKnobs
+    replay: ReplayAccuracy
+    costs: dict[str, CostSummary]
+    conclusions: Conclusions
+
+
+def _metrics(table: SeedTable, groups: Sequence[str]) -> dict[str, dict[str, dict[str, Interval]]]:
+    """strategy -> group -> metric -> interval, for every metric a strategy has in a group."""
+    metrics: dict[str, dict[str, dict[str, Interval]]] = {}
+    for strategy in table.strategies():
         metrics[strategy] = {}
         for group in groups:
             cells = {
@@ -142,57 +188,83 @@ def summarize(
             }
             if cells:
                 metrics[strategy][group] = cells
-    out = {
-        "metrics": metrics,
-        "headline": _headline(table, groups),
-        "designs": _designs(table, groups),
-        "cross_learning": _cross_learning(table, results, settings, sections, curve_section),
-        "reversals": _reversals(table, sections),
-        "stratification": _stratification(table, results, settings, groups),
-        "bandit": _bandit(table, results, sections_config, groups),
-        "replay": _replay(results, settings),
-        "costs": _costs(results),
-    }
-    out["conclusions"] = conclusions(out, sections)
-    return out
+    return metrics
 
 
-def conclusions(summary: Mapping[str, Any], sections: Sequence[str]) -> dict[str, Any]:
+def summarize(
+    results: Sequence[SeedResult],
+    settings: CompareSettings,
+    sections_config: SectionsConfig,
+    *,
+    sections: Sequence[str],
+    curve_section: str,
+) -> Summary:
+    """Everything the report shows, from the seeds' results: metrics with intervals and the answers."""
+    table = SeedTable(results)
+    groups = [*sections, ALL]
+    designs = _designs(table, groups)
+    cross = _cross_learning(table, results, settings, sections, curve_section)
+    reversals = _reversals(table, sections)
+    bandit = _bandit(table, results, sections_config, groups)
+    replay = _replay(results, settings)
+    return Summary(
+        metrics=_metrics(table, groups),
+        headline=_headline(table, groups),
+        designs=designs,
+        cross_learning=cross,
+        reversals=reversals,
+        stratification=_stratification(table, results, settings, groups),
+        bandit=bandit,
+        replay=replay,
+        costs=_costs(results),
+        conclusions=conclusions(designs, cross, reversals, bandit, replay, sections),
+    )
+
+
+def conclusions(
+    designs: DesignComparison,
+    cross: CrossLearning,
+    reversals: Reversals,
+    bandit: BanditKnobs,
+    replay: ReplayAccuracy,
+    sections: Sequence[str],
+) -> Conclusions:
     """The answers in a few machine-readable fields (verdicts as in `verdict`; lists of sections)."""
-    first = summary["designs"]["pairs"][0]["by_section"]
-    split = {v: [s for s in sections if first[s]["verdict"] == v] for v in (BETTER, WORSE, TIE)}
-    cross = summary["cross_learning"]
-    bandit = summary["bandit"]["by_section"][ALL]
-    replay = summary["replay"]["by_estimator"]
-    return {
-        "consolidated_vs_base_bandit": {
-            "overall": first[ALL]["verdict"],
-            **{f"{k}_in": v for k, v in split.items()},
-        },
-        "cross_learning_gain": cross["any_gain"],
-        "cross_learning_gain_sections": cross["gain_sections"],
-        "cross_learning_gain_shares": cross["gain_shares"],
-        "reversals": len(summary["reversals"]["flagged"]),
-        "bandit_vs_best_fixed": bandit["vs_best_fixed"]["verdict"],
-        "bandit_vs_default": bandit["vs_default"]["verdict"],
-        "bandit_gain_over_best_fixed": {k: bandit["vs_best_fixed"][k] for k in ("mean", "low", "high")},
-        "freshness_zero_share": summary["bandit"]["freshness_zero_share"].get(ALL),
-        "closest_replay_estimator": min(replay, key=lambda e: replay[e]["abs_relative_error"])
-        if replay
-        else None,
-    }
+    first = designs.pairs[0].by_section
+    overall = bandit.by_section[ALL]
+    accuracy = replay.by_estimator
+    gain = overall.vs_best_fixed
+    return Conclusions(
+        consolidated_vs_base_bandit=SectionVerdicts(
+            overall=first[ALL].verdict,
+            better_in=tuple(s for s in sections if first[s].verdict == BETTER),
+            worse_in=tuple(s for s in sections if first[s].verdict == WORSE),
+            tie_in=tuple(s for s in sections if first[s].verdict == TIE),
+        ),
+        cross_learning_gain=cross.any_gain,
+        cross_learning_gain_sections=cross.gain_sections,
+        cross_learning_gain_shares=cross.gain_shares,
+        reversals=len(reversals.flagged),
+        bandit_vs_best_fixed=gain.verdict,
+        bandit_vs_default=overall.vs_default.verdict,
+        bandit_gain_over_best_fixed=MeanBounds(mean=gain.mean, low=gain.low, high=gain.high),
+        freshness_zero_share=bandit.freshness_zero_share.get(ALL),
+        closest_replay_estimator=(
+            min(accuracy, key=lambda e: accuracy[e].abs_relative_error) if accuracy else None
+        ),
+    )
 
 
-def _headline(table: SeedTable, groups: Sequence[str]) -> dict[str, Any]:
+def _headline(table: SeedTable, groups: Sequence[str]) -> Headline:
     """Clicks per request of every main strategy, per section and overall."""
-    return {
-        "metric": PRIMARY,
-        "strategies": list(MAIN_STRATEGIES),
-        "rows": {g: {s: table.summary(s, g, PRIMARY) for s in MAIN_STRATEGIES} for g in groups},
-    }
+    return Headline(
+        metric=PRIMARY,
+        strategies=MAIN_STRATEGIES,
+        rows={g: {s: table.summary(s, g, PRIMARY) for s in MAIN_STRATEGIES} for g in groups},
+    )
 
 
-def _designs(table: SeedTable, groups: Sequence[str]) -> dict[str, Any]:
+def _designs(table: SeedTable, groups: Sequence[str]) -> DesignComparison:
     """Question 1: the consolidated model against the base ranker with bandit-tuned heuristics."""
     pairs = [
         ("consolidated", "base+bandit"),
@@ -200,9 +272,30 @@ def _designs(table: SeedTable, groups: Sequence[str]) -> dict[str, Any]:
         ("consolidated+bandit", "base+bandit"),
         ("consolidated+bandit", "consolidated"),
     ]
-    return {
-        "pairs": [{"a": a, "b": b, "by_section": {g: table.diff(a, b, g) for g in groups}} for a, b in pairs]
+    return DesignComparison(
+        pairs=tuple(
+            DesignPair(a=a, b=b, by_section={g: table.diff(a, b, g) for g in groups}) for a, b in pairs
+        )
+    )
+
+
+def _curve_point(
+    table: SeedTable, results: Sequence[SeedResult], share: float, curve_section: str
+) -> CurvePoint:
+    """Both designs at one share of the curve section's data, and their paired differences."""
+    names = {d: curve_strategy(d, share) for d in ("consolidated", "independent")}
+    lists = [c.lists for r in results for c in r.curve if c.share == share and c.design == "consolidated"]
+    summaries = {
+        d: {m: table.summary(n, curve_section, m) for m in (PRIMARY, "ndcg")} for d, n in names.items()
     }
+    return CurvePoint(
+        share=share,
+        consolidated=summaries["consolidated"],
+        lists=float(np.mean(lists)) if lists else math.nan,
+        independent=summaries["independent"],
+        gain=table.diff(names["consolidated"], names["independent"], curve_section),
+        gain_ndcg=table.diff(names["consolidated"], names["independent"], curve_section, "ndcg"),
+    )
 
 
 def _cross_learning(
@@ -211,36 +304,24 @@ def _cross_learning(
     settings: CompareSettings,
     sections: Sequence[str],
     curve_section: str,
-) -> dict[str, Any]:
+) -> CrossLearning:
     """Question 2: consolidated against independent per section, and along the curve section's data."""
     by_section = {s: table.diff("consolidated", "independent", s) for s in sections}
-    lists = pd.DataFrame([row for r in results for row in r.curve])
-    curve = []
-    for share in settings.curve_shares:
-        point: dict[str, Any] = {"share": share}
-        names = {d: curve_strategy(d, share) for d in ("consolidated", "independent")}
-        for design, name in names.items():
-            point[design] = {m: table.summary(name, curve_section, m) for m in (PRIMARY, "ndcg")}
-            mine = lists[(lists["share"] == share) & (lists["design"] == design)]["lists"]
-            point.setdefault("lists", float(mine.mean()) if len(mine) else math.nan)
-        point["gain"] = table.diff(names["consolidated"], names["independent"], curve_section)
-        point["gain_ndcg"] = table.diff(names["consolidated"], names["independent"], curve_section, "ndcg")
-        curve.append(point)
-    gain_sections = [s for s, d in by_section.items() if d["verdict"] == BETTER]
-    loss_sections = [s for s, d in by_section.items() if d["verdict"] == WORSE]
-    gain_shares = [p["share"] for p in curve if p["gain"]["verdict"] == BETTER]
-    return {
-        "section": curve_section,
-        "by_section": by_section,
-        "curve": curve,
-        "gain_sections": gain_sections,
-        "loss_sections": loss_sections,
-        "gain_shares": gain_shares,
-        "any_gain": bool(gain_sections or gain_shares),
-    }
+    curve = tuple(_curve_point(table, results, share, curve_section) for share in settings.curve_shares)
+    gain_sections = tuple(s for s, d in by_section.items() if d.verdict == BETTER)
+    gain_shares = tuple(p.share for p in curve if p.gain.verdict == BETTER)
+    return CrossLearning(
+        section=curve_section,
+        by_section=by_section,
+        curve=curve,
+        gain_sections=gain_sections,
+        loss_sections=tuple(s for s, d in by_section.items() if d.verdict == WORSE),
+        gain_shares=gain_shares,
+        any_gain=bool(gain_sections or gain_shares),
+    )
 
 
-def _reversals(table: SeedTable, sections: Sequence[str]) -> dict[str, Any]:
+def _reversals(table: SeedTable, sections: Sequence[str]) -> Reversals:
     """Question 3: every pair of designs whose overall winner loses significantly in a section.
 
     The overall winner of a pair is the one with the higher mean clicks per request over every request; a
@@ -250,83 +331,78 @@ def _reversals(table: SeedTable, sections: Sequence[str]) -> dict[str, Any]:
     checked = 0
     for a, b in combinations(DESIGN_STRATEGIES, 2):
         overall = table.diff(a, b, ALL)
-        if not math.isfinite(overall["mean"]):
+        if not math.isfinite(overall.mean):
             continue
-        winner, loser = (a, b) if overall["mean"] >= 0 else (b, a)
+        winner, loser = (a, b) if overall.mean >= 0 else (b, a)
         overall = table.diff(winner, loser, ALL)
         for section in sections:
             checked += 1
             diff = table.diff(winner, loser, section)
-            if diff["verdict"] == WORSE:
+            if diff.verdict == WORSE:
                 flagged.append(
-                    {
-                        "winner": winner,
-                        "loser": loser,
-                        "section": section,
-                        "overall": overall,
-                        "overall_significant": overall["verdict"] == BETTER,
-                        "section_diff": diff,
-                    }
+                    Reversal(
+                        winner=winner,
+                        loser=loser,
+                        section=section,
+                        overall=overall,
+                        overall_significant=overall.verdict == BETTER,
+                        section_diff=diff,
+                    )
                 )
-    return {
-        "rule": (
-            "For every pair of design strategies, the overall winner (higher mean clicks per request over "
-            "all "
-            "requests) is flagged in each section where its paired 95% interval of the difference lies "
-            "entirely below 0."
-        ),
-        "pairs_checked": checked,
-        "flagged": flagged,
-    }
+    return Reversals(rule=REVERSAL_RULE, pairs_checked=checked, flagged=tuple(flagged))
 
 
 def _stratification(
     table: SeedTable, results: Sequence[SeedResult], settings: CompareSettings, groups: Sequence[str]
-) -> dict[str, Any]:
+) -> Stratification:
     """Question 4: the consolidated model trained with each union strategy, per section."""
     unions = {}
     for union in settings.unions:
         name = union_strategy(union)
-        lists = pd.DataFrame(
-            [{"section": s, "lists": n} for r in results for s, n in r.training_lists.get(name, {}).items()]
-        )
-        unions[union] = {
-            "strategy": name,
-            "clicks": {g: table.summary(name, g, PRIMARY) for g in groups},
-            "vs_traffic": {g: table.diff(name, "consolidated", g) for g in groups}
+        lists: dict[str, list[int]] = {}
+        for r in results:
+            for section, n in r.training_lists.get(name, {}).items():
+                lists.setdefault(section, []).append(n)
+        unions[union] = UnionResult(
+            strategy=name,
+            clicks={g: table.summary(name, g, PRIMARY) for g in groups},
+            vs_traffic={g: table.diff(name, "consolidated", g) for g in groups}
             if union != "traffic"
             else None,
-            "training_lists": (
-                {str(k): float(v) for k, v in lists.groupby("section")["lists"].mean().items()}
-                if len(lists)
-                else {}
-            ),
-        }
-    return {"unions": unions}
+            training_lists={s: float(np.mean(lists[s])) for s in sorted(lists)},
+        )
+    return Stratification(unions=unions)
 
 
-def _bandit(
-    table: SeedTable, results: Sequence[SeedResult], sections_config: SectionsConfig, groups: Sequence[str]
-) -> dict[str, Any]:
-    """Question 5: bandit knobs against the best fixed arm and the default arm, per section and segment, and
-    the arms the bandit chose."""
-    out: dict[str, Any] = {"by_section": {}, "arm_shares": {}, "knob_shares": {}, "best_fixed_arms": {}}
-    for group in groups:
-        row: dict[str, Any] = {
-            "vs_best_fixed": table.diff("base+bandit", "base+best_fixed", group),
-            "vs_default": table.diff("base+bandit", "base+default", group),
-            "by_segment": {},
-        }
-        for segment in table.segments(group):
-            row["by_segment"][segment] = {
-                "vs_best_fixed": table.diff("base+bandit", "base+best_fixed", group, segment=segment),
-                "vs_default": table.diff("base+bandit", "base+default", group, segment=segment),
-            }
-        out["by_section"][group] = row
-    counts = pd.DataFrame(
-        [row for r in results for row in r.arm_counts if row["strategy"] == "base+bandit"],
+def _arm_count_frame(results: Sequence[SeedResult], strategy: str) -> pd.DataFrame:
+    """The arm counts of `strategy` over every seed: ``strategy, section, segment, arm, count``."""
+    return pd.DataFrame(
+        [asdict(row) for r in results for row in r.arm_counts if row.strategy == strategy],
         columns=["strategy", "section", "segment", "arm", "count"],
     )
+
+
+def _bandit_group(table: SeedTable, group: str) -> BanditGroup:
+    def gains(segment: str) -> KnobGain:
+        return KnobGain(
+            vs_best_fixed=table.diff("base+bandit", "base+best_fixed", group, segment=segment),
+            vs_default=table.diff("base+bandit", "base+default", group, segment=segment),
+        )
+
+    overall = gains(ALL)
+    return BanditGroup(
+        vs_best_fixed=overall.vs_best_fixed,
+        vs_default=overall.vs_default,
+        by_segment={segment: gains(segment) for segment in table.segments(group)},
+    )
+
+
+def _arm_shares(
+    counts: pd.DataFrame, sections_config: SectionsConfig
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, dict[str, dict[str, float]]]]]:
+    """Per section and segment (and ``all``): the share of requests of each arm, and of each knob value."""
+    arm_shares: dict[str, dict[str, dict[str, float]]] = {}
+    knob_shares: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for section, part in counts.groupby("section"):
         cfg = sections_config[str(section)]
         shares: dict[str, dict[str, float]] = {}
@@ -343,13 +419,29 @@ def _bandit(
                     key = f"{cfg.arms[int(a)].knobs[knob]:g}"
                     per_value[key] = per_value.get(key, 0.0) + float(c) / total
                 knobs.setdefault(knob, {})[str(segment)] = per_value
-        out["arm_shares"][str(section)] = shares
-        out["knob_shares"][str(section)] = knobs
+        arm_shares[str(section)] = shares
+        knob_shares[str(section)] = knobs
+    return arm_shares, knob_shares
+
+
+def _bandit(
+    table: SeedTable, results: Sequence[SeedResult], sections_config: SectionsConfig, groups: Sequence[str]
+) -> BanditKnobs:
+    """Question 5: bandit knobs against the best fixed arm and the default arm, per section and segment, and
+    the arms the bandit chose."""
+    counts = _arm_count_frame(results, "base+bandit")
+    arm_shares, knob_shares = _arm_shares(counts, sections_config)
+    best_fixed: dict[str, list[str]] = {}
     for r in results:
         for section, best in r.best_fixed_arms.items():
-            out["best_fixed_arms"].setdefault(section, []).append(best["id"])
-    out["freshness_zero_share"] = _knob_value_share(counts, sections_config, "freshness.weight", 0.0)
-    return out
+            best_fixed.setdefault(section, []).append(best.id)
+    return BanditKnobs(
+        by_section={group: _bandit_group(table, group) for group in groups},
+        arm_shares=arm_shares,
+        knob_shares=knob_shares,
+        best_fixed_arms={s: tuple(ids) for s, ids in best_fixed.items()},
+        freshness_zero_share=_knob_value_share(counts, sections_config, "freshness.weight", 0.0),
+    )
 
 
 def _knob_value_share(
@@ -372,51 +464,60 @@ def _knob_value_share(
     return out
 
 
-def _replay(results: Sequence[SeedResult], settings: CompareSettings) -> dict[str, Any]:
+def _replay_row(policy: str, section: str, estimator: str, part: pd.DataFrame) -> ReplayRow:
+    """A (policy, section, estimator) group of every seed's replay estimates, against the truth."""
+    return ReplayRow(
+        policy=policy,
+        section=section,
+        estimator=estimator,
+        estimate=interval(part["value"]),
+        truth=interval(part["truth"]),
+        relative_error=interval(part["relative_error"]),
+        abs_relative_error=float(part["relative_error"].abs().mean()),
+        coverage=float(part["covers"].mean()),
+        n=float(part["n"].mean()),
+        per_seed=tuple(
+            ReplaySeed(
+                seed=int(r["seed"]),
+                value=float(r["value"]),
+                ci_low=float(r["ci_low"]),
+                ci_high=float(r["ci_high"]),
+                truth=float(r["truth"]),
+            )
+            for r in part[["seed", "value", "ci_low", "ci_high", "truth"]].to_dict("records")
+        ),
+    )
+
+
+def _replay(results: Sequence[SeedResult], settings: CompareSettings) -> ReplayAccuracy:
     """Question 6: replay estimates against the exact truth, per policy, section and estimator."""
-    frame = pd.DataFrame([{**row, "seed": r.seed} for r in results for row in r.replay])
+    frame = pd.DataFrame([{**asdict(row), "seed": r.seed} for r in results for row in r.replay])
     rows = []
     if len(frame):
         frame["relative_error"] = (frame["value"] - frame["truth"]) / frame["truth"]
         frame["covers"] = (frame["ci_low"] <= frame["truth"]) & (frame["truth"] <= frame["ci_high"])
-        for (policy, section, estimator), part in frame.groupby(
-            ["policy", "section", "estimator"], sort=False
-        ):
-            rows.append(
-                {
-                    "policy": policy,
-                    "section": section,
-                    "estimator": estimator,
-                    "estimate": interval(part["value"]),
-                    "truth": interval(part["truth"]),
-                    "relative_error": interval(part["relative_error"]),
-                    "abs_relative_error": float(part["relative_error"].abs().mean()),
-                    "coverage": float(part["covers"].mean()),
-                    "n": float(part["n"].mean()),
-                    "per_seed": part[["seed", "value", "ci_low", "ci_high", "truth"]].to_dict("records"),
-                }
-            )
+        groups = frame.groupby(["policy", "section", "estimator"], sort=False)
+        rows = [_replay_row(str(p), str(s), str(e), part) for (p, s, e), part in groups]
     by_estimator = {}
     for estimator in settings.estimators:
-        mine = [r for r in rows if r["estimator"] == estimator and r["section"] != ALL]
+        mine = [r for r in rows if r.estimator == estimator and r.section != ALL]
         if mine:
-            by_estimator[estimator] = {
-                "abs_relative_error": float(np.mean([r["abs_relative_error"] for r in mine])),
-                "coverage": float(np.mean([r["coverage"] for r in mine])),
-            }
-    return {"policies": dict(REPLAY_POLICIES), "rows": rows, "by_estimator": by_estimator}
+            by_estimator[estimator] = EstimatorAccuracy(
+                abs_relative_error=float(np.mean([r.abs_relative_error for r in mine])),
+                coverage=float(np.mean([r.coverage for r in mine])),
+            )
+    return ReplayAccuracy(policies=dict(REPLAY_POLICIES), rows=tuple(rows), by_estimator=by_estimator)
 
 
-def _costs(results: Sequence[SeedResult]) -> dict[str, Any]:
+def _costs(results: Sequence[SeedResult]) -> dict[str, CostSummary]:
     """Models, artifacts, training seconds and artifact bytes of each strategy (means over seeds)."""
-    out: dict[str, Any] = {}
-    names = sorted({name for r in results for name in r.costs})
-    for name in names:
+    out = {}
+    for name in sorted({name for r in results for name in r.costs}):
         rows = [r.costs[name] for r in results if name in r.costs]
-        out[name] = {
-            "models": int(rows[0]["models"]),
-            "artifacts": int(rows[0]["artifacts"]),
-            "train_seconds": interval(r["train_seconds"] for r in rows),
-            "artifact_bytes": float(np.mean([r["artifact_bytes"] for r in rows])),
-        }
+        out[name] = CostSummary(
+            models=int(rows[0].models),
+            artifacts=int(rows[0].artifacts),
+            train_seconds=interval(r.train_seconds for r in rows),
+            artifact_bytes=float(np.mean([r.artifact_bytes for r in rows])),
+        )
     return out

@@ -14,10 +14,11 @@ from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from sectionrank.commands.compare import compare_command
 from simulator import WorldConfig
-from simulator.compare_run import MAIN_STRATEGIES, run_seed
-from simulator.compare_settings import CompareSettings
+from simulator.compare_run import run_seed
+from simulator.compare_settings import MAIN_STRATEGIES, CompareSettings
 from simulator.report import SECTIONS
 from simulator.report_plots import PLOTS
+from simulator.strategies import SLATE_METRICS
 
 TINY = str(Path(__file__).parents[1] / "ranker" / "world_small.toml")
 SMALL = ["--requests", "3000", "--eval-requests", "200", "--quick"]
@@ -101,3 +102,7 @@ def test_compare_run_seed_same_seed_same_numbers():
     assert first.replay == second.replay
     assert first.best_fixed_arms == second.best_fixed_arms
     assert first.curve == second.curve
+    assert first.training_lists == second.training_lists
+    assert first.log == second.log
+    assert {s.metric for s in first.metrics} == {*SLATE_METRICS, "coverage"}
+    assert set(first.seconds) == {"log", "prepare", "train", "curve", "learn", "tune", "replay", "evaluate"}

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from simulator.compare import _seeds, config_lines
-from simulator.compare_run import ALL, SeedResult
-from simulator.compare_settings import CompareInputError, CompareSettings
+from simulator.compare_results import Interval
+from simulator.compare_seed import MetricMean, SeedResult
+from simulator.compare_settings import ALL, CompareInputError, CompareSettings
 from simulator.compare_stats import (
     SeedTable,
     _knob_value_share,
@@ -36,24 +37,25 @@ def test_interval_closed_form():
     values = [1.0, 2.0, 3.0, 4.0, 5.0]
     out = interval(values)
     half = 2.7764 * np.std(values, ddof=1) / math.sqrt(5)
-    assert out["mean"] == pytest.approx(3.0)
-    assert out["low"] == pytest.approx(3.0 - half, abs=1e-4)
-    assert out["high"] == pytest.approx(3.0 + half, abs=1e-4)
-    assert out["n"] == 5
-    assert out["per_seed"] == values
+    assert out.mean == pytest.approx(3.0)
+    assert out.low == pytest.approx(3.0 - half, abs=1e-4)
+    assert out.high == pytest.approx(3.0 + half, abs=1e-4)
+    assert out.n == 5
+    assert out.per_seed == tuple(values)
 
 
 def test_interval_edge_cases():
     one = interval([2.5])
-    assert one["mean"] == 2.5
-    assert math.isnan(one["low"])
-    assert math.isnan(one["high"])
+    assert one.mean == 2.5
+    assert math.isnan(one.low)
+    assert math.isnan(one.high)
     constant = interval([0.7, 0.7, 0.7])
-    assert constant["low"] == pytest.approx(0.7)
-    assert constant["high"] == pytest.approx(0.7)
+    assert constant.low == pytest.approx(0.7)
+    assert constant.high == pytest.approx(0.7)
     empty = interval([math.nan, math.nan])
-    assert empty["n"] == 0
-    assert math.isnan(empty["mean"])
+    assert empty.n == 0
+    assert empty.per_seed == ()
+    assert math.isnan(empty.mean)
 
 
 @pytest.mark.parametrize(
@@ -61,28 +63,22 @@ def test_interval_edge_cases():
     [(0.1, 0.3, "better"), (-0.3, -0.1, "worse"), (-0.1, 0.2, "tie"), (0.0, 0.2, "tie"), (-0.2, 0.0, "tie")],
 )
 def test_verdict_reads_the_interval(low, high, expected):
-    assert verdict({"low": low, "high": high}) == expected
+    assert verdict(Interval(mean=(low + high) / 2, low=low, high=high, n=5, per_seed=())) == expected
 
 
 def _seed_results(values: dict[tuple[str, str], list[float]], metric: str = "clicks") -> list[SeedResult]:
     """SeedResults holding per-seed values of (strategy, section)."""
     n = len(next(iter(values.values())))
-    results = []
-    for seed in range(n):
-        r = SeedResult(seed=seed)
-        for (strategy, section), per_seed in values.items():
-            r.metrics.append(
-                {
-                    "strategy": strategy,
-                    "section": section,
-                    "segment": ALL,
-                    "metric": metric,
-                    "value": per_seed[seed],
-                    "n": 10,
-                }
-            )
-        results.append(r)
-    return results
+    return [
+        SeedResult(
+            seed=seed,
+            metrics=tuple(
+                MetricMean(strategy, section, ALL, metric, per_seed[seed], 10)
+                for (strategy, section), per_seed in values.items()
+            ),
+        )
+        for seed in range(n)
+    ]
 
 
 def test_seed_table_diff_is_paired():
@@ -92,11 +88,11 @@ def test_seed_table_diff_is_paired():
         _seed_results({("a", "s"): level, ("b", "s"): [v + 0.01 + 0.001 * i for i, v in enumerate(level)]})
     )
     a, b = table.summary("a", "s", "clicks"), table.summary("b", "s", "clicks")
-    assert a["high"] > b["low"]  # overlapping marginal intervals
+    assert a.high > b.low  # overlapping marginal intervals
     diff = table.diff("b", "a", "s")
-    assert diff["verdict"] == "better"
-    assert diff["mean"] == pytest.approx(0.012)
-    assert table.diff("a", "b", "s")["verdict"] == "worse"
+    assert diff.verdict == "better"
+    assert diff.mean == pytest.approx(0.012)
+    assert table.diff("a", "b", "s").verdict == "worse"
 
 
 def test_seed_table_missing_values_are_nan():
@@ -118,11 +114,11 @@ def test_reversals_flag_the_overall_winner_losing_a_section():
     values[("consolidated", ALL)] = list(1.1 + noise)
     table = SeedTable(_seed_results(values))
     out = _reversals(table, ["discover", "search"])
-    flagged = {(f["winner"], f["loser"], f["section"]) for f in out["flagged"]}
+    flagged = {(f.winner, f.loser, f.section) for f in out.flagged}
     others = ("independent", "base+default", "base+best_fixed", "base+bandit", "consolidated+bandit")
     assert flagged == {("consolidated", other, "search") for other in others}
-    assert all(f["overall_significant"] for f in out["flagged"])
-    assert out["pairs_checked"] == 15 * 2
+    assert all(f.overall_significant for f in out.flagged)
+    assert out.pairs_checked == 15 * 2
 
 
 def test_knob_value_share_matches_a_count(default_config):

@@ -7,8 +7,7 @@ import pytest
 
 from heuristics import SectionsConfig
 from simulator.compare import compare
-from simulator.compare_run import ALL
-from simulator.compare_settings import CompareSettings
+from simulator.compare_settings import ALL, CompareSettings
 
 SETTINGS = CompareSettings(
     log_requests=10_000,

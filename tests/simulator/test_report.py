@@ -14,10 +14,20 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from simulator.compare import assemble_results, write_outputs
-from simulator.compare_run import ALL, MAIN_STRATEGIES, REPLAY_POLICIES, SeedResult, curve_strategy
-from simulator.compare_settings import CompareSettings
+from simulator.compare_seed import (
+    ArmCount,
+    BestFixedArm,
+    CurveLists,
+    LogSummary,
+    MetricMean,
+    ReplayEstimate,
+    SeedResult,
+    StrategyCost,
+)
+from simulator.compare_settings import ALL, MAIN_STRATEGIES, REPLAY_POLICIES, CompareSettings, curve_strategy
 from simulator.report import SECTIONS, headline_text, render_html, render_markdown
 from simulator.report_plots import PLOTS
 from simulator.strategies import SLATE_METRICS
@@ -29,95 +39,103 @@ PNG = b"\x89PNG\r\n\x1a\n"
 SETTINGS = CompareSettings(log_requests=1000, eval_requests=100, tune_requests=50, curve_shares=(0.05, 0.2))
 
 
-def synthetic_seeds(edge: dict[tuple[str, str], float], n_seeds: int = 5) -> list[SeedResult]:
-    """Per-seed means: every strategy earns 1.0 clicks per request plus `edge[(strategy, section)]`, with a
-    small seed-dependent wobble shared by all strategies (so paired differences are nearly constant)."""
-    rng = np.random.default_rng(0)
+def _seed_metrics(
+    edge: dict[tuple[str, str], float], rng: np.random.Generator, wobble: float, jitter: float
+) -> list[MetricMean]:
+    """Every metric of every strategy, per section, segment and overall."""
     strategies = [*MAIN_STRATEGIES, "consolidated[equal]", "consolidated[business]"]
+    rows = []
+    for strategy in strategies:
+        per_section = {}
+        for section in SECTION_NAMES:
+            value = 1.0 + wobble + edge.get((strategy, section), 0.0) + jitter * rng.standard_normal()
+            per_section[section] = value
+            for metric in (*SLATE_METRICS, "coverage"):
+                scale = {"clicks": 1.0, "conversions": 0.1, "revenue": 3.0}.get(metric, 0.5)
+                rows.append(MetricMean(strategy, section, ALL, metric, value * scale, 50))
+            rows += [MetricMean(strategy, section, segment, "clicks", value, 50) for segment in SEGMENTS]
+        overall = float(np.mean(list(per_section.values())))
+        rows += [
+            MetricMean(strategy, ALL, ALL, metric, overall, 50) for metric in (*SLATE_METRICS, "coverage")
+        ]
+        rows += [MetricMean(strategy, ALL, segment, "clicks", overall, 50) for segment in SEGMENTS]
+    for share in SETTINGS.curve_shares[:-1]:  # at share 1 the curve's models are the main ones
+        for design in ("consolidated", "independent"):
+            name = curve_strategy(design, share)
+            ahead = 0.3 * (1 - share) if design == "consolidated" else 0.0
+            value = 1.0 + wobble + ahead + edge.get((name, "category_explore"), 0.0)
+            rows += [MetricMean(name, "category_explore", ALL, m, value, 50) for m in ("clicks", "ndcg")]
+    return rows
+
+
+def _seed_replay(wobble: float) -> list[ReplayEstimate]:
+    """Every estimator 1% above the truth, but dm 20% above."""
+    rows = []
+    for policy in REPLAY_POLICIES:
+        for section in (*SECTION_NAMES, ALL):
+            for estimator in SETTINGS.estimators:
+                truth = 1.0 + wobble
+                value = truth * (1.2 if estimator == "dm" else 1.01)
+                rows.append(
+                    ReplayEstimate(policy, section, estimator, value, value - 0.05, value + 0.05, truth, 100)
+                )
+    return rows
+
+
+def synthetic_seeds(
+    edge: dict[tuple[str, str], float], n_seeds: int = 5, *, jitter: float = 0.001
+) -> list[SeedResult]:
+    """Per-seed means: every strategy earns 1.0 clicks per request plus `edge[(strategy, section)]`, with a
+    seed-dependent wobble shared by all strategies and a `jitter` of its own (so paired differences are
+    nearly constant; with no jitter, strategies without an edge tie exactly)."""
+    rng = np.random.default_rng(0)
     results = []
     for seed in range(n_seeds):
-        r = SeedResult(seed=seed)
         wobble = 0.05 * rng.standard_normal()
-        for strategy in strategies:
-            per_section = {}
-            for section in SECTION_NAMES:
-                jitter = 0.001 * rng.standard_normal()
-                value = 1.0 + wobble + edge.get((strategy, section), 0.0) + jitter
-                per_section[section] = value
-                for metric in (*SLATE_METRICS, "coverage"):
-                    scale = {"clicks": 1.0, "conversions": 0.1, "revenue": 3.0}.get(metric, 0.5)
-                    r.metrics.append(_row(strategy, section, ALL, metric, value * scale))
-                for segment in SEGMENTS:
-                    r.metrics.append(_row(strategy, section, segment, "clicks", value))
-            overall = float(np.mean(list(per_section.values())))
-            for metric in (*SLATE_METRICS, "coverage"):
-                r.metrics.append(_row(strategy, ALL, ALL, metric, overall))
-            for segment in SEGMENTS:
-                r.metrics.append(_row(strategy, ALL, segment, "clicks", overall))
-        for share in SETTINGS.curve_shares:
-            for design in ("consolidated", "independent"):
-                value = 1.0 + wobble + (0.3 * (1 - share) if design == "consolidated" else 0.0)
-                for metric in ("clicks", "ndcg"):
-                    r.metrics.append(
-                        _row(curve_strategy(design, share), "category_explore", ALL, metric, value)
-                    )
-                r.curve.append({"share": share, "design": design, "lists": int(1000 * share)})
-        for section in SECTION_NAMES:
-            for segment in SEGMENTS:
-                for arm in range(3):
-                    r.arm_counts.append(
-                        {"strategy": "base+bandit", "section": section, "segment": segment, "arm": arm,
-                         "count": 10 * (arm + 1)}
-                    )  # fmt: skip
-            r.best_fixed_arms[section] = {"index": 0, "id": f"{section}-arm0", "tuning_value": 1.0}
-        for policy in REPLAY_POLICIES:
-            for section in (*SECTION_NAMES, ALL):
-                for estimator in SETTINGS.estimators:
-                    truth = 1.0 + wobble
-                    value = truth * (1.2 if estimator == "dm" else 1.01)
-                    r.replay.append(
-                        {"policy": policy, "section": section, "estimator": estimator, "value": value,
-                         "ci_low": value - 0.05, "ci_high": value + 0.05, "truth": truth, "n": 100}
-                    )  # fmt: skip
-        r.costs = {
-            name: {"models": 1, "artifacts": 1, "train_seconds": 1.0 + seed, "artifact_bytes": 2048}
-            for name in MAIN_STRATEGIES
-            if name not in ("random", "oracle")
-        }
-        r.training_lists = {"consolidated": {s: 100 for s in SECTION_NAMES}}
-        r.seconds = {"log": 1.0, "train": 2.0}
-        r.log = {"requests": 1000}
-        results.append(r)
+        results.append(
+            SeedResult(
+                seed=seed,
+                metrics=tuple(_seed_metrics(edge, rng, wobble, jitter)),
+                arm_counts=tuple(
+                    ArmCount("base+bandit", section, segment, arm, 10 * (arm + 1))
+                    for section in SECTION_NAMES
+                    for segment in SEGMENTS
+                    for arm in range(3)
+                ),
+                best_fixed_arms={
+                    s: BestFixedArm(index=0, id=f"{s}-arm0", tuning_value=1.0) for s in SECTION_NAMES
+                },
+                curve=tuple(
+                    CurveLists(share, design, int(1000 * share))
+                    for share in SETTINGS.curve_shares
+                    for design in ("consolidated", "independent")
+                ),
+                replay=tuple(_seed_replay(wobble)),
+                costs={
+                    name: StrategyCost(models=1, artifacts=1, train_seconds=1.0 + seed, artifact_bytes=2048)
+                    for name in MAIN_STRATEGIES
+                    if name not in ("random", "oracle")
+                },
+                training_lists={"consolidated": {s: 100 for s in SECTION_NAMES}},
+                seconds={"log": 1.0, "train": 2.0},
+                log=LogSummary(
+                    requests=1000, windows={"stats": 100}, sections={"discover": 100}, test_window_start=5.0
+                ),
+            )
+        )
     return results
 
 
-def _row(strategy: str, section: str, segment: str, metric: str, value: float) -> dict:
-    return {
-        "strategy": strategy,
-        "section": section,
-        "segment": segment,
-        "metric": metric,
-        "value": value,
-        "n": 50,
-    }
-
-
-def make_results(edge: dict[tuple[str, str], float]) -> dict:
-    results = assemble_results(
-        synthetic_seeds(edge),
+def make_results(edge: dict[tuple[str, str], float], n_seeds: int = 5, *, jitter: float = 0.001) -> dict:
+    """The content of results.json from `synthetic_seeds` on the default world's sections."""
+    return assemble_results(
+        synthetic_seeds(edge, n_seeds, jitter=jitter),
         world_config=WorldConfig.load("default"),
         settings=SETTINGS,
-        sections=_sections(),
+        sections=SectionsConfig.load(),
         ranker_config=RankerConfig.load(),
         seconds=12.0,
-    )
-    return json.loads(json.dumps(results, default=float).replace("NaN", "null"))
-
-
-def _sections():
-    from heuristics import SectionsConfig
-
-    return SectionsConfig.load()
+    ).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +208,7 @@ def test_report_flags_the_reversal(results):
 
 def test_report_cross_learning_and_replay_conclusions(results):
     cross = results["cross_learning"]
-    # The synthetic curve: consolidated ahead by 0.3 * (1 - share) below the full data, even at 100%.
+    # The synthetic curve: consolidated ahead by 0.3 * (1 - share) below the full data, level at 100%.
     assert cross["gain_shares"] == [0.05, 0.2]
     assert results["conclusions"]["cross_learning_gain"] is True
     replay = results["replay"]["by_estimator"]
