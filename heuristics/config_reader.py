@@ -129,10 +129,20 @@ class ConfigChecks:
 
 
 def _range_text(low: float | None, high: float | None, low_open: bool) -> str:
+    lo, hi = _bound(low), _bound(high)
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+        return f" in {'(' if low_open else '['}{lo}, {hi}]"
     if low is not None:
-        return f" {'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {lo}"
     if high is not None:
-        return f" <= {high:g}"
+        return f" <= {hi}"
     return ""
+
+
+def _bound(value: float | None) -> str:
+    """An integer bound in full (2147483647, not 2.14748e+09); other numbers in their shortest form."""
+    if value is None:
+        return ""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 2**53):
+        return str(int(value))
+    return f"{value:g}"

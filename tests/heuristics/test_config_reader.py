@@ -77,6 +77,8 @@ BAD_VALUES = [
     ("integer", 1.0, {}, r"^k: expected an integer, found 1\.0$"),
     ("integer", False, {"low": 0}, r"expected an integer >= 0, found False"),
     ("integer", 9, {"low": 1, "high": 8}, r"expected an integer in \[1, 8\], found 9"),
+    ("integer", -1, {"low": 0, "high": 2**31 - 1}, r"expected an integer in \[0, 2147483647\], found -1"),
+    ("number", 2, {"low": 0.5, "high": 1.5}, r"expected a number in \[0\.5, 1\.5\], found 2"),
     ("string", 3, {}, r"expected a string, found 3"),
     ("string", "c", {"choices": ("a", "b")}, r"expected one of a, b, found 'c'"),
     ("boolean", 1, {}, r"expected true or false, found 1"),
