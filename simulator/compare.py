@@ -4,21 +4,21 @@
 summarises the seeds (`simulator.compare_stats`): exact clicks, conversions and revenue per request, NDCG@k
 against the true attractiveness, intra-list diversity, mean item age and catalog coverage, per section and
 overall, for each strategy, and the answers to the questions a team asks before it consolidates its models.
-`write_outputs(results, out)` writes ``results.json`` and the reports generated from it (``report.md``,
-``report.html``: `simulator.report`). docs/compare.md describes the method and the output.
+The results are typed (`simulator.compare_results.CompareResults`); `write_outputs(results, out)` writes
+``results.json`` (`CompareResults.to_json`) and the reports generated from the results (``report.md``,
+``report.html``: `simulator.report`), and `read_results(path)` reads a results.json back. docs/compare.md
+describes the method and the output.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -73,8 +73,9 @@ def compare(
     sections: SectionsConfig | None = None,
     ranker_config: RankerConfig | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Run the comparison on a world over seeds and return the results (the content of results.json).
+) -> CompareResults:
+    """Run the comparison on a world over seeds and return its results (`CompareResults.to_json()` is the
+    content of results.json).
 
     Parameters
     ----------
@@ -120,7 +121,7 @@ def compare(
         sections=sections,
         ranker_config=ranker_config,
         seconds=time.perf_counter() - started,
-    ).to_json()
+    )
 
 
 def assemble_results(
@@ -261,26 +262,32 @@ def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConf
 # --- output -------------------------------------------------------------------------------------------------
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinity as null, so that results.json is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_outputs(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
+def write_outputs(results: CompareResults, out: str | Path) -> dict[str, Path]:
     """Write results.json, report.md and report.html into `out` (created); returns their paths."""
     from simulator.report import render_html, render_markdown
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    safe = _json_safe(results)
     paths = {"results": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
-    paths["results"].write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(safe), encoding="utf-8")
-    paths["html"].write_text(render_html(safe), encoding="utf-8")
+    text = json.dumps(results.to_json(), indent=2, allow_nan=False)
+    paths["results"].write_text(text + "\n", encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(results), encoding="utf-8")
+    paths["html"].write_text(render_html(results), encoding="utf-8")
     return paths
+
+
+def read_results(path: str | Path) -> CompareResults:
+    """A results.json (or the directory holding it) read back as `CompareResults`.
+
+    Raises
+    ------
+    CompareInputError
+        When the file cannot be read or is not a comparison's results.
+    """
+    path = Path(path)
+    path = path / "results.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CompareInputError(f"Expected a readable results.json at {path}, found: {exc}") from None
+    return CompareResults.from_json(data)

@@ -1,34 +1,31 @@
-"""The comparison report's plots, drawn from results.json alone, as PNG bytes.
+"""The comparison report's plots, drawn from the results alone, as PNG bytes.
 
-Each plot function takes the results dict (`simulator.compare.compare`, JSON-safe: NaN as None) and returns
-PNG bytes. Figures are drawn with matplotlib's object API and the Agg canvas (no pyplot state, no display).
+Each plot function takes the results (`simulator.compare_results.CompareResults`) and returns PNG bytes.
+Figures are drawn with matplotlib's object API and the Agg canvas (no pyplot state, no display).
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from simulator.compare_results import CompareResults, Interval
+
 ALL = "all"
 _DPI = 100
 
 
-def num(value: Any) -> float:
-    """A JSON number, None as NaN."""
-    return math.nan if value is None else float(value)
-
-
-def _errors(cells: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Means and the (2, n) distances to the interval ends (0 where an end is missing)."""
-    means = np.array([num(c.get("mean")) for c in cells])
-    low = np.array([num(c.get("low")) for c in cells])
-    high = np.array([num(c.get("high")) for c in cells])
+def _errors(cells: Sequence[Interval | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) means and the (2, n) distances to the interval ends (0 where an end is missing; NaN means for
+    missing intervals)."""
+    means = np.array([c.mean if c is not None else math.nan for c in cells], dtype=np.float64)
+    low = np.array([c.low if c is not None else math.nan for c in cells], dtype=np.float64)
+    high = np.array([c.high if c is not None else math.nan for c in cells], dtype=np.float64)
     below = np.where(np.isfinite(low), means - low, 0.0)
     above = np.where(np.isfinite(high), high - means, 0.0)
     return means, np.vstack([np.maximum(below, 0), np.maximum(above, 0)])
@@ -48,17 +45,17 @@ def _empty(figure: Figure, message: str) -> bytes:
     return _png(figure)
 
 
-def section_bars(results: Mapping[str, Any]) -> bytes:
+def section_bars(results: CompareResults) -> bytes:
     """Clicks per request of every main strategy, grouped by section, with 95% intervals."""
-    headline = results["headline"]
-    groups = list(headline["rows"])
-    strategies = headline["strategies"]
+    headline = results.headline
+    groups = list(headline.rows)
+    strategies = headline.strategies
     figure = Figure(figsize=(11, 4.2))
     ax = figure.add_subplot()
     width = 0.8 / len(strategies)
     x = np.arange(len(groups))
     for i, strategy in enumerate(strategies):
-        means, errors = _errors([headline["rows"][g][strategy] for g in groups])
+        means, errors = _errors([headline.rows[g][strategy] for g in groups])
         ax.bar(
             x + (i - (len(strategies) - 1) / 2) * width,
             np.nan_to_num(means),
@@ -74,20 +71,20 @@ def section_bars(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def cross_learning(results: Mapping[str, Any]) -> bytes:
+def cross_learning(results: CompareResults) -> bytes:
     """The curve section's clicks and NDCG against its own training lists, consolidated vs independent."""
-    cross = results["cross_learning"]
-    curve = cross["curve"]
+    cross = results.cross_learning
+    curve = cross.curve
     figure = Figure(figsize=(10, 3.8))
     for j, metric in enumerate(("clicks", "ndcg")):
         ax = figure.add_subplot(1, 2, j + 1)
-        lists = np.array([max(num(p["lists"]), 1.0) for p in curve])
+        lists = np.array([max(p.lists, 1.0) for p in curve])
         for design, marker in (("consolidated", "o"), ("independent", "s")):
-            means, errors = _errors([p[design][metric] for p in curve])
+            means, errors = _errors([getattr(p, design)[metric] for p in curve])
             ax.errorbar(lists, means, yerr=errors, marker=marker, capsize=3, label=design)
         for p, x in zip(curve, lists, strict=True):
             ax.annotate(
-                f"{100 * p['share']:g}%",
+                f"{100 * p.share:g}%",
                 (x, 0),
                 xycoords=("data", "axes fraction"),
                 xytext=(0, 3),
@@ -96,25 +93,25 @@ def cross_learning(results: Mapping[str, Any]) -> bytes:
                 fontsize="x-small",
             )
         ax.set_xscale("log")
-        ax.set_xlabel(f"{cross['section']}: its own training lists (log scale)")
+        ax.set_xlabel(f"{cross.section}: its own training lists (log scale)")
         ax.set_ylabel(
             "expected clicks per request" if metric == "clicks" else "NDCG@k vs true attractiveness"
         )
         ax.legend(fontsize="small")
-    figure.suptitle(f"Cross-learning in {cross['section']} (95% intervals over seeds)")
+    figure.suptitle(f"Cross-learning in {cross.section} (95% intervals over seeds)")
     return _png(figure)
 
 
-def stratification(results: Mapping[str, Any]) -> bytes:
+def stratification(results: CompareResults) -> bytes:
     """Clicks per request of the consolidated model per union strategy, by section."""
-    unions = results["stratification"]["unions"]
-    groups = list(next(iter(unions.values()))["clicks"])
+    unions = results.stratification.unions
+    groups = list(next(iter(unions.values())).clicks)
     figure = Figure(figsize=(9, 3.8))
     ax = figure.add_subplot()
     width = 0.8 / len(unions)
     x = np.arange(len(groups))
     for i, (union, data) in enumerate(unions.items()):
-        means, errors = _errors([data["clicks"][g] for g in groups])
+        means, errors = _errors([data.clicks[g] for g in groups])
         ax.bar(
             x + (i - (len(unions) - 1) / 2) * width,
             np.nan_to_num(means),
@@ -130,22 +127,24 @@ def stratification(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def bandit_gains(results: Mapping[str, Any]) -> bytes:
+def bandit_gains(results: CompareResults) -> bytes:
     """The bandit's gain over the best fixed arm and over the default arm, per section and user segment."""
-    by_section = results["bandit"]["by_section"]
+    by_section = results.bandit.by_section
     groups = list(by_section)
     figure = Figure(figsize=(11, 3.8))
     for j, key in enumerate(("vs_best_fixed", "vs_default")):
         ax = figure.add_subplot(1, 2, j + 1)
-        segments = sorted({s for g in groups for s in by_section[g]["by_segment"]})
+        segments = sorted({s for g in groups for s in by_section[g].by_segment})
         columns = [*segments, ALL]
         width = 0.8 / len(columns)
         x = np.arange(len(groups))
         for i, segment in enumerate(columns):
             cells = [
-                by_section[g][key]
+                getattr(by_section[g], key)
                 if segment == ALL
-                else by_section[g]["by_segment"].get(segment, {}).get(key, {})
+                else getattr(by_section[g].by_segment[segment], key)
+                if segment in by_section[g].by_segment
+                else None
                 for g in groups
             ]
             means, errors = _errors(cells)
@@ -165,9 +164,9 @@ def bandit_gains(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def bandit_arms(results: Mapping[str, Any]) -> bytes:
+def bandit_arms(results: CompareResults) -> bytes:
     """Share of requests per knob value, per section and user segment, as the bandit chose (heat maps)."""
-    knob_shares = results["bandit"]["knob_shares"]
+    knob_shares = results.bandit.knob_shares
     panels = [(s, k, v) for s, knobs in knob_shares.items() for k, v in knobs.items()]
     if not panels:
         return _empty(Figure(figsize=(6, 2)), "no knob with more than one value was chosen by the bandit")
@@ -199,14 +198,14 @@ def bandit_arms(results: Mapping[str, Any]) -> bytes:
     return _png(figure)
 
 
-def replay_vs_truth(results: Mapping[str, Any]) -> bytes:
+def replay_vs_truth(results: CompareResults) -> bytes:
     """Every seed's replay estimate with its bootstrap interval against that seed's truth, per section."""
-    rows = [r for r in results["replay"]["rows"] if r["section"] != ALL]
+    rows = [r for r in results.replay.rows if r.section != ALL]
     if not rows:
         return _empty(Figure(figsize=(6, 2)), "no replay rows")
-    estimators = list(dict.fromkeys(r["estimator"] for r in rows))
+    estimators = list(dict.fromkeys(r.estimator for r in rows))
     figure = Figure(figsize=(3.2 * len(estimators), 3.4))
-    truths = [num(p["truth"]) for r in rows for p in r["per_seed"]]
+    truths = [p.truth for r in rows for p in r.per_seed]
     low, high = min(truths), max(truths)
     pad = 0.15 * (high - low or 1.0)
     markers = {"bandit": "o", "default": "s", "best_fixed": "^"}
@@ -214,20 +213,15 @@ def replay_vs_truth(results: Mapping[str, Any]) -> bytes:
         ax = figure.add_subplot(1, len(estimators), i + 1)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linewidth=0.8)
         for policy, marker in markers.items():
-            points = [
-                p
-                for r in rows
-                if r["estimator"] == estimator and r["policy"] == policy
-                for p in r["per_seed"]
-            ]
+            points = [p for r in rows if r.estimator == estimator and r.policy == policy for p in r.per_seed]
             if not points:
                 continue
-            value = np.array([num(p["value"]) for p in points])
-            lower = np.array([num(p["ci_low"]) for p in points])
-            upper = np.array([num(p["ci_high"]) for p in points])
+            value = np.array([p.value for p in points])
+            lower = np.array([p.ci_low for p in points])
+            upper = np.array([p.ci_high for p in points])
             errors = np.vstack([np.maximum(value - lower, 0), np.maximum(upper - value, 0)])
             ax.errorbar(
-                [num(p["truth"]) for p in points],
+                [p.truth for p in points],
                 value,
                 yerr=np.nan_to_num(errors),
                 fmt=marker,
@@ -247,7 +241,7 @@ def replay_vs_truth(results: Mapping[str, Any]) -> bytes:
 
 
 #: Plot id -> (title, function): every plot of the HTML report, in order.
-PLOTS: dict[str, tuple[str, Callable[[Mapping[str, Any]], bytes]]] = {
+PLOTS: dict[str, tuple[str, Callable[[CompareResults], bytes]]] = {
     "section_bars": ("Clicks per request by section", section_bars),
     "cross_learning": ("Cross-learning curve", cross_learning),
     "stratification": ("Union strategies", stratification),

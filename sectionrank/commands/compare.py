@@ -9,9 +9,7 @@ import click
 from heuristics import SectionsConfig
 from sectionrank.errors import USER_ERRORS
 from sectionrank.progress import progress
-from simulator.compare import compare, write_outputs
 from simulator.compare_settings import FULL, QUICK
-from simulator.report import headline_text
 
 
 @click.command("compare")
@@ -88,6 +86,10 @@ def compare_command(
     Example:
         sectionrank compare --world default --seeds 5 --out runs/compare --quick
     """
+    # The comparison (LightGBM, VW) and the report (matplotlib) load only when the command runs.
+    from simulator.compare import compare, write_outputs
+    from simulator.report import headline_text
+
     settings = QUICK if quick else FULL
     changes: dict[str, object] = {}
     if log_requests is not None:
@@ -110,12 +112,12 @@ def compare_command(
         raise click.ClickException(str(exc)) from None
     paths = write_outputs(results, out)
     click.echo(
-        f"Compared {len(results['strategies'])} strategies on world {results['world']['name']!r} over "
-        f"{len(results['seeds'])} seeds in {results['runtime']['seconds']:.0f} s; wrote "
+        f"Compared {len(results.strategies)} strategies on world {results.world.name!r} over "
+        f"{len(results.seeds)} seeds in {results.runtime.seconds:.0f} s; wrote "
         + ", ".join(str(p) for p in paths.values())
     )
     click.echo(
-        f"\nExpected clicks per request (mean ± 95% interval half-width over {len(results['seeds'])} seeds):"
+        f"\nExpected clicks per request (mean ± 95% interval half-width over {len(results.seeds)} seeds):"
     )
     click.echo(headline_text(results))
 

@@ -22,28 +22,28 @@ SETTINGS = CompareSettings(
 @pytest.mark.slow
 def test_compare_tiny_related_world_consolidated_wins_in_the_tiny_section():
     results = compare("tiny_related", seeds=5, settings=SETTINGS)
-    cross = results["cross_learning"]
-    assert cross["section"] == "category_explore"  # the section with 2% of the traffic
-    assert "category_explore" in results["conclusions"]["cross_learning_gain_sections"]
-    assert cross["by_section"]["category_explore"]["verdict"] == "better"
+    cross = results.cross_learning
+    assert cross.section == "category_explore"  # the section with 2% of the traffic
+    assert "category_explore" in results.conclusions.cross_learning_gain_sections
+    assert cross.by_section["category_explore"].verdict == "better"
     # The less of its own data the tiny section has, the more the other sections' data is worth.
-    low, full = cross["curve"][0], cross["curve"][-1]
-    assert low["gain"]["verdict"] == "better"
-    assert low["gain"]["mean"] > full["gain"]["mean"] > 0
+    low, full = cross.curve[0], cross.curve[-1]
+    assert low.gain.verdict == "better"
+    assert low.gain.mean > full.gain.mean > 0
 
 
 @pytest.mark.slow
 def test_compare_no_sharing_world_has_no_cross_learning_gain():
     results = compare("no_sharing", seeds=5, settings=SETTINGS)
-    cross = results["cross_learning"]
+    cross = results.cross_learning
     # Neither with a section's full data nor with a share of it does consolidation gain anywhere.
-    assert results["conclusions"]["cross_learning_gain"] is False
-    assert results["conclusions"]["cross_learning_gain_sections"] == []
-    assert all(v["verdict"] != "better" for v in cross["by_section"].values()), cross["by_section"]
-    assert cross["gain_shares"] == []
-    for point in cross["curve"]:
-        assert point["gain"]["verdict"] != "better", point["share"]
-    assert cross["by_section"][cross["section"]]["verdict"] != "better"
+    assert results.conclusions.cross_learning_gain is False
+    assert results.conclusions.cross_learning_gain_sections == ()
+    assert all(v.verdict != "better" for v in cross.by_section.values()), cross.by_section
+    assert cross.gain_shares == ()
+    for point in cross.curve:
+        assert point.gain.verdict != "better", point.share
+    assert cross.by_section[cross.section].verdict != "better"
 
 
 @pytest.mark.slow
@@ -51,15 +51,15 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
     results = compare("no_freshness", seeds=5, settings=SETTINGS)
     sections = SectionsConfig.load()
     # The world's answer: the best fixed arm has freshness weight 0 in every section and seed.
-    for section, arm_ids in results["bandit"]["best_fixed_arms"].items():
+    for section, arm_ids in results.bandit.best_fixed_arms.items():
         knobs = {arm.id: arm.knobs for arm in sections[section].arms}
         assert all(knobs[a]["freshness.weight"] == 0 for a in arm_ids), section
-    conclusions = results["conclusions"]
-    assert conclusions["bandit_vs_best_fixed"] != "better"
-    assert conclusions["bandit_gain_over_best_fixed"]["mean"] <= 0
+    conclusions = results.conclusions
+    assert conclusions.bandit_vs_best_fixed != "better"
+    assert conclusions.bandit_gain_over_best_fixed.mean <= 0
     # Nearly all requests get freshness weight 0 (uniform logging: about a third). Discover (85% of the
     # traffic) reaches its ceiling under 5% exploration, 1 - 0.05 * 8/12 = 0.967; the small sections (about
     # 400 learning decisions over 9-16 arms each) stay noisy.
-    assert results["bandit"]["freshness_zero_share"]["discover"] >= 0.95
-    assert conclusions["freshness_zero_share"] >= 0.9
-    assert results["bandit"]["by_section"][ALL]["vs_best_fixed"]["n"] == 5
+    assert results.bandit.freshness_zero_share["discover"] >= 0.95
+    assert conclusions.freshness_zero_share >= 0.9
+    assert results.bandit.by_section[ALL].vs_best_fixed.n == 5
