@@ -5,11 +5,12 @@ answer is a frozen dataclass of its own. `CompareResults.to_json()` gives the co
 JSON: NaN is written as null) and `CompareResults.from_json()` reads it back, so that a results.json written
 earlier can be reported again. The field names, their nesting and their order are those of results.json
 (docs/compare.md: Output); the conversion is generic over the dataclasses' type hints, with one exception:
-`ConfigLines`, whose JSON object holds the strategies' counts beside its ``sources``.
+`ConfigLines`, whose JSON object holds the strategies' counts beside their ``sources``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 from collections.abc import Mapping
@@ -359,14 +360,6 @@ class ConfigLines:
     by_strategy: Mapping[str, int]
     sources: ConfigSources
 
-    def to_json(self) -> dict[str, Any]:
-        return {**{k: int(v) for k, v in self.by_strategy.items()}, "sources": _to_json(self.sources)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ConfigLines:
-        counts = {k: int(v) for k, v in data.items() if k != "sources"}
-        return cls(by_strategy=counts, sources=_from_json(ConfigSources, data["sources"]))
-
 
 @dataclass(frozen=True)
 class Runtime:
@@ -468,8 +461,8 @@ class CompareResults:
 
 def _to_json(value: Any) -> Any:
     """Dataclasses as objects (fields in order), mappings as objects, tuples as lists, NaN as None."""
-    if isinstance(value, ConfigLines):
-        return value.to_json()
+    if isinstance(value, ConfigLines):  # the counts beside "sources", in one object
+        return {**_to_json(value.by_strategy), "sources": _to_json(value.sources)}
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, np.generic):
@@ -485,6 +478,12 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_to_json(v) for v in value]
     raise TypeError(f"Expected a results value, found {type(value).__name__}")
+
+
+@functools.cache
+def _hints(kind: type) -> dict[str, Any]:
+    """A dataclass's field types (its annotations evaluated once)."""
+    return get_type_hints(kind)
 
 
 def _from_json(kind: Any, value: Any) -> Any:
@@ -508,8 +507,12 @@ def _from_json(kind: Any, value: Any) -> Any:
         item = get_args(kind)[1]
         return {str(k): _from_json(item, v) for k, v in value.items()}
     if kind is ConfigLines:
-        return ConfigLines.from_json(value)
+        counts = {k: v for k, v in value.items() if k != "sources"}
+        return ConfigLines(
+            by_strategy=_from_json(Mapping[str, int], counts),
+            sources=_from_json(ConfigSources, value["sources"]),
+        )
     if isinstance(kind, type) and is_dataclass(kind):
-        hints = get_type_hints(kind)
+        hints = _hints(kind)
         return kind(**{f.name: _from_json(hints[f.name], value[f.name]) for f in fields(kind) if f.init})
     raise TypeError(f"cannot read a results value as {kind!r}")
