@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from bandits.errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class DecisionBatch:
@@ -72,7 +74,7 @@ class DecisionBatch:
     def concat(cls, batches: list[DecisionBatch]) -> DecisionBatch:
         """One batch holding the rows of `batches`, in order."""
         if not batches:
-            raise ValueError("Expected at least one batch to concatenate")
+            raise InvalidArgumentError("Expected at least one batch to concatenate")
         out: dict[str, Any] = {}
         for name in cls.__dataclass_fields__:
             values = [getattr(b, name) for b in batches]

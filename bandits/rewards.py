@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bandits.errors import InvalidArgumentError
+
 REWARDS = ("clicks", "discounted_clicks", "conversions", "revenue", "explicit")
 
 
@@ -48,7 +50,7 @@ def compute_rewards(
         not None.
     """
     if kind not in REWARDS:
-        raise ValueError(f"Expected a reward in {', '.join(REWARDS)}, found {kind!r}")
+        raise InvalidArgumentError(f"Expected a reward in {', '.join(REWARDS)}, found {kind!r}")
     batch = len(clicks)
     if has_feedback is None:
         has_feedback = np.fromiter((c is not None for c in clicks), dtype=bool, count=batch)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bandits.errors import InvalidArgumentError
+
 #: Shared (request context) and action (arm knobs) namespaces; `INTERACTIONS` pairs them for ``-q``.
 SHARED_NS = "U"
 ACTION_NS = "A"
@@ -42,7 +44,7 @@ def escape_series(tokens: pd.Series) -> pd.Series:
 def format_value(value: float) -> str:
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"Expected a finite feature value, found {value!r}")
+        raise InvalidArgumentError(f"Expected a finite feature value, found {value!r}")
     return repr(value)
 
 
@@ -75,7 +77,7 @@ class CBLabel:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.probability <= 1.0:
-            raise ValueError(f"Expected a probability in (0, 1], found {self.probability!r}")
+            raise InvalidArgumentError(f"Expected a probability in (0, 1], found {self.probability!r}")
         format_value(self.cost)
 
     @classmethod
@@ -90,7 +92,7 @@ class CBLabel:
 def namespace(name: str, features: list[Feature]) -> str:
     """``|name f1 f2 ...`` for one of this module's namespace constants."""
     if name not in (SHARED_NS, ACTION_NS):
-        raise ValueError(f"Expected a namespace in {SHARED_NS!r}, {ACTION_NS!r}, found {name!r}")
+        raise InvalidArgumentError(f"Expected a namespace in {SHARED_NS!r}, {ACTION_NS!r}, found {name!r}")
     return f"|{name} " + " ".join(f.render() for f in features)
 
 
@@ -108,11 +110,11 @@ def adf_example(shared: str, actions: list[str], chosen: int | None = None, labe
     Exactly one action line carries a label when learning (`chosen` and `label` given), none when predicting.
     """
     if (chosen is None) != (label is None):
-        raise ValueError("Give both `chosen` and `label` to learn, or neither to predict")
+        raise InvalidArgumentError("Give both `chosen` and `label` to learn, or neither to predict")
     lines = [shared, *actions]
     if chosen is not None:
         if not 0 <= chosen < len(actions):
-            raise ValueError(f"Expected `chosen` in [0, {len(actions)}), found {chosen}")
+            raise InvalidArgumentError(f"Expected `chosen` in [0, {len(actions)}), found {chosen}")
         lines[1 + chosen] = f"{label.render()} {actions[chosen]}"
     return lines
 
@@ -132,7 +134,7 @@ def shared_lines(columns: dict[str, pd.Series | np.ndarray]) -> list[str]:
     numeric = {name: values.dtype.kind in "fiub" for name, values in arrays.items()}
     for name, values in arrays.items():
         if numeric[name] and not np.isfinite(values.astype(np.float64)).all():
-            raise ValueError(f"Expected finite values in context feature {name!r}")
+            raise InvalidArgumentError(f"Expected finite values in context feature {name!r}")
     n_rows = len(next(iter(arrays.values()))) if arrays else 0
     if n_rows < SMALL_BATCH:
         rows = []
@@ -182,9 +184,9 @@ def labelled_blocks(
     rewards = np.asarray(rewards, dtype=np.float64)
     propensities = np.asarray(propensities, dtype=np.float64)
     if not np.isfinite(rewards).all():
-        raise ValueError("Expected finite rewards")
+        raise InvalidArgumentError("Expected finite rewards")
     if not ((propensities > 0) & (propensities <= 1)).all():
-        raise ValueError("Expected propensities in (0, 1]")
+        raise InvalidArgumentError("Expected propensities in (0, 1]")
     costs = pd.Series(cost_of(rewards)).map(repr)
     labels = "0:" + costs + ":" + pd.Series(propensities).map(repr) + " "
     # Text before and after the chosen action's label, per (action set, chosen index), built once each.
@@ -194,7 +196,9 @@ def labelled_blocks(
         key, index = pair.split("\x00")
         actions, index = action_sets[key], int(index)
         if not 0 <= index < len(actions):
-            raise ValueError(f"Expected a chosen action in [0, {len(actions)}) for {key!r}, found {index}")
+            raise InvalidArgumentError(
+                f"Expected a chosen action in [0, {len(actions)}) for {key!r}, found {index}"
+            )
         before[pair] = "".join(line + "\n" for line in actions[:index])
         after[pair] = "\n".join(actions[index:])
     blocks = pd.Series(shared).reset_index(drop=True) + "\n" + pairs.map(before) + labels + pairs.map(after)

@@ -37,8 +37,9 @@ from simulator.compare_results import (
 )
 from simulator.compare_run import STEPS, run_seed
 from simulator.compare_seed import SeedResult
-from simulator.compare_settings import FULL, PRIMARY, CompareInputError, CompareSettings, curve_section
+from simulator.compare_settings import FULL, PRIMARY, CompareSettings, curve_section
 from simulator.compare_stats import summarize
+from simulator.errors import CompareInputError
 from simulator.world_config import WorldConfig
 
 Progress = Callable[[Iterable[int]], Iterable[int]]

@@ -17,8 +17,9 @@ from ranker.rerank.items import ItemAttributes
 from simulator.compare_knobs import KnobPolicies
 from simulator.compare_record import record_run
 from simulator.compare_seed import ArmCount, MetricMean
-from simulator.compare_settings import CompareInputError, curve_strategy, union_strategy
+from simulator.compare_settings import curve_strategy, union_strategy
 from simulator.compare_train import CurveModels, TrainedDesigns
+from simulator.errors import CompareInputError
 from simulator.records import RequestBatch
 from simulator.strategies import EvalSet, Strategy, StrategyRunner
 from simulator.world import World

@@ -20,7 +20,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import numpy as np
 
 from simulator.compare_seed import LogSummary
-from simulator.compare_settings import CompareInputError, CompareSettings
+from simulator.compare_settings import CompareSettings
+from simulator.errors import CompareInputError
 
 SCHEMA_VERSION = 1
 BETTER, WORSE, TIE = "better", "worse", "tie"

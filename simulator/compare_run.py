@@ -38,7 +38,7 @@ from simulator.compare_evaluate import Evaluation, build_strategies, evaluate, s
 from simulator.compare_knobs import KnobPolicies, LearnedBandit, best_fixed_arms, learn_bandit
 from simulator.compare_replay import logged_requests, replay_estimates
 from simulator.compare_seed import BestFixedArm, LogSummary, ReplayEstimate, SeedResult
-from simulator.compare_settings import CompareInputError, CompareSettings, curve_section
+from simulator.compare_settings import CompareSettings, curve_section
 from simulator.compare_timing import StepClock
 from simulator.compare_train import (
     CurveModels,
@@ -49,6 +49,7 @@ from simulator.compare_train import (
     train_curve,
     train_designs,
 )
+from simulator.errors import CompareInputError
 from simulator.records import RequestBatch
 from simulator.run import simulate
 from simulator.world import World

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from simulator.errors import SimulatorError
+from simulator.errors import CompareInputError
 from simulator.world_config import WorldConfig
 
 #: The section and segment value of rows that cover every section or segment.
@@ -50,10 +50,6 @@ def union_strategy(union: str) -> str:
 def curve_strategy(design: str, share: float) -> str:
     """The strategy name of a curve model (at share 1 the main model of the design)."""
     return design if share >= 1.0 else f"{design}@{share:g}"
-
-
-class CompareInputError(SimulatorError, ValueError):
-    """A comparison cannot run with these settings; the message names the setting."""
 
 
 def _check_int(name: str, value: object, low: int) -> None:

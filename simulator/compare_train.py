@@ -19,7 +19,8 @@ from ranker.dataset import DROPPED, STATS, TRAIN, VALIDATION, PreparedLog
 from ranker.model import RankerModel
 from ranker.train import train_design
 from simulator.compare_seed import CurveLists, StrategyCost
-from simulator.compare_settings import BASE_PAIR_SECTION, CompareInputError, CompareSettings, union_strategy
+from simulator.compare_settings import BASE_PAIR_SECTION, CompareSettings, union_strategy
+from simulator.errors import CompareInputError
 
 
 @dataclass(frozen=True)

@@ -19,3 +19,8 @@ class WorldConfigError(SimulatorError, ValueError):
 
 class SimulationInputError(SimulatorError, ValueError):
     """An argument of a world or logging-policy method has the wrong shape, type or range."""
+
+
+class CompareInputError(SimulatorError, ValueError):
+    """A comparison cannot run with these settings, or a results file cannot be read back; the message
+    names the setting or the file: "Expected `seeds` to be an integer >= 1, found 0"."""

@@ -29,6 +29,7 @@ from ranker.model import RankerModel
 from ranker.rerank.batch import RerankBatch
 from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline
+from simulator.errors import SimulationInputError
 from simulator.population import DAY
 from simulator.records import RequestBatch
 from simulator.world import World
@@ -107,9 +108,11 @@ class Strategy:
 
     def __post_init__(self) -> None:
         if (self.bound is None) == (self.rankers is None):
-            raise ValueError(f"strategy {self.name!r}: give either rankers or a bound")
+            raise SimulationInputError(f"strategy {self.name!r}: give either rankers or a bound")
         if self.bound is not None and self.bound not in BOUNDS:
-            raise ValueError(f"strategy {self.name!r}: expected a bound in {BOUNDS}, found {self.bound!r}")
+            raise SimulationInputError(
+                f"strategy {self.name!r}: expected a bound in {BOUNDS}, found {self.bound!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from simulator.compare import _seeds, config_lines
 from simulator.compare_results import Interval
 from simulator.compare_seed import MetricMean, SeedResult
-from simulator.compare_settings import ALL, CompareInputError, CompareSettings
+from simulator.compare_settings import ALL, CompareSettings
 from simulator.compare_stats import (
     SeedTable,
     _knob_value_share,
@@ -20,6 +20,7 @@ from simulator.compare_stats import (
     t_quantile,
     verdict,
 )
+from simulator.errors import CompareInputError
 
 
 def test_t_quantile_matches_scipy():

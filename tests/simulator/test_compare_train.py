@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from simulator.compare_settings import CompareInputError
 from simulator.compare_train import TrainedDesigns, TrainedModel, strategy_costs, train_designs
+from simulator.errors import CompareInputError
 
 SECTIONS = ("discover", "similar_items", "category_explore", "search")
 
