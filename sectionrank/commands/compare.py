@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from heuristics import SectionsConfig
-from sectionrank.errors import USER_ERRORS
 from sectionrank.progress import progress
 from simulator.compare_settings import FULL, QUICK
 
@@ -98,18 +97,15 @@ def compare_command(
         changes["eval_requests"] = eval_requests
     if curve_section is not None:
         changes["curve_section"] = curve_section
-    try:
-        settings = settings.with_sizes(**changes)
-        sections = SectionsConfig.load(config_path)
-        results = compare(
-            world_ref,
-            seeds=seeds,
-            settings=settings,
-            sections=sections,
-            progress=lambda steps: progress(steps, total=len(steps), desc="comparing"),
-        )
-    except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = settings.with_sizes(**changes)
+    sections = SectionsConfig.load(config_path)
+    results = compare(
+        world_ref,
+        seeds=seeds,
+        settings=settings,
+        sections=sections,
+        progress=lambda steps: progress(steps, total=len(steps), desc="comparing"),
+    )
     paths = write_outputs(results, out)
     click.echo(
         f"Compared {len(results.strategies)} strategies on world {results.world.name!r} over "

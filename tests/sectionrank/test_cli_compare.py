@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
-from sectionrank.commands.compare import compare_command
+from sectionrank.cli import main
 from simulator import WorldConfig
 from simulator.compare_run import run_seed
 from simulator.compare_settings import MAIN_STRATEGIES, CompareSettings
@@ -25,7 +25,7 @@ SMALL = ["--requests", "3000", "--eval-requests", "200", "--quick"]
 
 
 def run(*args: str):
-    return CliRunner().invoke(compare_command, list(args))
+    return CliRunner().invoke(main, ["compare", *args])
 
 
 class _Images(HTMLParser):

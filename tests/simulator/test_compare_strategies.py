@@ -16,7 +16,9 @@ from ranker.metrics import ndcg_at_k
 from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline
 from simulator import World, WorldConfig
-from simulator.compare_run import logged_requests, sample_window, subsample_section
+from simulator.compare_evaluate import sample_window
+from simulator.compare_replay import logged_requests
+from simulator.compare_train import subsample_section
 from simulator.strategies import (
     EvalSet,
     Strategy,
