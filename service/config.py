@@ -11,6 +11,7 @@ Keys (docs/serve.md lists them with their defaults)::
     seed = 0
     admin_token = ""                    # bearer token of POST /v1/models/reload; "" disables it
     heuristics = true                   # false serves the ranker's order
+    reload_timeout_seconds = 60.0       # a reload's validation in a separate process is refused past this
     [models]                            # model directories by design; omit the designs you do not serve
     base = "models/base"
     [section_models]                    # which design serves each section (defaults below)
@@ -78,6 +79,7 @@ _KNOWN = frozenset(
         "seed",
         "admin_token",
         "heuristics",
+        "reload_timeout_seconds",
         "models",
         "section_models",
     }
@@ -118,6 +120,7 @@ class ServiceConfig:
     seed: int = 0
     admin_token: str = ""
     heuristics: bool = True
+    reload_timeout_seconds: float = 60.0
     source: str = "<dict>"
 
     @classmethod
@@ -176,6 +179,9 @@ class ServiceConfig:
             seed=_CHECK.integer("seed", values.get("seed", 0), low=0),
             admin_token=_CHECK.string("admin_token", values.get("admin_token", "")),
             heuristics=_CHECK.boolean("heuristics", values.get("heuristics", True)),
+            reload_timeout_seconds=_CHECK.number(
+                "reload_timeout_seconds", values.get("reload_timeout_seconds", 60.0), low=1.0
+            ),
             source=source,
         )
 
@@ -227,6 +233,7 @@ class ServiceConfig:
             "max_body_bytes": self.max_body_bytes,
             "seed": self.seed,
             "heuristics": self.heuristics,
+            "reload_timeout_seconds": self.reload_timeout_seconds,
         }
 
 

@@ -4,6 +4,8 @@
   booster or VW workspace crosses a fork (LightGBM #4751, gunicorn #2520).
 - Sync workers: one request at a time per worker, so the per-worker pipeline needs no thread pool, and
   LightGBM predicts with ``num_threads=1`` (the pipeline passes it on every call).
+- ``post_worker_init`` makes a worker whose pipeline failed to load exit before it takes a request, so it
+  never answers 503 in turn with healthy workers; the master replaces it.
 - ``worker_exit`` closes the worker's decision writer, draining its queue into the log: a SIGTERM to the
   master (graceful stop) loses no decision that a response acknowledged. An ``atexit`` hook in
   service.state does the same when a worker exits another way.
@@ -30,6 +32,32 @@ proc_name = "sectionrank"
 def post_fork(server, worker) -> None:
     """Keep OpenMP to one thread in the worker before anything loads LightGBM."""
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+#: Seconds a worker that could not load its pipeline waits before it exits for the master to replace it: it
+#: never takes a request (out of rotation), and a config that stays broken is no busy restart loop.
+LOAD_FAILURE_PAUSE = 5.0
+
+
+def post_worker_init(worker) -> None:
+    """A worker whose pipeline did not load leaves rotation: it exits before accepting any request, and the
+    master starts a new one (which loads from the config again). Healthy workers keep serving meanwhile."""
+    import sys
+    import time
+
+    from service.state import open_states
+
+    failed = [state.load_error for state in open_states() if state.loaded is None]
+    if failed:
+        error = failed[0]
+        worker.log.error(
+            "worker %s: pipeline not loaded (%s: %s); exiting for the master to replace it",
+            worker.pid,
+            error.field if error else "models",
+            error.message if error else "not loaded",
+        )
+        time.sleep(LOAD_FAILURE_PAUSE)
+        sys.exit(1)
 
 
 def worker_exit(server, worker) -> None:

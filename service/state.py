@@ -1,10 +1,10 @@
 """What one worker holds: the loaded pipeline, the decision writer, the store; loading and hot reload.
 
 A worker builds its state after the fork (gunicorn runs without ``--preload``: LightGBM and VW must not
-cross a fork). `build_pipeline` reads the catalog and users from the store, loads the ranker designs the
-sections are mapped to (checking each inference contract), parses the knob policy and runs a smoke prediction
-per section; only then does `ServiceState.reload` swap the new pipeline in. A failure at any step leaves the
-serving pipeline untouched and raises `LoadError` naming the config key at fault.
+cross a fork) with `service.loading.build_pipeline`. A reload builds the candidate in a separate process
+first (`service.reload_check`), then in the worker, and only then does `ServiceState.reload` swap the new
+pipeline in. A failure at any step leaves the serving pipeline untouched and raises `LoadError` naming the
+config key at fault.
 """
 
 from __future__ import annotations
@@ -20,125 +20,25 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bandits.base import KnobPolicy
-from bandits.errors import BanditsError, UnknownEventError
+from bandits.errors import UnknownEventError
 from bandits.log import DecisionLog
 from bandits.records import DecisionBatch, FeedbackBatch
-from bandits.replay import parse_policy
-from heuristics import HeuristicsError, SectionsConfig
-from ranker.errors import PipelineConfigError, RankerError
-from ranker.model import RankerModel
-from ranker.rerank.batch import RerankBatch
-from ranker.rerank.items import ItemAttributes
-from ranker.rerank.pipeline import RerankPipeline, RerankRequest, RerankResult
+from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
 from service.errors import ApiError, LoadError, ServiceError
+from service.loading import Loaded, build_pipeline, check_section_names
 from service.log_writer import DecisionWriter
 from service.metrics import Metrics
-from service.store import ServiceStore
+from service.reload_check import validate as validate_in_child
 from service.validation import cache_key, parse_feedback, parse_rerank
 
 LOGGER = logging.getLogger(__name__)
-
-#: The errors a bad config, store, artifact or policy raises while loading.
-LOAD_ERRORS = (RankerError, BanditsError, HeuristicsError, ServiceError, OSError, ValueError)
-
-
-@dataclass
-class Loaded:
-    """A built pipeline and what it was built from; its caches go with it (a reload starts them empty)."""
-
-    config: ServiceConfig
-    pipeline: RerankPipeline
-    models: dict[str, RankerModel]
-    loaded_at: float
-    caches: dict[str, OrderedDict] = field(default_factory=dict)
-
-    @property
-    def sections(self) -> SectionsConfig:
-        return self.pipeline.sections
-
-
-def _load_step(key: str, step, *args, **kwargs):
-    try:
-        return step(*args, **kwargs)
-    except LoadError:
-        raise
-    except PipelineConfigError as exc:
-        # The pipeline was put together wrongly: the config's section -> design mapping is at fault.
-        raise LoadError("section_models", exc.problem) from None
-    except LOAD_ERRORS as exc:
-        raise LoadError(key, str(exc)) from None
-
-
-def build_pipeline(config: ServiceConfig) -> Loaded:
-    """Load everything `config` names and smoke-test it; raises `LoadError` naming the key at fault."""
-    sections = _load_step("sections_config", SectionsConfig.load, config.sections_config)
-    store = ServiceStore(config.store)
-    catalog, users = _load_step("store", store.tables)
-    problems = config.serving_problems(sections.sections)
-    if problems:
-        raise LoadError(problems[0].key, problems[0].problem)
-    designs = {section.name: config.section_models[section.name] for section in sections}
-    models = {
-        design: _load_step(
-            f"models.{design}", RankerModel.load, config.models[design], catalog=catalog, users=users
-        )
-        for design in sorted(set(designs.values()))
-    }
-    policy = _load_step("policy", parse_policy, config.policy, sections)
-    if not isinstance(policy, KnobPolicy):
-        raise LoadError("policy", f"{config.policy!r} is not a policy the service can serve")
-    rankers = {section: models[design] for section, design in designs.items()}
-    try:
-        items = _load_step("store", ItemAttributes, catalog, users)
-        pipeline = _load_step(
-            "section_models",
-            RerankPipeline,
-            sections,
-            rankers,
-            items,
-            policy,
-            heuristics=config.heuristics,
-            seed=config.seed,
-            num_threads=1,
-        )
-        _load_step("models", smoke_test, pipeline, catalog, users)
-    except LoadError:
-        close = getattr(policy, "close", None)  # a refused VW workspace must not leak
-        if callable(close):
-            close()
-        raise
-    return Loaded(config, pipeline, models, time.time())
-
-
-def smoke_test(pipeline: RerankPipeline, catalog, users, n_items: int = 5) -> None:
-    """Score and re-rank a few catalog items in every section; raises the stage's own error."""
-    ids = catalog["item_id"].to_numpy()[:n_items]
-    first = catalog.iloc[0]
-    tags = str(first.get("tags") or "").split()
-    context = {
-        "source_item": first["item_id"],
-        "category": first["category"],
-        "query": tags[0] if tags else "x",
-    }
-    context = {k: v.item() if isinstance(v, np.generic) else v for k, v in context.items()}
-    user = np.asarray(users["user_id"].to_numpy()[:1])
-    now = np.array([time.time()])
-    rng = np.random.default_rng(0)
-    for section in pipeline.sections:
-        batch = RerankBatch.from_contexts([section.name], user, now, [context], ids[None, :])
-        result = pipeline.rerank_batch(batch, rng, k=min(3, len(ids)))
-        if not np.isfinite(result.base_scores).all():
-            raise LoadError(
-                "models", f"section {section.name!r}: the smoke prediction gave non-finite scores"
-            )
 
 
 class RecentDecisions:
@@ -219,6 +119,8 @@ class ServiceState:
         with self._reload_lock:
             try:
                 config = self.config.with_reload(overrides) if overrides else self.config
+                check_section_names(config, (overrides or {}).get("section_models", {}))
+                validate_in_child(config, timeout=config.reload_timeout_seconds)
                 loaded = build_pipeline(config)
             except ServiceError:
                 self.metrics.inc("sectionrank_reloads_total", result="refused")
@@ -424,6 +326,11 @@ def response_payload(
 
 #: Every open state of this process, closed by gunicorn's worker_exit hook and at interpreter exit.
 _OPEN: list[ServiceState] = []
+
+
+def open_states() -> list[ServiceState]:
+    """Every open state of this process (one per app)."""
+    return list(_OPEN)
 
 
 def close_all() -> None:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import service.state
+import service.loading
 from bandits.log import DecisionLog
 from heuristics import SectionsConfig
 from ranker.errors import PipelineConfigError
@@ -131,7 +131,7 @@ def test_reload_refuses_a_pipeline_config_error_as_the_configs_not_the_requests(
     def misassembled(*args, **kwargs):
         raise PipelineConfigError("rankers", "no ranker configured for sections ['discover']")
 
-    monkeypatch.setattr(service.state, "RerankPipeline", misassembled)
+    monkeypatch.setattr(service.loading, "RerankPipeline", misassembled)
     response = client.post("/v1/models/reload", headers=admin_auth)
     assert response.status_code == 422
     assert response.get_json()["error"] == {
