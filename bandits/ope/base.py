@@ -16,6 +16,7 @@ row i is ``w_i = pi(a_i | x_i) / pscore_i``.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -346,9 +347,9 @@ class BaseEstimator(ABC):
         """The estimate and its ``1 - alpha`` percentile bootstrap interval.
 
         Rows are resampled with replacement `n_bootstrap` times (see `bandits.ope.bootstrap`). Per-row values
-        are held fixed (so DR's cross-fitted reward model is not refitted per resample), except for
-        estimators that override `bootstrap_replicates` (DM refits its reward model on every resample). The
-        same `seed` gives the same interval.
+        are held fixed (so the cross-fitted reward model of DM and DR is not refitted per resample), except
+        for estimators that override `bootstrap_replicates` (a DM with ``refit_bootstrap=True`` refits its
+        reward model on every resample). The same `seed` gives the same interval.
 
         Returns
         -------
@@ -385,3 +386,29 @@ class BaseRewardModel(ABC):
     @abstractmethod
     def predict(self, context: np.ndarray | None, n_rows: int) -> np.ndarray:
         """Reward estimates (n_rows, n_actions) for every arm at each of the `n_rows` contexts."""
+
+    def cross_fit(
+        self,
+        context: np.ndarray | None,
+        action: np.ndarray,
+        reward: np.ndarray,
+        *,
+        folds: np.ndarray,
+        n_actions: int,
+    ) -> np.ndarray:
+        """(n, n_actions) estimates where row i's come from a copy of this model fitted without fold
+        ``folds[i]`` (fitted on all rows when that fold is every row).
+
+        The default fits a fresh deep copy per fold; a model with a cheaper exact route (the ridge model
+        accumulates its normal equations once per fold and arm) overrides it with the same result.
+        """
+        n = len(action)
+        qhat = np.empty((n, n_actions))
+        for k in np.unique(folds):  # per fold: each fit and predict is vectorised over the fold's rows
+            test = folds == k
+            train = ~test if not test.all() else test
+            model = copy.deepcopy(self).fit(
+                None if context is None else context[train], action[train], reward[train], n_actions=n_actions
+            )
+            qhat[test] = model.predict(None if context is None else context[test], int(test.sum()))
+        return qhat

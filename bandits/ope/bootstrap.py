@@ -3,9 +3,17 @@
 Every estimator here has the form ``sum_i v_i / sum_i d_i`` over rows (``d_i = 1`` for plain means such as
 IPS, DM and DR; ``d_i = w_i`` for SNIPS; ``d_i = kept_i`` for rejection replay). A resample draws B row
 indices uniformly with replacement and recomputes the ratio on them, so self-normalised estimators are
-renormalised in every resample. The per-row values are held fixed: for DM and DR the cross-fitted reward
-model is not refitted per resample (the interval ignores the reward model's own fitting variance), and for
-replay the acceptance draws are not redrawn.
+renormalised in every resample. The per-row values are held fixed, as in Open Bandit Pipeline: for DM and
+DR the cross-fitted reward model is fitted once and not refitted per resample (the interval leaves out the
+reward model's own fitting variance), and for replay the acceptance draws are not redrawn.
+
+Large logs: with more than `MAX_UNITS` rows, the rows are first dealt at random (seeded) into `MAX_UNITS`
+buckets, and the buckets are resampled: replicate r is ``sum_j c_rj V_j / sum_j c_rj D_j`` with ``V_j`` and
+``D_j`` the bucket sums of v and d (``D_j`` the bucket's row count for a plain mean). The resampled totals
+have the same expectation as with rows, and their variance, skewness and higher cumulants match those of
+row resampling up to a relative ``1/MAX_UNITS`` (cumulants of a sum of independent rows add up bucket by
+bucket), while a resample costs ``MAX_UNITS`` draws instead of B. At or below `MAX_UNITS` rows, each row is
+its own unit and nothing is approximated.
 
 Index matrices are drawn in chunks of at most ``2**24`` entries from one ``np.random.Generator``, so the same
 seed gives the same resamples whatever the chunking, and several statistics over the same rows share the same
@@ -23,6 +31,8 @@ from bandits.ope.errors import ReplayInputError
 __all__ = ["bootstrap_ratios", "check_options", "percentile_interval"]
 
 _CHUNK_ENTRIES = 1 << 24
+#: Above this many rows, rows are dealt into this many buckets and the buckets are resampled.
+MAX_UNITS = 1 << 15
 
 
 def check_options(n_bootstrap: int, alpha: float) -> None:
@@ -40,6 +50,7 @@ def bootstrap_ratios(
     n_bootstrap: int,
     rng: np.random.Generator | int,
     chunk_entries: int = _CHUNK_ENTRIES,
+    max_units: int = MAX_UNITS,
 ) -> np.ndarray:
     """Bootstrap replicates of ``sum(v) / sum(d)`` for k statistics over the same B rows.
 
@@ -55,6 +66,9 @@ def bootstrap_ratios(
         Source of the resampling indices (an int is used as a seed).
     chunk_entries : int
         Largest index matrix drawn at once (resamples x B entries); it changes memory use, not the result.
+    max_units : int
+        With more rows than this, rows are dealt into `max_units` random buckets first and buckets are
+        resampled (see the module docstring).
 
     Returns
     -------
@@ -81,6 +95,19 @@ def bootstrap_ratios(
         if arr.shape != (n_rows,):
             raise ReplayInputError(f"Expected per-row arrays of shape ({n_rows},), found {arr.shape}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if n_rows > max_units:
+        bucket = gen.integers(0, max_units, size=n_rows)
+        count = np.bincount(bucket, minlength=max_units).astype(np.float64)
+        bucketed: dict[int, np.ndarray] = {}
+
+        def bucket_sum(arr: np.ndarray) -> np.ndarray:
+            if id(arr) not in bucketed:
+                bucketed[id(arr)] = np.bincount(bucket, weights=arr, minlength=max_units)
+            return bucketed[id(arr)]
+
+        values = [bucket_sum(v) for v in values]
+        weights = [count if d is None else bucket_sum(d) for d in weights]
+        n_rows = max_units
     index_dtype = np.int32 if n_rows < 2**31 else np.int64
     per_chunk = max(1, min(n_bootstrap, chunk_entries // n_rows))
     # Resample each distinct per-row array once (IPS and SNIPS share their numerator, for example).

@@ -98,6 +98,12 @@ class DirectMethod(BaseEstimator):
     the content order of the rows and the target's distribution (`target_folds`): the estimate does not
     depend on the order of the rows.
 
+    Its bootstrap interval, by default, resamples the per-row values with the cross-fitted qhat fitted once
+    (as Open Bandit Pipeline does): it covers the sampling of contexts, not the reward model's own fitting
+    variance, and is narrow when the context explains little. ``refit_bootstrap=True`` refits the reward
+    model on every resample instead: an honest interval for the model's variance, at the cost of
+    ``n_bootstrap`` refits.
+
     Parameters
     ----------
     reward_model : BaseRewardModel, optional
@@ -106,6 +112,8 @@ class DirectMethod(BaseEstimator):
         Cross-fitting folds.
     seed : int
         Seed of the fold assignment.
+    refit_bootstrap : bool
+        Refit the reward model on each bootstrap resample (default False: resample per-row values).
     """
 
     name: ClassVar[str] = "dm"
@@ -113,6 +121,7 @@ class DirectMethod(BaseEstimator):
     reward_model: BaseRewardModel | None = field(default=None, compare=False)
     n_folds: int = 3
     seed: int = 0
+    refit_bootstrap: bool = False
 
     def _qhat(self, data: ReplayInput) -> np.ndarray:
         if data.qhat is not None:
@@ -136,7 +145,8 @@ class DirectMethod(BaseEstimator):
         rng: np.random.Generator,
         groups: Sequence[np.ndarray] = (),
     ) -> np.ndarray | None:
-        """Refit the reward model on each resample (DM's variance is mostly the model's own).
+        """With ``refit_bootstrap``, refit the reward model on each resample; else None (resample the
+        per-row values, qhat fixed).
 
         Each resample keeps its rows' original folds, so copies of one row never sit on both sides of a
         cross-fitting split (which would let the model see the rows it predicts). With `groups`, rows are
@@ -146,7 +156,7 @@ class DirectMethod(BaseEstimator):
         With a supplied ``qhat`` nothing can be refitted: returns None, and the interval then reflects only
         the sampling of contexts (usually far too narrow).
         """
-        if data.qhat is not None:
+        if data.qhat is not None or not self.refit_bootstrap:
             return None
         n = len(data)
         folds = target_folds(data, n_folds=self.n_folds, seed=self.seed)
@@ -177,10 +187,17 @@ class DoublyRobust(DirectMethod):
     (B,). Unbiased when the propensities are exact whatever qhat is, provided qhat for row i does not
     depend on row i, which cross-fitting ensures (each row's qhat comes from a model fitted on the other
     folds). With an exact qhat the correction has expectation 0, and on a log with deterministic rewards it
-    is exactly 0, so DR equals DM. Needs ``action_dist``. Options as for `DirectMethod`.
+    is exactly 0, so DR equals DM. Needs ``action_dist``. Options as for `DirectMethod`, except
+    ``refit_bootstrap``: DR's interval always resamples its per-row values.
     """
 
     name: ClassVar[str] = "dr"
+
+    def __post_init__(self) -> None:
+        if self.refit_bootstrap:
+            raise ReplayInputError(
+                "Expected `refit_bootstrap=False` for DR: its interval resamples per-row values, found True"
+            )
 
     def bootstrap_replicates(
         self,
@@ -309,9 +326,10 @@ def evaluate(
     n_folds : int
         Cross-fitting folds of named DM / DR.
     n_bootstrap : int
-        Bootstrap resamples per group. Estimators that resample per-row values (all but DM) share the same
-        resamples within a group; DM refits its reward model on each of its own resamples, drawn within
-        each group (stratified) when the log has groups.
+        Bootstrap resamples per group; 0 gives point estimates only (NaN interval ends). Estimators share
+        the same resamples of their per-row values within a group (the reward model of DM and DR is fitted
+        once); a `DirectMethod` instance with ``refit_bootstrap=True`` refits it on each of its own
+        resamples instead, drawn within each group (stratified) when the log has groups.
     alpha : float
         Intervals have nominal coverage ``1 - alpha``.
     seed : int
@@ -335,10 +353,15 @@ def evaluate(
     TargetPolicyError
         No target policy, or DM/DR asked for with ``target_pscore`` only.
     ReplayInputError
-        Malformed input, an unknown estimator name, an empty log, or a group named ``"overall"``.
+        Malformed input, an empty or unknown estimator list, an empty log, or a group named ``"overall"``.
     """
     check_int(seed, "seed", 0)
-    check_options(n_bootstrap, alpha)
+    check_int(n_bootstrap, "n_bootstrap", 0)
+    check_options(max(n_bootstrap, 1), alpha)
+    if isinstance(estimators, str) or not len(estimators):
+        raise ReplayInputError(
+            f"Expected a non-empty sequence of estimators among {', '.join(ESTIMATORS)}, found {estimators!r}"
+        )
     data = prepare(logged, action_dist, target_pscore=target_pscore, qhat=qhat)
     if len(data) == 0:
         raise ReplayInputError("Expected at least one logged row, found 0")
@@ -377,7 +400,9 @@ def evaluate(
 
     group_rows = [rows for _, rows in groups[1:] if rows is not None]
     refitted = [
-        est.bootstrap_replicates(
+        None
+        if n_bootstrap == 0
+        else est.bootstrap_replicates(
             data, n_bootstrap=n_bootstrap, rng=np.random.default_rng(seed), groups=group_rows
         )
         for est, _ in resolved
@@ -389,7 +414,9 @@ def evaluate(
         stream = seed if k == 0 else [seed, k]
         reps: list[np.ndarray | None] = [None if rep is None else rep[k] for rep in refitted]
         plain = [j for j, rep in enumerate(reps) if rep is None]
-        if plain:
+        if n_bootstrap == 0:  # point estimates only
+            reps = [np.full(1, np.nan) for _ in resolved]
+        elif plain:
             shared_reps = bootstrap_ratios(
                 [pick(rounds[j].value) for j in plain],
                 [None if rounds[j].weight is None else pick(rounds[j].weight) for j in plain],

@@ -9,8 +9,6 @@ order in which the rows are given.
 
 from __future__ import annotations
 
-import copy
-
 import lightgbm as lgb
 import numpy as np
 
@@ -83,6 +81,103 @@ class RidgeRewardModel(BaseRewardModel):
         self.coef_ = beta0[None, :] + delta
         self.low_, self.high_ = float(reward.min()), float(reward.max())
         return self
+
+    def cross_fit(
+        self,
+        context: np.ndarray | None,
+        action: np.ndarray,
+        reward: np.ndarray,
+        *,
+        folds: np.ndarray,
+        n_actions: int,
+    ) -> np.ndarray:
+        """Cross-fitted estimates equal to fitting a copy per fold, from one pass over the rows.
+
+        The normal equations of every (fold, arm) cell are accumulated once on the unscaled design
+        ``u = [1, x - c]`` (c the column means of all rows, for numerical stability). Fold k's training
+        statistics are the sums over the other folds; its mean and standard deviation come from them, and the
+        standardisation is the linear map ``z = u M``, so the standardised normal equations are ``M' G M``
+        and ``M' h`` and predictions are ``u (M coef)``. Same model, same estimates as `fit` per fold.
+        """
+        if not (isinstance(self.alpha, float | int) and self.alpha > 0):
+            raise ReplayInputError(f"Expected `alpha` > 0, found {self.alpha!r}")
+        n = len(action)
+        x = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64)
+        reward = np.asarray(reward, dtype=np.float64)
+        labels, fold = np.unique(np.asarray(folds), return_inverse=True)
+        n_folds, d = len(labels), x.shape[1]
+        p = d + 1
+        # Centre only columns whose mean is large against their spread (raw moments would lose digits).
+        centre = x.mean(axis=0) if n else np.zeros(d)
+        if np.all(np.abs(centre) <= 10.0 * x.std(axis=0) + 1.0):
+            centre = np.zeros(d)
+        shifted = bool(centre.any())
+        cell = (fold * n_actions + action).astype(np.int16 if n_folds * n_actions < 2**15 else np.int64)
+        n_cells = n_folds * n_actions
+        gram = np.zeros((n_cells, p, p))
+        rhs = np.zeros((n_cells, p))
+        low, high = np.full(n_cells, np.inf), np.full(n_cells, -np.inf)
+        step = 1 << 15
+        for start in range(
+            0, n, step
+        ):  # chunks of rows sorted by (fold, arm) cell; one BLAS product per cell
+            stop = min(n, start + step)
+            order = np.argsort(cell[start:stop], kind="stable")
+            block, target = x[start:stop][order], reward[start:stop][order]
+            if shifted:
+                block -= centre
+            counts = np.bincount(cell[start:stop], minlength=n_cells)
+            ends = np.cumsum(counts)
+            for c in np.flatnonzero(counts):
+                rows = slice(ends[c] - counts[c], ends[c])
+                part, value = block[rows], target[rows]
+                gram[c, 0, 0] += counts[c]
+                sums = part.sum(axis=0)
+                gram[c, 0, 1:] += sums
+                gram[c, 1:, 0] += sums
+                gram[c, 1:, 1:] += part.T @ part
+                rhs[c, 0] += value.sum()
+                rhs[c, 1:] += part.T @ value
+                low[c], high[c] = min(low[c], value.min()), max(high[c], value.max())
+        gram = gram.reshape(n_folds, n_actions, p, p)
+        rhs = rhs.reshape(n_folds, n_actions, p)
+        low, high = low.reshape(n_folds, n_actions), high.reshape(n_folds, n_actions)
+        eye = np.eye(p)
+        penalty = self.alpha * eye
+        penalty[0, 0] = 0.0
+        coefs = np.empty((n_folds, p, n_actions))
+        bounds = np.empty((n_folds, 2))
+        for k in range(n_folds):
+            train = np.arange(n_folds) != k if n_folds > 1 else np.ones(1, dtype=bool)
+            g_arm, h_arm = gram[train].sum(axis=0), rhs[train].sum(axis=0)
+            g_all, h_all = g_arm.sum(axis=0), h_arm.sum(axis=0)
+            count = g_all[0, 0]
+            mean = g_all[0, 1:] / count
+            second = np.diag(g_all)[1:] / count
+            var = np.maximum(second - mean**2, 0.0)
+            # A column constant on the training rows has variance 0 up to rounding: leave it unscaled.
+            scale = np.where(var > 1e-12 * np.maximum(second, np.finfo(float).tiny), np.sqrt(var), 1.0)
+            m = np.zeros((p, p))  # z = u m: [1, u - mean] / [1, scale]
+            m[0, 0] = 1.0
+            m[0, 1:] = -mean / scale
+            m[np.arange(1, p), np.arange(1, p)] = 1.0 / scale
+            beta0 = np.linalg.solve(m.T @ g_all @ m + penalty, m.T @ h_all)
+            g_std = np.einsum("ji,ajk,kl->ail", m, g_arm, m)
+            h_std = np.einsum("ji,aj->ai", m, h_arm) - g_std @ beta0
+            delta = np.linalg.solve(g_std + self.alpha * eye, h_std[:, :, None])[:, :, 0]
+            coefs[k] = m @ (beta0[None, :] + delta).T  # (p, A) on the unscaled design u = [1, x - centre]
+            bounds[k] = low[train].min(), high[train].max()
+        qhat = np.empty((n, n_actions))
+        for start in range(0, n, step):  # chunks: all folds' predictions of a chunk, then each row's own fold
+            stop = min(n, start + step)
+            chunk = x[start:stop] - centre if shifted else x[start:stop]
+            slopes = coefs[:, 1:, :].transpose(1, 0, 2).reshape(d, n_folds * n_actions)
+            every = chunk @ slopes + coefs[:, 0, :].reshape(-1)
+            every = every.reshape(stop - start, n_folds, n_actions)
+            qhat[start:stop] = every[np.arange(stop - start), fold[start:stop]]
+        if self.clip:
+            np.clip(qhat, bounds[fold, :1], bounds[fold, 1:], out=qhat)
+        return qhat
 
     def _design(self, x: np.ndarray) -> np.ndarray:
         return np.hstack([np.ones((len(x), 1)), (x - self.mean_) / self.scale_])
@@ -250,19 +345,9 @@ def cross_fit_qhat(
     (B, A) float64
         ``qhat[i, a]`` for every logged row i and arm a.
     """
-    n = len(logged)
     fold = (
         fold_ids(logged.content_order(), n_folds=n_folds, seed=seed) if folds is None else np.asarray(folds)
     )
     template = reward_model if reward_model is not None else RidgeRewardModel()
     n_arms = n_actions if n_actions is not None else logged.n_arms
-    ctx = logged.context
-    qhat = np.empty((n, n_arms))
-    for k in np.unique(fold):  # per fold: each fit and predict is vectorised over the fold's rows
-        test = fold == k
-        train = ~test if not test.all() else test
-        model = copy.deepcopy(template).fit(
-            None if ctx is None else ctx[train], logged.action[train], logged.reward[train], n_actions=n_arms
-        )
-        qhat[test] = model.predict(None if ctx is None else ctx[test], int(test.sum()))
-    return qhat
+    return template.cross_fit(logged.context, logged.action, logged.reward, folds=fold, n_actions=n_arms)

@@ -45,12 +45,14 @@ def test_bootstrap_intervals_cover_the_truth_at_about_the_nominal_rate() -> None
     assert all(rate <= 0.995 for rate in coverage.values()), coverage  # not vacuously wide
 
 
-def test_dm_interval_refits_the_reward_model_and_covers_the_truth() -> None:
+def test_dm_interval_with_refit_bootstrap_covers_the_truth() -> None:
     # DM's per-row values barely vary without context: only refitting per resample gives an honest interval.
     hits = []
     for seed in range(100):
         logged, dist = simulate(400, seed)
-        low = DirectMethod(n_folds=2).estimate_interval(logged, dist, n_bootstrap=100, seed=seed)
+        low = DirectMethod(n_folds=2, refit_bootstrap=True).estimate_interval(
+            logged, dist, n_bootstrap=100, seed=seed
+        )
         hits.append(low.low <= TRUE_VALUE <= low.high)
     assert np.mean(hits) >= 0.85
     logged, dist = simulate(400, 0)
@@ -85,6 +87,38 @@ def test_bootstrap_ratios_match_naive_reference() -> None:
         rows = [int(i) for i in draws[r]]
         assert fast[0, r] == pytest.approx(sum(v[i] for i in rows) / n, rel=1e-12)
         assert fast[1, r] == pytest.approx(sum(v[i] for i in rows) / sum(d[i] for i in rows), rel=1e-12)
+
+
+def test_bootstrap_ratios_of_buckets_match_naive_reference() -> None:
+    # Above `max_units` rows, rows are dealt into buckets and buckets are resampled: each replicate is the
+    # ratio of the resampled buckets' sums, a plain mean dividing by the resampled buckets' row counts.
+    rng = np.random.default_rng(2)
+    n, units, reps = 200, 16, 25
+    v, d = rng.normal(size=n), rng.uniform(size=n)
+    fast = bootstrap_ratios([v, v], [None, d], n_bootstrap=reps, rng=4, max_units=units)
+    gen = np.random.default_rng(4)
+    bucket = gen.integers(0, units, size=n)
+    draws = gen.integers(0, units, size=(reps, units), dtype=np.int32)
+    for r in range(reps):
+        picked = [int(j) for j in draws[r]]
+        num = sum(sum(v[i] for i in range(n) if bucket[i] == j) for j in picked)
+        rows = sum(sum(1 for i in range(n) if bucket[i] == j) for j in picked)
+        den = sum(sum(d[i] for i in range(n) if bucket[i] == j) for j in picked)
+        assert fast[0, r] == pytest.approx(num / rows, rel=1e-9)
+        assert fast[1, r] == pytest.approx(num / den, rel=1e-9)
+
+
+def test_bootstrap_of_buckets_has_the_spread_of_rows() -> None:
+    # Skewed per-row values (rare large weights): bucket and row resampling give the same spread and skew.
+    rng = np.random.default_rng(5)
+    n = 20_000
+    v = rng.exponential(size=n) ** 3
+    rows = bootstrap_ratios([v], [None], n_bootstrap=2000, rng=1, max_units=n)[0]
+    buckets = bootstrap_ratios([v], [None], n_bootstrap=2000, rng=1, max_units=2000)[0]
+    assert buckets.std() == pytest.approx(rows.std(), rel=0.1)
+    assert buckets.mean() == pytest.approx(rows.mean(), rel=0.01)
+    skew = [np.mean((x - x.mean()) ** 3) / x.std() ** 3 for x in (rows, buckets)]
+    assert skew[1] == pytest.approx(skew[0], abs=0.25)
 
 
 def test_percentile_interval_closed_form_and_nan_replicates() -> None:

@@ -17,6 +17,7 @@ from bandits.ope import (
     load_logged_bandit,
     prepare,
 )
+from bandits.ope.data import byte_order
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "replay-example.csv"
 
@@ -255,3 +256,15 @@ def test_replay_doc_example_runs_and_prints_the_documented_table(
     monkeypatch.chdir(EXAMPLE.parents[2])
     exec(compile(code, "docs/replay.md", "exec"), {})
     assert capsys.readouterr().out == printed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_byte_order_matches_a_stable_sort_of_row_bytes(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 80)), int(rng.integers(1, 8))
+    # Few distinct values (many ties, whole-row duplicates), signed zeros, and words of every width.
+    keys = rng.integers(-2, 3, size=(n, k)) * rng.choice([1.0, 0.5, 1e300, -0.0, 3.25e-7], size=(n, k))
+    rows = np.ascontiguousarray(keys).view(np.dtype((np.void, 8 * k))).reshape(n)
+    expected = np.argsort(rows, kind="stable")
+    split = int(rng.integers(0, k + 1))
+    np.testing.assert_array_equal(byte_order([keys[:, :split], keys[:, split:]]), expected)

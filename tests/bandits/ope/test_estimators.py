@@ -187,7 +187,10 @@ INVALID_CALLS = [
     ({"estimators": ("dr",), "use_pscore": True}, TargetPolicyError, r"'dr' needs .*`action_dist`"),
     ({"estimators": ("ips", "magic")}, ReplayInputError, r"Unknown estimator 'magic'"),
     ({"estimators": ("ips", "ips")}, ReplayInputError, r"Expected each estimator once"),
-    ({"n_bootstrap": 0}, ReplayInputError, r"Expected `n_bootstrap` to be an integer >= 1, found 0"),
+    ({"n_bootstrap": -1}, ReplayInputError, r"Expected `n_bootstrap` to be an integer >= 0, found -1"),
+    ({"n_bootstrap": 2.5}, ReplayInputError, r"Expected `n_bootstrap` to be an integer >= 0, found 2.5"),
+    ({"estimators": ()}, ReplayInputError, r"Expected a non-empty sequence of estimators .* found \(\)"),
+    ({"estimators": "ips"}, ReplayInputError, r"Expected a non-empty sequence of estimators .* found 'ips'"),
     ({"alpha": 1.5}, ReplayInputError, r"Expected `alpha` in \(0, 1\), found 1.5"),
     ({"n_folds": 0, "estimators": ("dr",)}, ReplayInputError, r"Expected `n_folds` to be an integer >= 1"),
     ({"seed": -1}, ReplayInputError, r"Expected `seed` to be an integer >= 0, found -1"),
@@ -207,6 +210,19 @@ def test_evaluate_rejects_invalid_calls(options: dict, error: type, match: str) 
         kwargs = {"action_dist": dist}
     with pytest.raises(error, match=match):
         evaluate(logged, **kwargs, **options)
+
+
+def test_doubly_robust_refuses_refit_bootstrap() -> None:
+    with pytest.raises(ReplayInputError, match=r"`refit_bootstrap=False` for DR"):
+        DoublyRobust(refit_bootstrap=True)
+
+
+def test_evaluate_without_resamples_gives_point_estimates_only() -> None:
+    logged, dist, _ = simulate(300, 2)
+    points = evaluate(logged, dist, n_bootstrap=0, seed=1)
+    full = evaluate(logged, dist, n_bootstrap=20, seed=1)
+    np.testing.assert_array_equal(points["value"], full["value"])
+    assert points[["ci_low", "ci_high"]].isna().all().all()
 
 
 def test_evaluate_rejects_group_named_overall() -> None:

@@ -102,3 +102,46 @@ INVALID_FOLDS = [
 def test_fold_ids_refuse_invalid_fold_count(n_folds, match: str) -> None:
     with pytest.raises(ReplayInputError, match=match):
         fold_ids(np.arange(10), n_folds=n_folds, seed=0)
+
+
+def per_fold_fits(model, x, action, reward, folds, n_actions) -> np.ndarray:
+    """The definition of cross-fitting: a fresh fit per fold, on the other folds' rows."""
+    qhat = np.empty((len(action), n_actions))
+    for k in np.unique(folds):
+        test = folds == k
+        train = ~test if not test.all() else test
+        fitted = type(model)(alpha=model.alpha, clip=model.clip).fit(
+            None if x is None else x[train], action[train], reward[train], n_actions=n_actions
+        )
+        qhat[test] = fitted.predict(None if x is None else x[test], int(test.sum()))
+    return qhat
+
+
+@pytest.mark.parametrize(
+    ("n_folds", "context", "clip"),
+    [
+        (3, "normal", False),
+        (3, "normal", True),
+        (1, "normal", False),
+        (4, "none", False),
+        (2, "offset", False),  # a column far from 0 against its spread: centred before its moments
+        (3, "one-hot", False),  # a column constant on some folds' training rows
+    ],
+)
+def test_ridge_cross_fit_matches_a_fit_per_fold(n_folds: int, context: str, clip: bool) -> None:
+    rng = np.random.default_rng(n_folds)
+    n, arms = 3000, 5
+    x = {
+        "normal": rng.normal(size=(n, 4)),
+        "none": None,
+        "offset": np.column_stack([1e6 + rng.normal(size=n), rng.normal(size=n)]),
+        "one-hot": np.column_stack([np.arange(n) < 40, rng.normal(size=n)]).astype(float),
+    }[context]
+    action = rng.integers(0, arms, size=n)
+    reward = (rng.random(n) < 0.3).astype(float) + (0 if x is None else 0.1 * x[:, -1])
+    folds = np.arange(n) % n_folds if context == "one-hot" else rng.integers(0, n_folds, size=n)
+    model = RidgeRewardModel(alpha=0.5, clip=clip)
+    fast = model.cross_fit(x, action, reward, folds=folds, n_actions=arms)
+    np.testing.assert_allclose(
+        fast, per_fold_fits(model, x, action, reward, folds, arms), rtol=1e-9, atol=1e-9
+    )
