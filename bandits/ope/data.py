@@ -21,7 +21,7 @@ import pandas as pd
 
 from bandits.ope.errors import ReplayInputError
 
-__all__ = ["LoggedBandit", "from_frame", "load_logged_bandit"]
+__all__ = ["LoggedBandit", "from_frame", "load_logged_bandit", "read_table", "table_format"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -437,10 +437,12 @@ def load_logged_bandit(
     group: str | None = None,
     target_pscore: str | None = None,
     n_actions: int | None = None,
+    format: str | None = None,
 ) -> LoggedBandit:
-    """Load a logged bandit file (CSV, or Parquet for ``.parquet`` / ``.pq``) into a `LoggedBandit`.
+    """Load a logged bandit file (any format of `read_table`) into a `LoggedBandit`.
 
-    The columns are described in docs/replay.md and in `from_frame`, which takes the same keyword options.
+    The columns are described in docs/replay.md and in `from_frame`, which takes the same keyword options;
+    `format` is that of `read_table`.
 
     Raises
     ------
@@ -448,16 +450,7 @@ def load_logged_bandit(
         The file is missing or of an unknown type, a column is missing, or a value is out of range: the
         message names the column and the first row at fault (row 0 is the first data row).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ReplayInputError(f"Logged bandit file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    elif suffix in (".csv", ".txt"):
-        frame = pd.read_csv(path)
-    else:
-        raise ReplayInputError(f"Expected a .csv or .parquet file, found {path.name!r}")
+    frame = read_table(path, format=format)
     return from_frame(
         frame,
         action=action,
@@ -467,5 +460,48 @@ def load_logged_bandit(
         group=group,
         target_pscore=target_pscore,
         n_actions=n_actions,
-        source=str(path),
+        source=str(Path(path)),
     )
+
+
+#: Table formats by file-name ending (checked longest first), as `read_table` reads them.
+TABLE_FORMATS = {
+    ".csv.gz": "csv",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".tsv.gz": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def table_format(path: str | Path) -> str | None:
+    """The format `read_table` reads `path` as, from its name; None for an unknown ending."""
+    name = Path(path).name.lower()
+    for ending in sorted(TABLE_FORMATS, key=len, reverse=True):
+        if name.endswith(ending):
+            return TABLE_FORMATS[ending]
+    return None
+
+
+def read_table(path: str | Path, *, format: str | None = None) -> pd.DataFrame:
+    """A table file as a data frame: CSV (``.csv``, ``.csv.gz``, ``.txt``), TSV, Parquet (``.parquet``,
+    ``.pq``) or JSON lines (``.jsonl``, ``.jsonl.gz``, ``.ndjson``); `format` ("csv", "tsv", "parquet",
+    "jsonl") overrides the name. Compressed text is recognised by pandas from the name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReplayInputError(f"Logged bandit file {str(path)!r} does not exist")
+    kind = format or table_format(path)
+    if kind == "parquet":
+        return pd.read_parquet(path)
+    if kind in ("csv", "tsv"):
+        return pd.read_csv(path, sep="," if kind == "csv" else "\t")
+    if kind == "jsonl":
+        return pd.read_json(path, lines=True)
+    endings = ", ".join(TABLE_FORMATS)
+    raise ReplayInputError(f"Expected a table file ({endings}) or a known `format`, found {path.name!r}")

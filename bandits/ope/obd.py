@@ -19,6 +19,7 @@ propensity is 1/n_items) and ``bts`` (Bernoulli Thompson sampling).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -45,6 +46,7 @@ __all__ = [
     "fetch_obd",
     "load_obd",
     "load_obd_frame",
+    "locate_obd",
     "obd_path",
 ]
 
@@ -163,16 +165,82 @@ def fetch_obd(*, cache_dir: str | Path | None = None, timeout: float = 600.0) ->
     return root
 
 
-def load_obd_frame(
-    policy: str, campaign: str, *, cache_dir: str | Path | None = None, download: bool = False
-) -> pd.DataFrame:
-    """The raw log of one policy and campaign, sorted by timestamp (as Open Bandit Pipeline does).
+#: Where a campaign's folder may sit under a folder the user points at, by layout: a campaign folder itself;
+#: a folder of policies (ours under the cache root, Open Bandit Pipeline's ``open_bandit_dataset``); the
+#: cache root; the extracted sdist, or the folder it was extracted in.
+LAYOUTS = (
+    "",
+    "{policy}/{campaign}",
+    f"obp-{OBP_VERSION}/{{policy}}/{{campaign}}",
+    "obd/{policy}/{campaign}",
+    f"obd/obp-{OBP_VERSION}/{{policy}}/{{campaign}}",
+    "open_bandit_dataset/{policy}/{campaign}",
+    "obp/dataset/obd/{policy}/{campaign}",
+    f"obp-{OBP_VERSION}/obp/dataset/obd/{{policy}}/{{campaign}}",
+)
+
+
+def locate_obd(path: str | Path, policy: str, campaign: str) -> tuple[object, object]:
+    """The campaign log and item table of one policy and campaign under `path`, in any known layout.
+
+    `path` may be a folder in one of the `LAYOUTS` (it holds ``<campaign>.csv`` and ``item_context.csv``
+    at one of them), the obp sdist archive itself (``obp-<version>.tar.gz``, read in place), or a folder
+    holding that archive (what ``pip download obp==0.5.7 -d DIR`` leaves).
+
+    Returns
+    -------
+    (log, items)
+        Paths, or in-memory files for an archive; either can be passed to `pandas.read_csv`.
 
     Raises
     ------
     DatasetNotFoundError
-        The data is not in the cache and `download` is False; the message says how to fetch it.
+        Nothing matches; the message lists the places looked at.
     """
+    _check_names(policy, campaign)
+    root = Path(path)
+    for layout in LAYOUTS:
+        folder = root / layout.format(policy=policy, campaign=campaign)
+        if (folder / f"{campaign}.csv").is_file() and (folder / "item_context.csv").is_file():
+            return folder / f"{campaign}.csv", folder / "item_context.csv"
+    archives = [root] if root.is_file() else sorted(root.glob("obp-*.tar.gz")) if root.is_dir() else []
+    tail = f"obp/dataset/obd/{policy}/{campaign}/"
+    for archive in archives:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                members = {m.name.split("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
+                log, items = members.get(f"{tail}{campaign}.csv"), members.get(f"{tail}item_context.csv")
+                if log is not None and items is not None:
+                    return tuple(io.BytesIO(tar.extractfile(m).read()) for m in (log, items))
+        except (tarfile.TarError, OSError) as exc:
+            raise DatasetIntegrityError(f"{archive} is not a readable .tar.gz archive: {exc}") from None
+    looked = ", ".join(str(root / layout.format(policy=policy, campaign=campaign)) for layout in LAYOUTS)
+    raise DatasetNotFoundError(
+        f"Open Bandit Dataset {policy}/{campaign} not found under {root}: looked for {campaign}.csv and "
+        f"item_context.csv in {looked}, and in an obp-*.tar.gz archive there"
+    )
+
+
+def load_obd_frame(
+    policy: str,
+    campaign: str,
+    *,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    path: str | Path | None = None,
+) -> pd.DataFrame:
+    """The raw log of one policy and campaign, sorted by timestamp (as Open Bandit Pipeline does).
+
+    With `path`, the data is read from there in any layout `locate_obd` knows, and the cache is not used.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        The data is not in the cache (or under `path`) and `download` is False; the message says how to
+        fetch it.
+    """
+    if path is not None:
+        return _sorted(pd.read_csv(locate_obd(path, policy, campaign)[0], index_col=0))
     folder = obd_path(policy, campaign, cache_dir=cache_dir)
     csv = folder / f"{campaign}.csv"
     if not csv.is_file():
@@ -184,7 +252,10 @@ def load_obd_frame(
                 "cache_dir to use another cache folder"
             )
         fetch_obd(cache_dir=cache_dir)
-    frame = pd.read_csv(csv, index_col=0)
+    return _sorted(pd.read_csv(csv, index_col=0))
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
@@ -195,6 +266,7 @@ def load_obd(
     cache_dir: str | Path | None = None,
     download: bool = False,
     affinity: bool = False,
+    path: str | Path | None = None,
 ) -> LoggedBandit:
     """One policy's and campaign's Open Bandit Dataset sample as a `LoggedBandit`.
 
@@ -214,14 +286,21 @@ def load_obd(
         Fetch the data with `fetch_obd` when it is not cached.
     affinity : bool
         Add the ``user-item_affinity_<item>`` columns to the context.
+    path : path, optional
+        Read the data from this folder or archive, in any layout `locate_obd` knows, instead of the cache.
 
     Raises
     ------
     DatasetNotFoundError
         Not cached and `download` is False.
     """
-    frame = load_obd_frame(policy, campaign, cache_dir=cache_dir, download=download)
-    items = pd.read_csv(obd_path(policy, campaign, cache_dir=cache_dir) / "item_context.csv", index_col=0)
+    frame = load_obd_frame(policy, campaign, cache_dir=cache_dir, download=download, path=path)
+    items_file = (
+        locate_obd(path, policy, campaign)[1]
+        if path is not None
+        else obd_path(policy, campaign, cache_dir=cache_dir) / "item_context.csv"
+    )
+    items = pd.read_csv(items_file, index_col=0)
     user = pd.get_dummies(
         frame.filter(regex=r"^user_feature_\d+$").astype(str), prefix_sep="=", dtype=np.float64
     )
