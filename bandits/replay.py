@@ -15,7 +15,7 @@ import pandas as pd
 from bandits.base import KnobPolicy
 from bandits.errors import PolicySpecError
 from bandits.learn import LoggedDecisions, context_matrix
-from bandits.ope import LoggedBandit, evaluate
+from bandits.ope import BaseRewardModel, LoggedBandit, evaluate
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
@@ -94,6 +94,8 @@ def replay_table(
     policies: Mapping[str, KnobPolicy | str],
     *,
     estimators: tuple[str, ...] = ("ips", "snips", "dm", "dr", "replay"),
+    reward_model: BaseRewardModel | None = None,
+    n_folds: int = 3,
     n_bootstrap: int = 200,
     alpha: float = 0.05,
     seed: int = 0,
@@ -101,32 +103,23 @@ def replay_table(
 ) -> pd.DataFrame:
     """Estimates of every policy's value per section and overall, with intervals and diagnostics.
 
-    Each (policy, estimator) pair is one step of `progress` (e.g. a progress bar).
+    One `evaluate` per policy (its estimators share one cross-fitted reward model and the same resamples);
+    each policy is one step of `progress` (e.g. a progress bar). Rows come policy by policy, each policy's
+    as `evaluate` orders them, with a first column ``policy``.
     """
     logged = logged_bandit(decisions, sections)
-    distributions = {name: target_distribution(p, decisions, sections) for name, p in policies.items()}
-    steps = [(name, estimator) for name in policies for estimator in estimators]
     frames = []
-    for name, estimator in progress(steps) if progress else steps:
+    for name in progress(list(policies)) if progress else policies:
         table = evaluate(
             logged,
-            distributions[name],
-            estimators=(estimator,),
+            target_distribution(policies[name], decisions, sections),
+            estimators=estimators,
+            reward_model=reward_model,
+            n_folds=n_folds,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             seed=seed,
         )
         table.insert(0, "policy", name)
         frames.append(table)
-    out = pd.concat(frames, ignore_index=True)
-    # Group rows policy by policy, each group's rows section by section as `evaluate` orders them.
-    order = {e: i for i, e in enumerate(estimators)}
-    groups = list(dict.fromkeys(out["group"]))
-    out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
-    out["_p"] = out["policy"].map({p: i for i, p in enumerate(policies)})
-    out["_e"] = out["estimator"].map(order)
-    return (
-        out.sort_values(["_p", "_g", "_e"], kind="stable")
-        .drop(columns=["_g", "_p", "_e"])
-        .reset_index(drop=True)
-    )
+    return pd.concat(frames, ignore_index=True)

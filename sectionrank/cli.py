@@ -78,7 +78,7 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "Learn a contextual-bandit knob policy (Vowpal Wabbit cb_explore_adf) from logged decisions.",
     ),
     "replay": LazyCommand(
-        "sectionrank.commands.learn:replay_command",
+        "sectionrank.commands.replay:replay_command",
         "Estimate target policies' values offline from logged decisions (off-policy evaluation).",
     ),
     "policy-value": LazyCommand(

@@ -153,7 +153,10 @@ def test_load_logged_bandit_reports_more_bad_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "match"),
-    [("missing.csv", r"'.*missing.csv' does not exist"), ("log.json", r"Expected a table file \(.csv.gz, .csv, .*\) or a known `format`, found .log.json.")],
+    [
+        ("missing.csv", r"'.*missing.csv' does not exist"),
+        ("log.json", r"Expected a table file \(.csv.gz, .csv, .*\) or a known `format`, found .log.json."),
+    ],
 )
 def test_load_logged_bandit_rejects_missing_or_unknown_files(tmp_path: Path, name: str, match: str) -> None:
     (tmp_path / "log.json").write_text("{}")

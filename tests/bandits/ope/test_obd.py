@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,58 @@ def test_obd_off_policy_estimates_of_uniform_random_agree_with_its_logged_ctr(
         assert high >= ctr - half
         assert 0 < overall.loc[name, "value"] < 0.05
     assert overall.loc["ips", "ess"] < len(bts_log) / 10  # Thompson sampling is far from uniform
+
+
+def place(tmp_path: Path, layout: str) -> Path:
+    """The fake sample of bts/men placed as `layout`; returns the path a user would point at."""
+    made = tmp_path / "made"
+    write_fake_obd(made, "bts", "men")
+    source = obd_path("bts", "men", cache_dir=made)
+    if layout == "cache root":
+        return made
+    if layout == "data root":
+        return made / "obp-0.5.7"
+    if layout == "campaign folder":
+        return source
+    targets = {
+        "obp's open_bandit_dataset": "user/open_bandit_dataset/bts/men",
+        "extracted sdist": "user/obp-0.5.7/obp/dataset/obd/bts/men",
+    }
+    if layout in targets:
+        target = tmp_path / targets[layout]
+        target.parent.mkdir(parents=True)
+        source.rename(target)
+        return tmp_path / "user"
+    archive = tmp_path / "pip" / "obp-0.5.7.tar.gz"  # what `pip download obp==0.5.7 -d pip` leaves
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="obp-0.5.7/obp/dataset/obd/bts/men")
+    return archive if layout == "sdist archive" else archive.parent
+
+
+LAYOUTS = [
+    "cache root",
+    "data root",
+    "campaign folder",
+    "obp's open_bandit_dataset",
+    "extracted sdist",
+    "sdist archive",
+    "folder holding the sdist",
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_load_obd_reads_any_layout_it_is_pointed_at(tmp_path: Path, layout: str) -> None:
+    expected = write_fake_obd(tmp_path / "reference", "bts", "men")
+    logged = load_obd("bts", "men", path=place(tmp_path, layout))
+    ordered = expected.sort_values("timestamp").reset_index(drop=True)
+    np.testing.assert_array_equal(logged.action, ordered["item_id"])
+    np.testing.assert_array_equal(logged.reward, ordered["click"])
+    assert logged.n_actions == 4
+    raw = load_obd_frame("bts", "men", path=place(tmp_path / "again", layout))
+    pd.testing.assert_frame_equal(raw, ordered)
+
+
+def test_locate_obd_names_the_places_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match=r"bts/women not found under .* looked for women.csv"):
+        load_obd("bts", "women", path=place(tmp_path, "cache root"))
