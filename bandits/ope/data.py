@@ -502,6 +502,6 @@ def read_table(path: str | Path, *, format: str | None = None) -> pd.DataFrame:
     if kind in ("csv", "tsv"):
         return pd.read_csv(path, sep="," if kind == "csv" else "\t")
     if kind == "jsonl":
-        return pd.read_json(path, lines=True)
+        return pd.read_json(path, lines=True, precise_float=True)
     endings = ", ".join(TABLE_FORMATS)
     raise ReplayInputError(f"Expected a table file ({endings}) or a known `format`, found {path.name!r}")
