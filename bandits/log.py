@@ -72,6 +72,7 @@ _JOINED_FEEDBACK_SELECT = (
 _INSERT_DECISION = (
     f"INSERT INTO decisions ({', '.join(DECISION_FIELDS)}) VALUES ({', '.join('?' * len(DECISION_FIELDS))})"
 )
+_INSERT_DECISION_IF_NEW = f"{_INSERT_DECISION} ON CONFLICT (event_id) DO NOTHING"
 # A repeat of an event_id already in the table is skipped: the first feedback stored for an event stays.
 _INSERT_FEEDBACK = (
     f"INSERT INTO feedback ({', '.join(FEEDBACK_FIELDS)}) VALUES ({', '.join('?' * len(FEEDBACK_FIELDS))}) "
@@ -199,21 +200,29 @@ class DecisionLog:
     # -----------------------------------------------------------------------------------------------------
     # Writing
 
-    def append_decisions(self, batch: DecisionBatch) -> int:
+    def append_decisions(self, batch: DecisionBatch, *, skip_existing: bool = False) -> int:
         """Store a batch of decisions in one transaction; returns the number of rows written (B).
+
+        With ``skip_existing=True`` a decision whose ``event_id`` is already in the log is skipped (a replay
+        of decisions that may have been written before is idempotent), and the count is of new rows only.
 
         Raises
         ------
         InvalidBatchError
             A field of the wrong shape, type or range (nothing is written).
         DuplicateEventError
-            An ``event_id`` already in the log (the whole batch is rolled back).
+            Without `skip_existing`, an ``event_id`` already in the log (the whole batch is rolled back).
         LogLockedError
             Another connection held the write lock past the busy timeout (nothing is written).
         """
         rows = decision_rows(batch)
         if not rows:
             return 0
+        if skip_existing:
+            with self._transaction() as conn:
+                changes = conn.total_changes
+                conn.executemany(_INSERT_DECISION_IF_NEW, rows)
+                return conn.total_changes - changes
         try:
             with self._transaction() as conn:
                 conn.executemany(_INSERT_DECISION, rows)

@@ -11,6 +11,7 @@ Keys (docs/serve.md lists them with their defaults)::
     seed = 0
     admin_token = ""                    # bearer token of POST /v1/models/reload; "" disables it
     heuristics = true                   # false serves the ranker's order
+    spill_dir = ""                      # spill journal directory; "" = "<log>.spill" beside the log
     reload_timeout_seconds = 60.0       # a reload's validation in a separate process is refused past this
     [models]                            # model directories by design; omit the designs you do not serve
     base = "models/base"
@@ -80,6 +81,7 @@ _KNOWN = frozenset(
         "admin_token",
         "heuristics",
         "reload_timeout_seconds",
+        "spill_dir",
         "models",
         "section_models",
     }
@@ -121,6 +123,7 @@ class ServiceConfig:
     admin_token: str = ""
     heuristics: bool = True
     reload_timeout_seconds: float = 60.0
+    spill_dir: Path | None = None
     source: str = "<dict>"
 
     @classmethod
@@ -182,6 +185,7 @@ class ServiceConfig:
             reload_timeout_seconds=_CHECK.number(
                 "reload_timeout_seconds", values.get("reload_timeout_seconds", 60.0), low=1.0
             ),
+            spill_dir=_path("spill_dir", values["spill_dir"], base) if values.get("spill_dir") else None,
             source=source,
         )
 
@@ -234,6 +238,7 @@ class ServiceConfig:
             "seed": self.seed,
             "heuristics": self.heuristics,
             "reload_timeout_seconds": self.reload_timeout_seconds,
+            "spill_dir": "" if self.spill_dir is None else str(self.spill_dir),
         }
 
 

@@ -1,88 +1,170 @@
-"""Writes served decisions to the decision log from a background thread, off the response path.
+"""Writes served decisions and feedback to the decision log from a background thread, off the response path.
 
-The request thread only puts the decision on a queue (`submit`); the writer thread waits up to `linger`
-seconds after a decision arrives for more to queue up, appends them to the log in one transaction, and
-repeats. Writing in batches keeps the writer's share of the worker's CPU (and of its GIL, which the request
+The request thread only puts a record on a queue (`submit_decisions`, `submit_feedback`); the writer thread
+waits up to `linger` seconds after a record arrives for more to queue up, and writes them in one transaction
+per kind. Writing in batches keeps the writer's share of the worker's CPU (and of its GIL, which the request
 thread needs) small: a decision appended alone costs about four times as much as one in a batch (86 against
 about 20 µs, docs/BENCHMARKS.md, bench_log).
 
-`close` drains the queue before returning, so a clean shutdown (gunicorn's SIGTERM, then its worker-exit
-hook) loses no decision that a response acknowledged. Feedback may arrive for a decision that is still
-queued: `is_pending` tells, so the API can accept it instead of answering 404.
+Durability (docs/serve.md, "Limits and guarantees"):
+
+- a group the log cannot take (another writer holds its lock past `busy_timeout`, the disk is full) goes to
+  this worker's spill journal (`service.spill`), flushed and fsync'd; while the journal holds anything, new
+  groups go there too, and every `retry_seconds` the writer replays the journal into the log, idempotently by
+  event id, then empties it. Spill files of writers that exited are replayed the same way;
+- a group that neither the log nor the journal can take is held in memory and retried; the writer is then
+  `degraded` (responses say ``"logged": false``, GET /readyz answers 503) until a write succeeds. Past
+  `max_held` held records the oldest are dropped, counted in `dropped` and logged;
+- `close` drains the queue (into the log, else the journal) before returning, so a clean shutdown loses no
+  acknowledged record. A SIGKILL loses what is queued: the records of about the last `linger` seconds plus one
+  write.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bandits.errors import BanditsError
+import numpy as np
+
+from bandits.errors import InvalidBatchError, LogError
 from bandits.log import DecisionLog
-from bandits.records import DecisionBatch
+from bandits.records import DecisionBatch, FeedbackBatch
+from service.spill import SpillJournal, claim_orphans, read_groups, spill_bytes
 
 LOGGER = logging.getLogger(__name__)
 
 _STOP = object()
 
 
-class DecisionWriter:
-    """A queue of decisions and the thread that appends them to the log.
+@dataclass(frozen=True)
+class Group:
+    """Records written together: decisions (B) and feedback (F) with its late flags (F,)."""
+
+    decisions: tuple[DecisionBatch, ...] = ()
+    feedback: tuple[FeedbackBatch, ...] = ()
+    late: tuple[bool, ...] = ()
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.decisions) + len(self.feedback)
+
+
+def _concat_feedback(batches: tuple[FeedbackBatch, ...]) -> FeedbackBatch:
+    return FeedbackBatch(
+        event_id=np.concatenate([np.asarray(b.event_id, dtype=object) for b in batches]),
+        time=np.concatenate([np.asarray(b.time, dtype=float) for b in batches]),
+        clicks=[c for b in batches for c in b.clicks],
+        conversions=[c for b in batches for c in b.conversions],
+        revenue=np.concatenate([np.asarray(b.revenue, dtype=float) for b in batches]),
+        reward=np.concatenate([np.asarray(b.reward, dtype=float) for b in batches]),
+    )
+
+
+class LogWriter:
+    """Queues of decisions and feedback and the thread that writes them to the log (or the spill journal).
 
     Parameters
     ----------
     log_path : path
         The decision log; created if missing. Opened by the writer's own connection (after any fork).
+    spill_dir : path, optional
+        The spill journal's directory (default: ``<log>.spill`` beside the log). Put it on another
+        filesystem than the log to survive the log's disk filling up.
     max_batch : int
-        Most decisions appended in one transaction.
+        Most queued submissions written in one go.
     max_queue : int
-        Queue bound; `submit` raises `queue.Full` past it rather than growing without limit.
+        Queue bound; a submit raises `queue.Full` past it rather than growing without limit.
     linger : float
-        Seconds to wait, after the first queued decision, for more to write in the same transaction
-        (0: write whatever is queued at once). A decision reaches the log at most about this much later.
-        Longer batches cost less per decision but hold the GIL longer in one go: 10 ms kept the in-process
-        p99 at 100 candidates near 2.5 ms where 50 ms gave 3.4 ms.
+        Seconds to wait, after the first queued record, for more to write in the same transaction
+        (0: write whatever is queued at once). Longer batches cost less per record but hold the GIL longer in
+        one go: 10 ms kept the in-process p99 at 100 candidates near 2.5 ms where 50 ms gave 3.4 ms.
+    busy_timeout : float
+        Seconds a write waits for another writer's lock before the group goes to the journal.
+    retry_seconds : float
+        How often the journal is replayed (and held records retried) while the log cannot be written.
+    max_held : int
+        Most records held in memory when neither the log nor the journal can be written.
     """
 
     def __init__(
         self,
         log_path: str | Path,
         *,
+        spill_dir: str | Path | None = None,
         max_batch: int = 512,
         max_queue: int = 100_000,
         linger: float = 0.01,
+        busy_timeout: float = 1.0,
+        retry_seconds: float = 1.0,
+        max_held: int = 1_000_000,
     ) -> None:
         if linger < 0:
             raise ValueError(f"linger must be >= 0 seconds, found {linger}")
         self.log_path = Path(log_path)
+        self.spill_dir = (
+            Path(spill_dir)
+            if spill_dir is not None
+            else self.log_path.with_name(self.log_path.name + ".spill")
+        )
         self.max_batch = max_batch
         self.linger = linger
+        self.retry_seconds = retry_seconds
+        self.max_held = max_held
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._pending: set[str] = set()
-        self._pending_lock = threading.Lock()
-        self._log = DecisionLog.open(self.log_path, create=True)
+        self._queued = 0
+        self._count_lock = threading.Lock()
+        self._log = DecisionLog.open(self.log_path, create=True, busy_timeout=busy_timeout)
+        self._journal: SpillJournal | None = None
+        self._held: list[Group] = []
+        self._next_retry = 0.0
+        self.degraded = False
         self.written = 0
+        self.spilled = 0
         self.failed = 0
-        self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
+        self.dropped = 0
+        self.write_errors = 0
+        self.last_error = ""
+        self._replay_orphans()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
     # -- request side -----------------------------------------------------------------------------------
-    def submit(self, batch: DecisionBatch) -> None:
-        """Queue decisions for writing; returns at once."""
-        with self._pending_lock:
-            self._pending.update(str(e) for e in batch.event_id)
-        self._queue.put_nowait(batch)
+    def submit_decisions(self, batch: DecisionBatch) -> bool:
+        """Queue decisions for writing; returns at once whether they are promised to the log (False while
+        the writer is degraded: they are still kept and written if the log or journal comes back)."""
+        return self._put(Group(decisions=(batch,)), len(batch))
 
-    def is_pending(self, event_id: str) -> bool:
-        """Whether a decision is queued but not yet written."""
-        with self._pending_lock:
-            return event_id in self._pending
+    def submit_feedback(self, batch: FeedbackBatch, *, late: bool) -> bool:
+        """Queue one feedback row for writing; like `submit_decisions`."""
+        return self._put(Group(feedback=(batch,), late=(bool(late),)), 1)
+
+    def _put(self, group: Group, n: int) -> bool:
+        with self._count_lock:
+            self._queued += n
+        try:
+            self._queue.put_nowait(group)
+        except queue.Full:
+            with self._count_lock:
+                self._queued -= n
+            raise
+        return not self.degraded
 
     def queued(self) -> int:
-        with self._pending_lock:
-            return len(self._pending)
+        """Records submitted and not yet in the log or the journal (held ones included)."""
+        with self._count_lock:
+            return self._queued
+
+    def held(self) -> int:
+        return sum(map(len, self._held))
+
+    def spill_bytes(self) -> int:
+        """Bytes waiting in spill journals (this worker's and those of exited ones)."""
+        return spill_bytes(self.spill_dir)
 
     @property
     def log(self) -> DecisionLog:
@@ -92,12 +174,16 @@ class DecisionWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self.retry_seconds)
+            except queue.Empty:
+                self._write([])
+                continue
             if first is _STOP:
                 break
-            batches = [first]
+            groups = [first]
             deadline = time.monotonic() + self.linger
-            while len(batches) < self.max_batch:
+            while len(groups) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 try:
                     item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
@@ -106,36 +192,155 @@ class DecisionWriter:
                 if item is _STOP:
                     stopping = True
                     break
-                batches.append(item)
-            self._write(batches)
+                groups.append(item)
+            self._write(groups)
+        self._write([], final=True)
 
-    def _write(self, batches: list[DecisionBatch]) -> None:
-        merged = DecisionBatch.concat(batches)
+    def _merge(self, groups: list[Group]) -> Group:
+        return Group(
+            tuple(d for g in groups for d in g.decisions),
+            tuple(f for g in groups for f in g.feedback),
+            tuple(x for g in groups for x in g.late),
+        )
+
+    def _write(self, groups: list[Group], *, final: bool = False) -> None:
+        group = self._merge(groups) if groups else Group()
+        n = len(group)
+        retry_due = final or time.monotonic() >= self._next_retry
+        if (self._held or self._journal_has_records()) and retry_due:
+            self._next_retry = time.monotonic() + self.retry_seconds
+            self._retry()
+        if n == 0:
+            return
+        if not self._held and not self._journal_has_records():
+            try:
+                self._to_log(group)
+                self._done(n, written=n)
+                return
+            except LogError as exc:
+                self._note_error(exc)
+                self._next_retry = time.monotonic() + self.retry_seconds
+        self._to_journal_or_hold(group)
+        self._done(n)
+
+    def _done(self, n: int, written: int = 0) -> None:
+        with self._count_lock:
+            self._queued -= n
+        self.written += written
+
+    def _to_log(self, group: Group) -> None:
+        """Both kinds in the log, idempotently by event id; a decision that the codec refuses is dropped
+        alone, with a log line (it would be refused forever)."""
+        if group.decisions:
+            try:
+                self._log.append_decisions(DecisionBatch.concat(list(group.decisions)), skip_existing=True)
+            except InvalidBatchError:
+                for batch in group.decisions:
+                    try:
+                        self._log.append_decisions(batch, skip_existing=True)
+                    except InvalidBatchError as exc:
+                        self.failed += len(batch)
+                        LOGGER.error("decision log: refused %s: %s", list(batch.event_id), exc)
+        if group.feedback:
+            merged = _concat_feedback(group.feedback)
+            self._log.append_feedback(merged, late=np.array(group.late, dtype=bool), require_known=False)
+
+    def _journal_has_records(self) -> bool:
+        return self._journal is not None and self._journal.records > 0
+
+    def _to_journal_or_hold(self, group: Group) -> None:
         try:
-            self._log.append_decisions(merged)
-            self.written += len(merged)
-        except BanditsError:
-            # One bad or duplicate decision must not lose the others: retry one by one.
-            for batch in batches:
+            if self._journal is None:
+                self._journal = SpillJournal(self.spill_dir)
+            self._journal.append(group)
+            self.spilled += len(group)
+            if self.degraded:
+                LOGGER.warning("decision log: spill journal writable again; no longer degraded")
+            self.degraded = False
+        except OSError as exc:
+            self._note_error(exc)
+            self._hold(group)
+
+    def _hold(self, group: Group) -> None:
+        if not self.degraded:
+            LOGGER.error(
+                "decision log: neither %s nor the spill journal in %s can be written (%s); holding records "
+                "in memory, responses say logged: false",
+                self.log_path,
+                self.spill_dir,
+                self.last_error,
+            )
+        self.degraded = True
+        self._held.append(group)
+        while self.held() > self.max_held and len(self._held) > 1:
+            lost = self._held.pop(0)
+            self.dropped += len(lost)
+            LOGGER.error("decision log: dropped %d held records (memory bound %d)", len(lost), self.max_held)
+        with self._count_lock:
+            self._queued += len(group)
+
+    def _retry(self) -> None:
+        """Replay the journal into the log, then held records into the log (else the journal)."""
+        if self._journal_has_records():
+            assert self._journal is not None
+            replayed = 0
+            try:
+                for group in self._journal.read():
+                    self._to_log(group)
+                    replayed += len(group)
+            except LogError as exc:
+                self._note_error(exc)
+                return
+            self._journal.clear()
+            self.written += replayed
+            LOGGER.warning("decision log: replayed %d spilled records into %s", replayed, self.log_path)
+        held, self._held = self._held, []
+        for group in held:
+            with self._count_lock:
+                self._queued -= len(group)
+            try:
+                self._to_log(group)
+                self.written += len(group)
+                self.degraded = False
+            except LogError as exc:
+                self._note_error(exc)
+                self._to_journal_or_hold(group)
+        self.degraded = bool(self._held)
+        self._replay_orphans()
+
+    def _replay_orphans(self) -> None:
+        """Replay and delete the spill files of writers that have exited."""
+        own = self._journal.path if self._journal is not None else None
+        try:
+            for path, fd in claim_orphans(self.spill_dir, own):
                 try:
-                    self._log.append_decisions(batch)
-                    self.written += len(batch)
-                except BanditsError as exc:
-                    self.failed += len(batch)
-                    LOGGER.error("decision log: could not write %s: %s", list(batch.event_id), exc)
-        finally:
-            with self._pending_lock:
-                self._pending.difference_update(str(e) for e in merged.event_id)
+                    groups = list(read_groups(path))
+                    for group in groups:
+                        self._to_log(group)
+                    path.unlink()
+                    self.written += sum(map(len, groups))
+                    LOGGER.warning("decision log: replayed %d records of %s", sum(map(len, groups)), path)
+                finally:
+                    os.close(fd)
+        except (LogError, OSError) as exc:
+            self._note_error(exc)
+
+    def _note_error(self, exc: Exception) -> None:
+        self.write_errors += 1
+        message = str(exc)
+        if message != self.last_error:
+            LOGGER.error("decision log: write failed: %s", message)
+        self.last_error = message
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is written; False on timeout."""
+        """Wait until everything queued so far is in the log or the journal; False on timeout."""
         deadline = time.monotonic() + timeout
         while self.queued() and time.monotonic() < deadline:
             time.sleep(0.002)
         return not self.queued()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Drain the queue, stop the thread and close the log."""
+        """Drain the queue (into the log, else the journal), stop the thread and close the log."""
         if not self._thread.is_alive():
             return
         self._queue.put(_STOP)
@@ -143,4 +348,8 @@ class DecisionWriter:
         if self._thread.is_alive():
             LOGGER.error("decision log: writer did not drain within %.0f s", timeout)
             return
+        if self._held:
+            LOGGER.error("decision log: %d records could not be written before exit", self.held())
+        if self._journal is not None:
+            self._journal.close()
         self._log.close()

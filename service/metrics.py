@@ -29,6 +29,13 @@ _HELP = {
     "sectionrank_decisions_queued": ("gauge", "Decisions waiting for the log writer."),
     "sectionrank_decisions_written_total": ("counter", "Decisions written to the log by this worker."),
     "sectionrank_decisions_failed_total": ("counter", "Decisions the log writer could not write."),
+    "sectionrank_log_spilled_total": ("counter", "Records written to the spill journal (log unwritable)."),
+    "sectionrank_log_spill_bytes": ("gauge", "Bytes waiting in spill journals."),
+    "sectionrank_log_held": ("gauge", "Records held in memory: neither the log nor the journal is writable."),
+    "sectionrank_log_dropped_total": ("counter", "Held records dropped past the memory bound."),
+    "sectionrank_log_write_errors_total": ("counter", "Failed writes to the log or the journal."),
+    "sectionrank_log_degraded": ("gauge", "1 while neither the log nor the journal can be written."),
+    "sectionrank_unlogged_total": ("counter", "Responses answered with logged: false, by kind."),
     "sectionrank_models_loaded": ("gauge", "1 when a pipeline is loaded and serving."),
     "sectionrank_worker_info": ("gauge", "The worker process that answered this scrape."),
 }

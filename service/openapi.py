@@ -104,9 +104,13 @@ SCHEMAS: dict[str, Any] = {
             "timing": {"type": "object", "additionalProperties": {"type": "number"}, "required": ["total"]},
             "fallback": {"enum": [None, "input_order", "base_order"]},
             "cached": {"type": "boolean"},
+            "logged": {
+                "type": "boolean",
+                "description": "false when neither the log nor the spill journal can take the decision",
+            },
             "request_id": {"type": "string"},
         },
-        ["event_id", "section", "items", "arm", "model_versions", "timing", "fallback", "cached"],
+        ["event_id", "section", "items", "arm", "model_versions", "timing", "fallback", "cached", "logged"],
     ),
     "Slot": {
         "oneOf": [
@@ -135,8 +139,9 @@ SCHEMAS: dict[str, Any] = {
             "late": {"type": "boolean"},
             "clicks": {"type": "array", "items": {"type": "integer", "minimum": 0}},
             "conversions": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "logged": {"type": "boolean"},
         },
-        ["event_id", "stored", "late", "clicks", "conversions"],
+        ["event_id", "stored", "late", "clicks", "conversions", "logged"],
     ),
     "Sections": _obj(
         {
@@ -205,7 +210,21 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Health": _obj({"status": {"const": "ok"}}, ["status"]),
     "Ready": _obj(
-        {"status": {"const": "ready"}, "queued_decisions": {"type": "integer", "minimum": 0}}, ["status"]
+        {
+            "status": {"enum": ["ready", "degraded"]},
+            "queued_decisions": {"type": "integer", "minimum": 0},
+            "log": _obj(
+                {
+                    "queued": {"type": "integer", "minimum": 0},
+                    "held": {"type": "integer", "minimum": 0},
+                    "spill_bytes": {"type": "integer", "minimum": 0},
+                    "write_errors": {"type": "integer", "minimum": 0},
+                    "last_error": {"type": ["string", "null"]},
+                },
+                ["queued", "held", "spill_bytes", "write_errors", "last_error"],
+            ),
+        },
+        ["status"],
     ),
 }
 
@@ -269,7 +288,14 @@ PATHS: dict[str, Any] = {
     "/readyz": {
         "get": {
             "summary": "Readiness: 503 until models are loaded",
-            "responses": {"200": {"description": "Ready", **_json("Ready")}} | _errors(503),
+            "responses": {
+                "200": {"description": "Ready", **_json("Ready")},
+                "503": {
+                    "description": "No models loaded (an error), or degraded: neither the log nor the spill "
+                    "journal can be written (reranks are still answered, with logged: false)",
+                    "content": {"application/json": {"schema": {"oneOf": [_ref("Error"), _ref("Ready")]}}},
+                },
+            },
         }
     },
     "/metrics": {

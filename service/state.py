@@ -26,14 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from bandits.errors import UnknownEventError
-from bandits.log import DecisionLog
 from bandits.records import DecisionBatch, FeedbackBatch
 from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
 from service.errors import ApiError, LoadError, ServiceError
 from service.loading import Loaded, build_pipeline, check_section_names
-from service.log_writer import DecisionWriter
+from service.log_writer import LogWriter
 from service.metrics import Metrics
 from service.reload_check import validate as validate_in_child
 from service.validation import cache_key, parse_feedback, parse_rerank
@@ -42,13 +40,15 @@ LOGGER = logging.getLogger(__name__)
 
 
 class RecentDecisions:
-    """(time, shown ids) of decisions by event id: recent ones of this worker from memory (bounded), older
-    ones and other workers' from the decision log."""
+    """What feedback needs to know of decisions and earlier feedback, by event id: this worker's recent ones
+    from memory (bounded), older ones and other workers' from the decision log (read-only; WAL readers never
+    wait for a writer)."""
 
     def __init__(self, log_path: Path, capacity: int = 100_000) -> None:
         self.log_path = Path(log_path)
         self.capacity = capacity
         self._recent: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
+        self._feedback: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -58,20 +58,43 @@ class RecentDecisions:
             if len(self._recent) > self.capacity:
                 self._recent.popitem(last=False)
 
+    def add_feedback(self, event_id: str, stored: dict[str, Any]) -> None:
+        with self._lock:
+            self._feedback[event_id] = stored
+            if len(self._feedback) > self.capacity:
+                self._feedback.popitem(last=False)
+
+    def _read(self, sql: str, event_id: str) -> tuple | None:
+        try:
+            if self._conn is None:
+                uri = self.log_path.absolute().as_uri() + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=1.0, check_same_thread=False)
+            return self._conn.execute(sql, (event_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise ApiError(503, f"the decision log cannot be read ({exc}); retry later", "event_id") from None
+
     def get(self, event_id: str) -> tuple[float, np.ndarray] | None:
+        """(time, shown ids) of a decision, or None."""
         with self._lock:
             found = self._recent.get(event_id)
             if found is not None:
                 return found
-            if self._conn is None:
-                uri = self.log_path.absolute().as_uri() + "?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
-            row = self._conn.execute(
-                "SELECT time, shown FROM decisions WHERE event_id = ?", (event_id,)
-            ).fetchone()
+            row = self._read("SELECT time, shown FROM decisions WHERE event_id = ?", event_id)
         if row is None:
             return None
         return float(row[0]), np.asarray(json.loads(row[1]))
+
+    def feedback(self, event_id: str) -> dict[str, Any] | None:
+        """The feedback stored (or queued by this worker) for a decision: ``late``, ``clicks``,
+        ``conversions``; None when there is none."""
+        with self._lock:
+            found = self._feedback.get(event_id)
+            if found is not None:
+                return found
+            row = self._read("SELECT late, clicks, conversions FROM feedback WHERE event_id = ?", event_id)
+        if row is None:
+            return None
+        return {"late": bool(row[0]), "clicks": json.loads(row[1]), "conversions": json.loads(row[2])}
 
     def close(self) -> None:
         with self._lock:
@@ -94,8 +117,7 @@ class ServiceState:
     def __init__(self, config: ServiceConfig, *, load: bool = True) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.writer = DecisionWriter(config.log)
-        self.feedback_log = DecisionLog.open(config.log, create=True)
+        self.writer = LogWriter(config.log, spill_dir=config.spill_dir)
         self.recent = RecentDecisions(config.log)
         self.loaded: Loaded | None = None
         self.load_error: LoadError | None = None
@@ -174,7 +196,7 @@ class ServiceState:
                     cache[key] = result
                     while len(cache) > size:
                         cache.popitem(last=False)
-        self._submit(result.decision)
+        logged = self._submit(result.decision)
         elapsed = time.perf_counter() - started
         section = request.section
         self.metrics.inc("sectionrank_rerank_requests_total", section=section)
@@ -184,7 +206,9 @@ class ServiceState:
             self.metrics.inc("sectionrank_fallbacks_total", section=section, kind=result.fallback)
         if cached is not None:
             self.metrics.inc("sectionrank_cache_hits_total", section=section)
-        return response_payload(result, request, cached=cached is not None, total_ms=elapsed * 1e3)
+        return response_payload(
+            result, request, cached=cached is not None, total_ms=elapsed * 1e3, logged=logged
+        )
 
     def _from_cache(self, first: RerankResult, request: RerankRequest) -> RerankResult:
         event_id = uuid.uuid4().hex
@@ -199,22 +223,32 @@ class ServiceState:
         )
         return replace(first, event_id=event_id, decision=decision, timing_ms={})
 
-    def _submit(self, decision: DecisionBatch | None) -> None:
+    def _submit(self, decision: DecisionBatch | None) -> bool:
+        """Queue a decision for the log; whether it is promised to it (False while the writer is degraded)."""
         if decision is None:
-            return
+            return False
         self.recent.add(str(decision.event_id[0]), float(decision.time[0]), decision.shown[0])
         try:
-            self.writer.submit(decision)
+            logged = self.writer.submit_decisions(decision)
         except queue.Full:
             raise ApiError(503, "the decision log queue is full; retry later") from None
+        if not logged:
+            self.metrics.inc("sectionrank_unlogged_total", kind="decision")
+        return logged
 
     # -- feedback --------------------------------------------------------------------------------------
     def feedback(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Store feedback on a served decision; idempotent, 404 for an unknown event."""
+        """Queue feedback on a served decision for the log; idempotent (a repeat is answered with the stored
+        feedback), 404 for an unknown event. Never waits for the log's disk or lock."""
         request = parse_feedback(body)
         found = self.recent.get(request.event_id)
         if found is None:
             raise ApiError(404, f"no decision with event_id {request.event_id!r}", "event_id")
+        earlier = self.recent.feedback(request.event_id)
+        if earlier is not None:
+            # Feedback is idempotent: the first stays, and a repeat is answered with what is stored.
+            self.metrics.inc("sectionrank_feedback_total", result="repeat")
+            return {"event_id": request.event_id, "stored": False, "logged": True, **earlier}
         decided_at, shown = found
         clicks = positions("clicks", request.clicks, shown, request.event_id)
         conversions = positions("conversions", request.conversions, shown, request.event_id)
@@ -232,20 +266,16 @@ class ServiceState:
             revenue=np.array([request.revenue]),
             reward=np.array([request.reward]),
         )
-        pending = self.writer.is_pending(request.event_id)
         try:
-            stored = self.feedback_log.append_feedback(batch, late=late, require_known=not pending)
-        except UnknownEventError:
-            raise ApiError(404, f"no decision with event_id {request.event_id!r}", "event_id") from None
-        result = "late" if stored and late else "stored" if stored else "repeat"
-        self.metrics.inc("sectionrank_feedback_total", result=result)
-        return {
-            "event_id": request.event_id,
-            "stored": bool(stored),
-            "late": bool(late),
-            "clicks": clicks.tolist(),
-            "conversions": conversions.tolist(),
-        }
+            logged = self.writer.submit_feedback(batch, late=late)
+        except queue.Full:
+            raise ApiError(503, "the decision log queue is full; retry later") from None
+        if not logged:
+            self.metrics.inc("sectionrank_unlogged_total", kind="feedback")
+        stored = {"late": bool(late), "clicks": clicks.tolist(), "conversions": conversions.tolist()}
+        self.recent.add_feedback(request.event_id, stored)
+        self.metrics.inc("sectionrank_feedback_total", result="late" if late else "stored")
+        return {"event_id": request.event_id, "stored": True, "logged": logged, **stored}
 
     # -- shutdown --------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -254,7 +284,6 @@ class ServiceState:
             return
         self._closed = True
         self.writer.close()
-        self.feedback_log.close()
         self.recent.close()
         if self.loaded is not None:
             close = getattr(self.loaded.pipeline.policy, "close", None)
@@ -302,7 +331,7 @@ def positions(
 
 
 def response_payload(
-    result: RerankResult, request: RerankRequest, *, cached: bool, total_ms: float
+    result: RerankResult, request: RerankRequest, *, cached: bool, total_ms: float, logged: bool = True
 ) -> dict[str, Any]:
     """The JSON body of a rerank response."""
     ids = result.item_ids.tolist()
@@ -318,6 +347,7 @@ def response_payload(
         "timing": timing,
         "fallback": result.fallback,
         "cached": cached,
+        "logged": logged,
     }
     if request.request_id is not None:
         payload["request_id"] = request.request_id

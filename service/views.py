@@ -122,7 +122,18 @@ def healthz() -> Response:
 def readyz() -> Response:
     st = state()
     st.require_loaded()
-    return json_response({"status": "ready", "queued_decisions": st.writer.queued()})
+    writer = st.writer
+    log = {
+        "queued": writer.queued(),
+        "held": writer.held(),
+        "spill_bytes": writer.spill_bytes(),
+        "write_errors": writer.write_errors,
+        "last_error": writer.last_error or None,
+    }
+    if writer.degraded:
+        # Reranks are still answered (with "logged": false); the probe says the log cannot take them.
+        return json_response({"status": "degraded", "queued_decisions": log["queued"], "log": log}, 503)
+    return json_response({"status": "ready", "queued_decisions": log["queued"], "log": log})
 
 
 @api.get("/metrics")
@@ -132,6 +143,12 @@ def metrics() -> Response:
         "sectionrank_decisions_queued": st.writer.queued(),
         "sectionrank_decisions_written_total": st.writer.written,
         "sectionrank_decisions_failed_total": st.writer.failed,
+        "sectionrank_log_spilled_total": st.writer.spilled,
+        "sectionrank_log_spill_bytes": st.writer.spill_bytes(),
+        "sectionrank_log_held": st.writer.held(),
+        "sectionrank_log_dropped_total": st.writer.dropped,
+        "sectionrank_log_write_errors_total": st.writer.write_errors,
+        "sectionrank_log_degraded": 1.0 if st.writer.degraded else 0.0,
         "sectionrank_models_loaded": 1.0 if st.loaded is not None else 0.0,
     }
     return Response(st.metrics.render(gauges), mimetype="text/plain; version=0.0.4")

@@ -288,6 +288,18 @@ def test_failed_batch_rolls_back_only_itself(log: DecisionLog) -> None:
     assert log.append_decisions(make_decisions(5, seed=25, start=100)) == 5
 
 
+def test_append_decisions_skip_existing_replays_idempotently(log: DecisionLog) -> None:
+    first = make_decisions(20, seed=26)
+    assert log.append_decisions(first) == 20
+    # A replay of the same decisions plus five new ones stores only the new ones; the first rows stay.
+    replayed = make_decisions(25, seed=27)
+    assert log.append_decisions(replayed, skip_existing=True) == 5
+    assert log.count() == 25
+    stored = decision_batch_from_frame(log.decisions())
+    assert_batches_equal(first, decision_batch_from_frame(log.decisions().head(20)))
+    assert list(stored.event_id[20:]) == list(replayed.event_id[20:])
+
+
 def test_concurrent_writers_lose_nothing(log_path: Path) -> None:
     shared = DecisionLog.open(log_path, create=True)
     second = DecisionLog.open(log_path)

@@ -1,14 +1,18 @@
-"""The background decision writer: nothing acknowledged is lost, off the request thread."""
+"""The background log writer: nothing acknowledged is lost, off the request thread; a log that cannot be
+written sends records to the spill journal, replayed idempotently once it can."""
 
+import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
 from bandits.log import DecisionLog
-from bandits.records import DecisionBatch
-from service.log_writer import DecisionWriter
+from bandits.records import DecisionBatch, FeedbackBatch
+from service.log_writer import Group, LogWriter
+from service.spill import SpillJournal, read_groups
 
 
 def decision(event_id: str) -> DecisionBatch:
@@ -39,9 +43,12 @@ def test_concat_keeps_every_row_in_order():
 
 def test_writer_drains_everything_on_close(tmp_path):
     path = tmp_path / "log.db"
-    writer = DecisionWriter(path, max_batch=64)
+    writer = LogWriter(path, max_batch=64)
+
     threads = [
-        threading.Thread(target=lambda t=t: [writer.submit(decision(f"{t}-{i}")) for i in range(250)])
+        threading.Thread(
+            target=lambda t=t: [writer.submit_decisions(decision(f"{t}-{i}")) for i in range(250)]
+        )
         for t in range(4)
     ]
     for thread in threads:
@@ -58,44 +65,43 @@ def test_writer_drains_everything_on_close(tmp_path):
 
 
 def test_writer_pending_until_written(tmp_path):
-    writer = DecisionWriter(tmp_path / "log.db")
-    writer.submit(decision("x"))
+    writer = LogWriter(tmp_path / "log.db")
+    writer.submit_decisions(decision("x"))
     assert writer.flush(5.0)
-    assert not writer.is_pending("x")
     assert writer.log.has_event("x")
     writer.close()
 
 
-def test_writer_duplicate_does_not_lose_the_others(tmp_path):
+def test_writer_duplicate_is_written_once_and_does_not_lose_the_others(tmp_path):
     path = tmp_path / "log.db"
-    writer = DecisionWriter(path)
-    writer.submit(decision("dup"))
+    writer = LogWriter(path)
+    writer.submit_decisions(decision("dup"))
     writer.flush(5.0)
     for event in ("a", "dup", "b"):
-        writer.submit(decision(event))
+        writer.submit_decisions(decision(event))
     writer.close()
     with DecisionLog.open(path) as log:
         assert sorted(log.decisions()["event_id"]) == ["a", "b", "dup"]
-    assert writer.failed == 1
+    assert writer.failed == 0
 
 
 def test_writer_batches_decisions_that_arrive_within_the_linger(tmp_path, monkeypatch):
-    writer = DecisionWriter(tmp_path / "log.db", linger=0.5)
+    writer = LogWriter(tmp_path / "log.db", linger=0.5)
     sizes: list[int] = []
     append = writer.log.append_decisions
     monkeypatch.setattr(
-        writer.log, "append_decisions", lambda batch: (sizes.append(len(batch)), append(batch))
+        writer.log, "append_decisions", lambda batch, **kw: (sizes.append(len(batch)), append(batch, **kw))
     )
     for event in ("a", "b", "c"):
-        writer.submit(decision(event))
+        writer.submit_decisions(decision(event))
     assert writer.flush(5.0)
     writer.close()
     assert sizes == [3]  # one transaction for the three
 
 
 def test_writer_close_does_not_wait_out_the_linger(tmp_path):
-    writer = DecisionWriter(tmp_path / "log.db", linger=30.0)
-    writer.submit(decision("a"))
+    writer = LogWriter(tmp_path / "log.db", linger=30.0)
+    writer.submit_decisions(decision("a"))
     started = time.monotonic()
     writer.close()
     assert time.monotonic() - started < 10.0
@@ -105,4 +111,98 @@ def test_writer_close_does_not_wait_out_the_linger(tmp_path):
 
 def test_writer_refuses_a_negative_linger(tmp_path):
     with pytest.raises(ValueError, match="linger must be >= 0"):
-        DecisionWriter(tmp_path / "log.db", linger=-1.0)
+        LogWriter(tmp_path / "log.db", linger=-1.0)
+
+
+def feedback(event_id: str) -> FeedbackBatch:
+    return FeedbackBatch(
+        event_id=np.array([event_id]),
+        time=np.array([1.7e9 + 1]),
+        clicks=[np.array([0])],
+        conversions=[np.array([], dtype=np.int64)],
+        revenue=np.array([0.0]),
+        reward=np.array([1.0]),
+    )
+
+
+@contextmanager
+def locked(path):
+    """Another connection holding the log's write lock (``BEGIN EXCLUSIVE``) until the block ends."""
+    conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def logged_events(path) -> tuple[set[str], set[str]]:
+    with DecisionLog.open(path) as log:
+        return set(log.decisions()["event_id"]), set(log.feedback()["event_id"])
+
+
+def test_writer_spills_while_the_log_is_locked_and_replays_once_released(tmp_path):
+    path = tmp_path / "log.db"
+    writer = LogWriter(path, busy_timeout=0.05, retry_seconds=0.1)
+    events = [f"e{i}" for i in range(40)]
+    with locked(path):
+        for event in events:
+            assert writer.submit_decisions(decision(event)) is True
+        assert writer.submit_feedback(feedback("e0"), late=False) is True
+        assert writer.flush(5.0)
+        assert writer.spill_bytes() > 0
+        assert not writer.degraded
+    assert wait_for(lambda: writer.spill_bytes() == 0)
+    writer.close()
+    decisions, feedbacks = logged_events(path)
+    assert decisions == set(events)
+    assert feedbacks == {"e0"}
+
+
+def test_writer_degrades_when_neither_log_nor_journal_can_be_written_and_recovers(tmp_path):
+    path = tmp_path / "log.db"
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    writer = LogWriter(path, spill_dir=not_a_dir / "spill", busy_timeout=0.05, retry_seconds=0.1)
+    with locked(path):
+        writer.submit_decisions(decision("before"))
+        assert wait_for(lambda: writer.degraded)
+        assert writer.submit_decisions(decision("during")) is False
+        assert wait_for(lambda: writer.held() == 2)
+    assert wait_for(lambda: not writer.degraded and writer.queued() == 0)
+    writer.close()
+    assert logged_events(path)[0] == {"before", "during"}
+    assert writer.dropped == 0
+
+
+def test_writer_replays_the_spill_file_of_an_exited_writer(tmp_path):
+    path = tmp_path / "log.db"
+    orphan = SpillJournal(tmp_path / "log.db.spill")
+    orphan.append(Group(decisions=(decision("orphan-0"), decision("orphan-1"))))
+    orphan.append(Group(decisions=(decision("orphan-0"),)))  # replayed twice: stored once
+    orphan.close(remove_if_empty=False)
+    writer = LogWriter(path)
+    writer.close()
+    assert logged_events(path)[0] == {"orphan-0", "orphan-1"}
+    assert not orphan.path.exists()
+
+
+def test_spill_reading_stops_at_a_torn_record(tmp_path):
+    journal = SpillJournal(tmp_path)
+    journal.append(Group(decisions=(decision("a"),)))
+    journal.append(Group(decisions=(decision("b"),)))
+    journal.close(remove_if_empty=False)
+    data = journal.path.read_bytes()
+    journal.path.write_bytes(data[:-3])
+    groups = list(read_groups(journal.path))
+    assert [list(g.decisions[0].event_id) for g in groups] == [["a"]]
