@@ -94,7 +94,7 @@ class RidgeRewardModel(BaseRewardModel):
         """Cross-fitted estimates equal to fitting a copy per fold, from one pass over the rows.
 
         The normal equations of every (fold, arm) cell are accumulated once on the unscaled design
-        ``u = [1, x - c]`` (c the column means of all rows, for numerical stability). Fold k's training
+        ``u = [1, x - c]`` (c a point near the data, for numerical stability). Fold k's training
         statistics are the sums over the other folds; its mean and standard deviation come from them, and the
         standardisation is the linear map ``z = u M``, so the standardised normal equations are ``M' G M``
         and ``M' h`` and predictions are ``u (M coef)``. Same model, same estimates as `fit` per fold.
@@ -107,10 +107,9 @@ class RidgeRewardModel(BaseRewardModel):
         labels, fold = np.unique(np.asarray(folds), return_inverse=True)
         n_folds, d = len(labels), x.shape[1]
         p = d + 1
-        # Centre only columns whose mean is large against their spread (raw moments would lose digits).
-        centre = x.mean(axis=0) if n else np.zeros(d)
-        if np.all(np.abs(centre) <= 10.0 * x.std(axis=0) + 1.0):
-            centre = np.zeros(d)
+        # Moments are taken around a point near the data (the mean of the first rows): any fixed point gives
+        # the same model, and a near one keeps raw moments from losing digits to a large offset.
+        centre = x[:256].mean(axis=0) if n else np.zeros(d)
         shifted = bool(centre.any())
         cell = (fold * n_actions + action).astype(np.int16 if n_folds * n_actions < 2**15 else np.int64)
         n_cells = n_folds * n_actions
@@ -173,8 +172,8 @@ class RidgeRewardModel(BaseRewardModel):
             chunk = x[start:stop] - centre if shifted else x[start:stop]
             slopes = coefs[:, 1:, :].transpose(1, 0, 2).reshape(d, n_folds * n_actions)
             every = chunk @ slopes + coefs[:, 0, :].reshape(-1)
-            every = every.reshape(stop - start, n_folds, n_actions)
-            qhat[start:stop] = every[np.arange(stop - start), fold[start:stop]]
+            own = (np.arange(stop - start) * n_folds + fold[start:stop]) * n_actions  # the row's own fold
+            qhat[start:stop] = every.reshape(-1)[own[:, None] + np.arange(n_actions)]
         if self.clip:
             np.clip(qhat, bounds[fold, :1], bounds[fold, 1:], out=qhat)
         return qhat
