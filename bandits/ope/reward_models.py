@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bandits.ope.base import BaseRewardModel
 from bandits.ope.data import LoggedBandit, check_int
@@ -101,6 +102,19 @@ class RidgeRewardModel(BaseRewardModel):
         """
         if not (isinstance(self.alpha, float | int) and self.alpha > 0):
             raise ReplayInputError(f"Expected `alpha` > 0, found {self.alpha!r}")
+        # Every product here is small (a chunk of rows times p columns): a second BLAS thread costs more in
+        # synchronisation than it saves, and much more when another process holds the other core.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._cross_fit(context, action, reward, np.asarray(folds), n_actions)
+
+    def _cross_fit(
+        self,
+        context: np.ndarray | None,
+        action: np.ndarray,
+        reward: np.ndarray,
+        folds: np.ndarray,
+        n_actions: int,
+    ) -> np.ndarray:
         n = len(action)
         x = np.zeros((n, 0)) if context is None else np.asarray(context, dtype=np.float64)
         reward = np.asarray(reward, dtype=np.float64)
