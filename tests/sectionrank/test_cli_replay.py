@@ -233,3 +233,17 @@ def test_replay_invalid_invocation_is_one_line(tmp_path: Path, args: list, messa
     assert result.output.startswith("Error:"), result.output
     assert result.output.count("\n") == 1, result.output
     assert message in result.output
+
+
+def test_replay_dsjson_target_file_aligned_by_event_id(tmp_path: Path) -> None:
+    frame = logged_frame(300, 8)
+    (tmp_path / "log.dsjson").write_bytes(b"\n".join(to_dsjson(frame)))
+    dist = frame[["event", "t0", "t1", "t2", "t3"]].sample(frac=1.0, random_state=3)
+    dist.to_csv(tmp_path / "target.csv", index=False)
+    args = ["--log", tmp_path / "log.dsjson", "--n-bootstrap", 0, "--context-cols", "U.x1,U.x2"]
+    by_id = replay_rows(
+        *args, "--target-file", tmp_path / "target.csv", "--id-col", "event", "--target-cols", "t"
+    )
+    logged = from_frame(frame, context=["x1", "x2"], n_actions=N_ACTIONS)
+    expected = evaluate(logged, frame[["t0", "t1", "t2", "t3"]].to_numpy(), n_bootstrap=0)
+    np.testing.assert_allclose([r["value"] for r in by_id], expected["value"], rtol=1e-12)
