@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask
 
 from service import http_errors, views
+from service.body import BufferedBody
 from service.config import CONFIG_ENV, ServiceConfig
 from service.fast_path import RerankFastPath
 from service.state import ServiceState
@@ -50,6 +51,7 @@ def create_app(config: ServiceConfig | Mapping[str, Any] | str | os.PathLike | N
     http_errors.init_app(app)
     views.init_app(app)
     app.wsgi_app = RerankFastPath(app)  # type: ignore[method-assign]
+    app.wsgi_app = BufferedBody(app.wsgi_app, service_config.max_body_bytes)  # type: ignore[method-assign]
     return app
 
 

@@ -13,7 +13,8 @@ from tests.service.cases import RERANK_CASES
 
 
 def call(app, raw: bytes, *, chunked: bool = False):
-    """(status, headers, body) of POST /v1/rerank; `chunked` leaves out Content-Length (Flask's path)."""
+    """(status, headers, body) of POST /v1/rerank; `chunked` leaves out Content-Length (the body is read to
+    its end by service.body.BufferedBody, then served like any other)."""
     environ = EnvironBuilder(path="/v1/rerank", method="POST", data=raw, content_type="application/json")
     environ = environ.get_environ()
     if chunked:
