@@ -10,6 +10,10 @@
   are not used.
 - ``post_worker_init`` makes a worker whose pipeline failed to load exit before it takes a request, so it
   never answers 503 in turn with healthy workers; the master replaces it.
+- Metrics of the whole service (`service.metrics`): ``on_starting`` gives the workers an empty
+  ``PROMETHEUS_MULTIPROC_DIR`` (a new temporary directory when it is unset) before any of them starts, and
+  ``child_exit`` marks a dead worker's files, so its live gauges leave the sums while its counts stay. This
+  module does not import prometheus_client: the master must set the variable before anything imports it.
 - ``worker_exit`` closes the worker's decision writer, draining its queue into the log: a SIGTERM to the
   master (graceful stop) loses no decision that a response acknowledged. An ``atexit`` hook in
   service.state does the same when a worker exits another way.
@@ -20,6 +24,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
+
+#: The variable that switches prometheus_client to its multiprocess mode (read when it is imported).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 preload_app = False
 worker_class = "sync"
@@ -31,6 +40,33 @@ accesslog = None
 errorlog = "-"
 loglevel = "info"
 proc_name = "sectionrank"
+
+
+def prepare_metrics_dir(environ: dict[str, str] | os._Environ = os.environ) -> Path:
+    """Create or empty the multiprocess metrics directory named by `environ` (set to a new temporary
+    directory when unset) and return it. Only prometheus_client's ``*.db`` files are removed."""
+    value = environ.get(MULTIPROC_ENV, "")
+    if not value:
+        value = environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")
+    directory = Path(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
+
+
+def on_starting(server) -> None:
+    """Before any worker starts: an empty multiprocess metrics directory, inherited by every worker."""
+    directory = prepare_metrics_dir()
+    server.log.info("metrics of all workers in %s", directory)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its live gauges (worker count, queue depth, ...) leave the sums."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def post_fork(server, worker) -> None:

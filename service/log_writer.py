@@ -27,6 +27,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,22 @@ class Group:
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.decisions) + len(self.feedback)
+
+
+@dataclass(frozen=True)
+class WriterHealth:
+    """A writer's health at one moment: records queued, held in memory and bytes in the spill journals,
+    whether it is degraded, and its running totals (written, failed, spilled, dropped, write errors)."""
+
+    queued: int
+    held: int
+    spill_bytes: int
+    degraded: bool
+    written: int
+    failed: int
+    spilled: int
+    dropped: int
+    write_errors: int
 
 
 def _concat_feedback(batches: tuple[FeedbackBatch, ...]) -> FeedbackBatch:
@@ -89,6 +106,11 @@ class LogWriter:
         How often the journal is replayed (and held records retried) while the log cannot be written.
     max_held : int
         Most records held in memory when neither the log nor the journal can be written.
+    on_health : callable, optional
+        Called by the writer thread with a `WriterHealth` after each write and at least every
+        `retry_seconds` (at most every `health_seconds`): the worker's metrics, off the request path.
+    health_seconds : float
+        Least seconds between two `on_health` calls.
     """
 
     def __init__(
@@ -102,6 +124,8 @@ class LogWriter:
         busy_timeout: float = 1.0,
         retry_seconds: float = 1.0,
         max_held: int = 1_000_000,
+        on_health: Callable[[WriterHealth], None] | None = None,
+        health_seconds: float = 0.1,
     ) -> None:
         if linger < 0:
             raise ValueError(f"linger must be >= 0 seconds, found {linger}")
@@ -129,6 +153,9 @@ class LogWriter:
         self.dropped = 0
         self.write_errors = 0
         self.last_error = ""
+        self.on_health = on_health
+        self.health_seconds = health_seconds
+        self._next_health = 0.0
         self._replay_orphans()
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
@@ -166,6 +193,29 @@ class LogWriter:
         """Bytes waiting in spill journals (this worker's and those of exited ones)."""
         return spill_bytes(self.spill_dir)
 
+    def health(self) -> WriterHealth:
+        """The writer's health now (reads the spill directory's size)."""
+        return WriterHealth(
+            queued=self.queued(),
+            held=self.held(),
+            spill_bytes=self.spill_bytes(),
+            degraded=self.degraded,
+            written=self.written,
+            failed=self.failed,
+            spilled=self.spilled,
+            dropped=self.dropped,
+            write_errors=self.write_errors,
+        )
+
+    def _report(self) -> None:
+        if self.on_health is None or time.monotonic() < self._next_health:
+            return
+        self._next_health = time.monotonic() + self.health_seconds
+        try:
+            self.on_health(self.health())
+        except OSError as exc:
+            LOGGER.error("decision log: health report failed: %s", exc)
+
     @property
     def log(self) -> DecisionLog:
         return self._log
@@ -178,6 +228,7 @@ class LogWriter:
                 first = self._queue.get(timeout=self.retry_seconds)
             except queue.Empty:
                 self._write([])
+                self._report()
                 continue
             if first is _STOP:
                 break
@@ -194,6 +245,7 @@ class LogWriter:
                     break
                 groups.append(item)
             self._write(groups)
+            self._report()
         self._write([], final=True)
 
     def _merge(self, groups: list[Group]) -> Group:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bandits.log_codec import decode_id_lists
 from bandits.records import DecisionBatch, FeedbackBatch
 from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
@@ -82,7 +83,7 @@ class RecentDecisions:
             row = self._read("SELECT time, shown FROM decisions WHERE event_id = ?", event_id)
         if row is None:
             return None
-        return float(row[0]), np.asarray(json.loads(row[1]))
+        return float(row[0]), decode_id_lists([row[1]])[0]
 
     def feedback(self, event_id: str) -> dict[str, Any] | None:
         """The feedback stored (or queued by this worker) for a decision: ``late``, ``clicks``,
@@ -117,7 +118,8 @@ class ServiceState:
     def __init__(self, config: ServiceConfig, *, load: bool = True) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.writer = LogWriter(config.log, spill_dir=config.spill_dir)
+        self.metrics.set_loaded(False)
+        self.writer = LogWriter(config.log, spill_dir=config.spill_dir, on_health=self.metrics.set_log_health)
         self.recent = RecentDecisions(config.log)
         self.loaded: Loaded | None = None
         self.load_error: LoadError | None = None
@@ -158,6 +160,7 @@ class ServiceState:
         # read the old `loaded` before the swap runs on the new pipeline (see `rerank`).
         with self._rerank_lock:
             old, self.loaded = self.loaded, loaded
+            self.metrics.set_loaded(True)
             if old is not None and old.pipeline.policy is not loaded.pipeline.policy:
                 close = getattr(old.pipeline.policy, "close", None)
                 if callable(close):
@@ -198,14 +201,9 @@ class ServiceState:
                         cache.popitem(last=False)
         logged = self._submit(result.decision)
         elapsed = time.perf_counter() - started
-        section = request.section
-        self.metrics.inc("sectionrank_rerank_requests_total", section=section)
-        self.metrics.observe("sectionrank_rerank_latency_seconds", elapsed, section=section)
-        self.metrics.inc("sectionrank_arm_total", section=section, arm=result.arm_id)
-        if result.fallback is not None:
-            self.metrics.inc("sectionrank_fallbacks_total", section=section, kind=result.fallback)
-        if cached is not None:
-            self.metrics.inc("sectionrank_cache_hits_total", section=section)
+        self.metrics.rerank(
+            request.section, elapsed, arm=result.arm_id, fallback=result.fallback, cached=cached is not None
+        )
         return response_payload(
             result, request, cached=cached is not None, total_ms=elapsed * 1e3, logged=logged
         )
@@ -276,6 +274,11 @@ class ServiceState:
         self.recent.add_feedback(request.event_id, stored)
         self.metrics.inc("sectionrank_feedback_total", result="late" if late else "stored")
         return {"event_id": request.event_id, "stored": True, "logged": logged, **stored}
+
+    def metrics_text(self) -> bytes:
+        """GET /metrics: this worker's log health published now, then every worker's metrics rendered."""
+        self.metrics.set_log_health(self.writer.health())
+        return self.metrics.render()
 
     # -- shutdown --------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -138,25 +138,13 @@ def readyz() -> Response:
 
 @api.get("/metrics")
 def metrics() -> Response:
-    st = state()
-    gauges = {
-        "sectionrank_decisions_queued": st.writer.queued(),
-        "sectionrank_decisions_written_total": st.writer.written,
-        "sectionrank_decisions_failed_total": st.writer.failed,
-        "sectionrank_log_spilled_total": st.writer.spilled,
-        "sectionrank_log_spill_bytes": st.writer.spill_bytes(),
-        "sectionrank_log_held": st.writer.held(),
-        "sectionrank_log_dropped_total": st.writer.dropped,
-        "sectionrank_log_write_errors_total": st.writer.write_errors,
-        "sectionrank_log_degraded": 1.0 if st.writer.degraded else 0.0,
-        "sectionrank_models_loaded": 1.0 if st.loaded is not None else 0.0,
-    }
-    return Response(st.metrics.render(gauges), mimetype="text/plain; version=0.0.4")
+    return Response(state().metrics_text(), mimetype="text/plain; version=0.0.4")
 
 
 @api.get("/openapi.json")
 def openapi() -> Response:
-    return json_response(openapi_document())
+    loaded = state().loaded
+    return json_response(openapi_document(() if loaded is None else tuple(loaded.sections.sections)))
 
 
 def _count(response: Response) -> Response:

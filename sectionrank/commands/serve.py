@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ import click
 from heuristics import HeuristicsError, SectionsConfig
 from service.config import CONFIG_ENV, MODELS_ENV, ServiceConfig
 from service.errors import StoreError
+from service.gunicorn_conf import MULTIPROC_ENV
 from service.store import ServiceStore, read_input
 
 #: The WSGI target gunicorn loads in each worker, after the fork.
@@ -178,6 +180,10 @@ def serve_command(
     if dry_run:
         click.echo(" ".join(shlex.quote(a) for a in argv))
         return
+    # Metrics summed over every worker (service.metrics): gunicorn's on_starting hook empties this directory.
+    if not env.get(MULTIPROC_ENV):
+        env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")
+    click.echo(f"  metrics of all workers -> {env[MULTIPROC_ENV]}")
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
 

@@ -30,8 +30,9 @@ def call(app, raw: bytes, *, chunked: bool = False):
 
 
 def requests_counted(app, status: int) -> float:
-    counters = get_state(app).metrics._counters["sectionrank_http_requests_total"]
-    return counters.get((("endpoint", "/v1/rerank"), ("status", str(status))), 0.0)
+    labels = {"endpoint": "/v1/rerank", "status": str(status)}
+    value = get_state(app).metrics.registry.get_sample_value("sectionrank_http_requests_total", labels)
+    return value or 0.0
 
 
 @pytest.mark.parametrize(("body", "status", "field"), RERANK_CASES[:12])

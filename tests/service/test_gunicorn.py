@@ -1,5 +1,6 @@
-"""A real `sectionrank serve` (gunicorn, 2 workers) on 127.0.0.1: it answers, its printed curl works, and a
-SIGTERM while threads fire requests loses no decision that got a 200."""
+"""A real `sectionrank serve` (gunicorn, 2 workers) on 127.0.0.1: it answers, its printed curl works, a
+SIGTERM while threads fire requests loses no decision that got a 200, and /metrics counts every worker's
+requests whichever worker answers the scrape."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bandits.log import DecisionLog
 
@@ -130,3 +132,49 @@ def test_sigterm_while_serving_loses_no_acknowledged_decision(server):
         logged = set(decision_log.decisions()["event_id"])
     missing = sorted(set(acknowledged) - logged)
     assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged decisions not in the log"
+
+
+def metric(text: bytes, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named `name` in a Prometheus text exposition, by their sorted label pairs."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_metrics_count_every_worker_whichever_answers(server):
+    _, port, _, _ = server
+    deadline = time.monotonic() + 60
+    workers: dict = {}
+    while workers != {(): 2}:
+        assert time.monotonic() < deadline, f"workers never reached 2: {workers}"
+        time.sleep(0.2)
+        workers = metric(request(port, "GET", "/metrics")[1], "sectionrank_workers")
+    body = {
+        "section": "discover",
+        "user": {"id": 1},
+        "context": {"device": "mobile"},
+        "candidates": list(range(40)),
+        "k": 10,
+    }
+    n = 60
+    live_pids: set[int] = set()
+    for _ in range(n):
+        # A new connection each time: gunicorn's workers take turns accepting them.
+        status, _ = request(port, "POST", "/v1/rerank", body)
+        assert status == 200
+    scrapes = []
+    for _ in range(8):
+        status, text = request(port, "GET", "/metrics")
+        assert status == 200
+        scrapes.append(text)
+    for text in scrapes:
+        assert metric(text, "sectionrank_rerank_requests_total") == {(("section", "discover"),): n}
+        assert metric(text, "sectionrank_rerank_latency_seconds_count") == {(("section", "discover"),): n}
+        http = metric(text, "sectionrank_http_requests_total")
+        assert http[(("endpoint", "/v1/rerank"), ("status", "200"))] == n
+        assert metric(text, "sectionrank_workers") == {(): 2}
+        live_pids |= {int(dict(labels)["pid"]) for labels in metric(text, "sectionrank_worker_info")}
+    assert len(live_pids) == 2
