@@ -393,7 +393,8 @@ def decode_number_lists(
 
 
 def decode_id_lists(texts: Sequence[str]) -> list[np.ndarray]:
-    """JSON id arrays -> one array per row: int64 for int ids, str for str ids (int64 when empty)."""
+    """JSON id arrays -> one array per row: int64 for int ids, an object array of the str ids as logged (NUL
+    included) for str ids (int64 when empty)."""
     n = len(texts)
     is_str = np.fromiter((t.startswith('["') for t in texts), bool, count=n)
     if not is_str.any():
@@ -404,7 +405,7 @@ def decode_id_lists(texts: Sequence[str]) -> list[np.ndarray]:
     out: list[np.ndarray] = [np.empty(0, np.int64)] * n
     str_rows = np.flatnonzero(is_str)
     for row, values in zip(str_rows, decode_dicts([texts[i] for i in str_rows]), strict=True):
-        out[row] = np.asarray(values, dtype=str)
+        out[row] = _str_id_array(values)
     int_rows = np.flatnonzero(~is_str)
     if int_rows.size:
         for row, arr in zip(int_rows, decode_id_lists([texts[i] for i in int_rows]), strict=True):
@@ -414,6 +415,13 @@ def decode_id_lists(texts: Sequence[str]) -> list[np.ndarray]:
 
 def _id_array(values: list[Any]) -> np.ndarray:
     return np.asarray(values) if values else np.empty(0, np.int64)
+
+
+def _str_id_array(values: list[Any]) -> np.ndarray:
+    """Str ids as an object array: numpy's fixed-width strings would drop trailing NULs."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 _NUMBER_CHARS = {
@@ -583,6 +591,4 @@ def feedback_batch_from_frame(frame: pd.DataFrame) -> FeedbackBatch:
 def _user_ids(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_integer_dtype(column):
         return column.to_numpy(dtype=np.int64)
-    if pd.api.types.infer_dtype(column, skipna=False) in ("string", "empty"):
-        return column.to_numpy(dtype=str)
     return column.to_numpy(dtype=object)

@@ -18,11 +18,12 @@ Keys (docs/serve.md lists them with their defaults)::
     [section_models]                    # which design serves each section (defaults below)
     search = "independent"
 
-Relative paths are resolved against the directory of the TOML file (against the working directory for a
-dict). The environment overrides the file: ``SECTIONRANK_ADMIN_TOKEN``, ``SECTIONRANK_STORE``,
-``SECTIONRANK_LOG``, ``SECTIONRANK_POLICY``, ``SECTIONRANK_SEED``, and ``SECTIONRANK_MODELS`` (a directory
-whose ``base``, ``consolidated`` and ``independent`` subdirectories replace ``[models]``); a number given by
-a variable (``SECTIONRANK_SEED``) is text, converted before it is checked.
+Relative paths are resolved against the directory of the TOML file, the shipped one's included (against
+the working directory for a dict). The environment overrides the file: ``SECTIONRANK_ADMIN_TOKEN``,
+``SECTIONRANK_STORE``, ``SECTIONRANK_LOG``, ``SECTIONRANK_POLICY``, ``SECTIONRANK_SEED``, and
+``SECTIONRANK_MODELS`` (a directory whose ``base``, ``consolidated`` and ``independent`` subdirectories
+replace ``[models]``); a number given by a variable (``SECTIONRANK_SEED``) is text, converted before it is
+checked.
 
 Files and values are read and checked by the house's one config reader (`heuristics.config_reader`); a bad
 one raises `service.errors.ServiceConfigError` naming the key.
@@ -130,9 +131,9 @@ class ServiceConfig:
     def load(cls, path: str | os.PathLike | None = None, *, environ: Mapping[str, str] | None = None):
         """Read a TOML file (the shipped `service/service.toml` when None), then apply the environment."""
         if path is None:
-            text = resources.files("service").joinpath("service.toml").read_text()
-            source, base = "service/service.toml", Path.cwd()
-            data = _CHECK.parse_toml(text, source)
+            shipped = resources.files("service").joinpath("service.toml")
+            source, base = "service/service.toml", Path(str(shipped)).parent
+            data = _CHECK.parse_toml(shipped.read_text(), source)
         else:
             path = Path(path)
             source, base = str(path), path.parent

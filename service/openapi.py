@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json.
 
 The schemas are JSON Schema 2020-12 (OpenAPI 3.1), so the tests validate real responses against them with
-`jsonschema`.
+`jsonschema`, and tests/service/test_schema_fuzz.py sends the app requests generated from them. They say what
+service/validation.py enforces, as far as JSON Schema can: the section names of the loaded sections config,
+ids of one type per candidate list, the length limits, the required fields.
 """
 
 from __future__ import annotations
@@ -9,14 +11,22 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from service.validation import MAX_FEEDBACK_ITEMS, MAX_ID_CHARS, MAX_SHORT_CHARS, MAX_TEXT_CHARS
+from service.config import DESIGNS
+from service.validation import INT64, MAX_FEEDBACK_ITEMS, MAX_ID_CHARS, MAX_SHORT_CHARS, MAX_TEXT_CHARS
 
-ID = {
-    "oneOf": [
-        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
-        {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
-    ]
-}
+INT_ID = {"type": "integer", "minimum": INT64[0], "maximum": INT64[1]}
+STR_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
+ID = {"oneOf": [INT_ID, STR_ID]}
+
+
+def _candidates(ids: dict[str, Any]) -> dict[str, Any]:
+    """One form of a candidate list: ids of one type, plain or as objects with an id (other keys ignored)."""
+    return {
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": True,
+        "items": {"oneOf": [ids, {"type": "object", "properties": {"id": ids}, "required": ["id"]}]},
+    }
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -31,6 +41,8 @@ def _obj(properties: dict[str, Any], required: list[str], *, extra: bool = False
         "additionalProperties": extra,
     }
 
+
+PATH = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS}
 
 SCHEMAS: dict[str, Any] = {
     "Id": ID,
@@ -62,17 +74,11 @@ SCHEMAS: dict[str, Any] = {
                 [],
             ),
             "candidates": {
-                "type": "array",
-                "minItems": 1,
-                "description": "Distinct item ids of one type, or objects with an id (other keys ignored).",
-                "items": {
-                    "oneOf": [
-                        _ref("Id"),
-                        {"type": "object", "properties": {"id": _ref("Id")}, "required": ["id"]},
-                    ]
-                },
+                "description": "Distinct item ids, all integers or all strings, plain or as objects with an "
+                "id (other keys ignored); at most the section's max_candidates.",
+                "oneOf": [_candidates(INT_ID), _candidates(STR_ID)],
             },
-            "k": {"type": "integer", "minimum": 1},
+            "k": {"type": "integer", "minimum": 1, "description": "At most the section's max_candidates."},
             "request_id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
         },
         ["section", "user", "candidates"],
@@ -115,7 +121,7 @@ SCHEMAS: dict[str, Any] = {
     "Slot": {
         "oneOf": [
             _ref("Id"),
-            _obj({"position": {"type": "integer", "minimum": 0}}, ["position"]),
+            _obj({"position": {"type": "integer", "minimum": 0, "maximum": 2**31}}, ["position"]),
         ]
     },
     "FeedbackRequest": _obj(
@@ -153,7 +159,7 @@ SCHEMAS: dict[str, Any] = {
                         "description": {"type": "string"},
                         "required_context": {"type": "array", "items": {"type": "string"}},
                         "pipeline": {"type": "array", "items": {"type": "string"}},
-                        "model": {"enum": ["base", "consolidated", "independent"]},
+                        "model": {"enum": list(DESIGNS)},
                         "ranker_version": {"type": "string"},
                         "arms": {"type": "integer", "minimum": 1},
                         "default_arm": {"type": "string"},
@@ -199,15 +205,13 @@ SCHEMAS: dict[str, Any] = {
     ),
     "ReloadRequest": _obj(
         {
-            "models": {"type": "object", "additionalProperties": {"type": "string"}},
-            "policy": {"type": "string"},
-            "section_models": {
-                "type": "object",
-                "additionalProperties": {"enum": ["base", "consolidated", "independent"]},
-            },
+            "models": _obj({design: _ref("Path") for design in DESIGNS}, []),
+            "policy": {**PATH, "description": "A policy spec or a VW policy directory"},
+            "section_models": {"type": "object", "additionalProperties": {"enum": list(DESIGNS)}},
         },
         [],
     ),
+    "Path": PATH,
     "Health": _obj({"status": {"const": "ok"}}, ["status"]),
     "Ready": _obj(
         {
@@ -229,18 +233,28 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+def _section_schemas(sections: tuple[str, ...]) -> dict[str, Any]:
+    if not sections:
+        return {}
+    request = SCHEMAS["RerankRequest"]
+    section = {"type": "string", "enum": list(sections)}
+    return {"RerankRequest": {**request, "properties": {**request["properties"], "section": section}}}
+
+
 def _json(schema: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": _ref(schema)}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
-        400: "Malformed JSON",
+        400: "Malformed JSON, or a body shorter than its Content-Length",
         401: "Missing or wrong admin token",
         404: "Unknown event or route",
+        408: "The body did not arrive within the read timeout",
         413: "Body larger than max_body_bytes",
+        415: "A body that is not application/json",
         422: "Invalid field (named in error.field)",
-        503: "No models loaded, or the decision queue is full",
+        503: "No models loaded, the decision queue is full, or the decision log cannot be read",
     }
     return {str(c): {"description": reasons[c], **_json("Error")} for c in codes}
 
@@ -251,7 +265,7 @@ PATHS: dict[str, Any] = {
             "summary": "Re-rank candidates for one section request",
             "requestBody": {"required": True, **_json("RerankRequest")},
             "responses": {"200": {"description": "The ranked items", **_json("RerankResponse")}}
-            | _errors(400, 413, 422, 503),
+            | _errors(400, 408, 413, 415, 422, 503),
         }
     },
     "/v1/feedback": {
@@ -259,7 +273,7 @@ PATHS: dict[str, Any] = {
             "summary": "Clicks, conversions and reward on a served decision (idempotent)",
             "requestBody": {"required": True, **_json("FeedbackRequest")},
             "responses": {"200": {"description": "Stored, or a repeat", **_json("FeedbackResponse")}}
-            | _errors(400, 404, 413, 422),
+            | _errors(400, 404, 408, 413, 415, 422, 503),
         }
     },
     "/v1/sections": {
@@ -279,7 +293,8 @@ PATHS: dict[str, Any] = {
             "summary": "Load new models/policy, check and smoke-test them, then swap (admin)",
             "security": [{"bearer": []}],
             "requestBody": {"required": False, **_json("ReloadRequest")},
-            "responses": {"200": {"description": "Reloaded", **_json("Models")}} | _errors(400, 401, 422),
+            "responses": {"200": {"description": "Reloaded", **_json("Models")}}
+            | _errors(400, 401, 408, 413, 415, 422),
         }
     },
     "/healthz": {
@@ -324,8 +339,9 @@ PATHS: dict[str, Any] = {
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document (built once)."""
+def openapi_document(sections: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI document (built once per tuple of section names): a request's ``section`` is one of
+    `sections`, the names in the loaded sections config (any string when empty: nothing is loaded)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -337,7 +353,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "sectionrank", "version": package_version, "description": "See docs/http-api.md."},
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | _section_schemas(sections),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

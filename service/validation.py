@@ -107,7 +107,8 @@ def _integer(field: str, value: Any, low: int, high: int) -> int:
 
 
 def candidate_ids(value: Any) -> np.ndarray:
-    """Candidate ids (n,) as int64 or str from ``[id, ...]`` or ``[{"id": id, ...}, ...]``."""
+    """Candidate ids (n,) from ``[id, ...]`` or ``[{"id": id, ...}, ...]``: int64, or an object array of the
+    str ids as given (NUL included)."""
     if not isinstance(value, list):
         raise unprocessable("candidates", f"expected an array of ids, found {_kind(value)}")
     if not value:
@@ -128,8 +129,10 @@ def candidate_ids(value: Any) -> np.ndarray:
             big = next(i for i, v in enumerate(value) if not INT64[0] <= v <= INT64[1])
             raise unprocessable(where.format(big), "expected an integer id within int64") from None
     elif types == {str}:
-        ids = np.array(value, dtype=str)
-        lengths = np.char.str_len(ids)
+        # An object array keeps each id as given: numpy's fixed-width strings drop trailing NULs.
+        ids = np.empty(len(value), dtype=object)
+        ids[:] = value
+        lengths = np.fromiter(map(len, value), np.int64, count=len(value))
         bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_CHARS))
         if bad.size:
             _string(where.format(bad[0]), value[bad[0]], MAX_ID_CHARS)

@@ -83,7 +83,8 @@ def assert_values_equal(expected: object, actual: object, where: str) -> None:
         assert actual.shape == expected.shape, where
         if expected.size:
             assert (actual.dtype.kind in "iu") == (expected.dtype.kind in "iu"), where
-            assert actual.dtype.kind != "O" or expected.dtype.kind == "O", where
+            # str ids read back as object arrays (lossless: fixed-width numpy strings drop trailing NULs)
+            assert actual.dtype.kind != "O" or expected.dtype.kind in "OUT", where
         exp_list, act_list = expected.tolist(), actual.tolist()
         if expected.dtype.kind == "f":
             np.testing.assert_array_equal(actual, expected, err_msg=where)

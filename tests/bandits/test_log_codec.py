@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bandits.log_codec import decode_id_lists, decode_number_lists
+from bandits.log_codec import decode_id_lists, decode_number_lists, encode_list
 
 # ---------------------------------------------------------------------------------------------------------
 # The codec's fast decoding against the general JSON parser
@@ -53,4 +53,10 @@ def test_decode_id_lists_keeps_each_rows_id_type() -> None:
     texts = ['["a","b"]', "[1,2]", "[]", '["x"]', "[-7]"]
     decoded = decode_id_lists(texts)
     assert [d.tolist() for d in decoded] == [["a", "b"], [1, 2], [], ["x"], [-7]]
-    assert [d.dtype.kind for d in decoded] == ["U", "i", "i", "U", "i"]
+    assert [d.dtype.kind for d in decoded] == ["O", "i", "i", "O", "i"]
+
+
+@pytest.mark.parametrize("ids", [["\x00"], ["a\x00", "a"], ["\x00\x00", "\x00b", "c\x00"]])
+def test_decode_id_lists_keeps_nul_characters(ids) -> None:
+    decoded = decode_id_lists([encode_list(np.array(ids, dtype=object))])
+    assert decoded[0].tolist() == ids

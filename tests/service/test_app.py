@@ -94,6 +94,48 @@ def test_rerank_decision_reaches_the_log(client, app, rerank_body):
     assert out["request_id"] == "req-7"
 
 
+# Each row: string candidate ids that fixed-width numpy strings would change (trailing NULs dropped).
+NUL_IDS = [
+    ["\x00", "a"],
+    ["a\x00", "a"],
+    ["\x00\x00", "\x00", "b\x00c"],
+]
+
+
+@pytest.mark.parametrize("ids", NUL_IDS)
+def test_rerank_string_ids_round_trip_with_nul_characters(client, app, ids):
+    body = {"section": "discover", "user": {"id": "\x00"}, "candidates": ids, "k": len(ids)}
+    out = post(client, "/v1/rerank", body)
+    assert out.status_code == 200, out.get_json()
+    shown = [item["id"] for item in out.get_json()["items"]]
+    assert sorted(shown) == sorted(ids)
+    event_id = out.get_json()["event_id"]
+    clicked = post(client, "/v1/feedback", {"event_id": event_id, "clicks": ids, "conversions": [ids[0]]})
+    assert clicked.status_code == 200, clicked.get_json()
+    assert clicked.get_json()["clicks"] == list(range(len(ids)))
+    assert clicked.get_json()["conversions"] == [shown.index(ids[0])]
+    state = get_state(app)
+    assert state.writer.flush()
+    with DecisionLog.open(state.config.log) as log:
+        rows = log.decisions()
+    row = rows[rows["event_id"] == event_id].iloc[0]
+    assert row["candidates"].tolist() == ids
+    assert row["shown"].tolist() == shown
+    assert row["user_id"] == "\x00"
+
+
+def test_feedback_by_a_nul_id_of_a_logged_decision_is_accepted(app, client):
+    # Read back from the log, not from this worker's memory of recent decisions.
+    ids = ["\x00", "x\x00"]
+    out = post(client, "/v1/rerank", {"section": "discover", "user": {"id": 1}, "candidates": ids}).get_json()
+    state = get_state(app)
+    assert state.writer.flush()
+    state.recent._recent.clear()
+    response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": ["x\x00", "\x00"]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["clicks"] == [0, 1]
+
+
 def test_rerank_missing_required_context_is_422_naming_it(client, rerank_body):
     body = rerank_body("similar_items")
     del body["context"]["source_item"]

@@ -107,6 +107,9 @@ def test_reload_of_a_bad_artifact_is_refused_and_the_old_keeps_serving(
     ("body", "status", "field"),
     [
         ({"policy": "epsilon:7"}, 422, "policy"),
+        ({"policy": ""}, 422, "policy"),
+        ({"policy": "   "}, 422, "policy"),
+        ({"policy": None}, 422, "policy"),
         ({"policy": "/no/such/policy/dir"}, 422, "policy"),
         ({"models": {"base": "/no/such/model"}}, 422, "models.base"),
         ({"models": {"fancy": "/x"}}, 422, "models.fancy"),

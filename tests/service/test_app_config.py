@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import service.config
 from sectionrank.cli import main
 from service.config import DEFAULT_SECTION_MODELS, ServiceConfig
 from service.errors import ServiceConfigError, ServiceError
@@ -32,6 +33,15 @@ def test_config_relative_paths_resolve_against_the_file(tmp_path):
     assert config.store == tmp_path / "conf" / "data" / "store.db"
     assert config.log == Path("/abs/log.db")
     assert config.models["base"] == tmp_path / "conf" / "m" / "base"
+
+
+def test_config_shipped_file_resolves_relative_paths_against_its_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = ServiceConfig.load(environ={})
+    shipped = Path(service.config.__file__).parent
+    assert config.store == shipped / "store.db"
+    assert config.log == shipped / "decisions.db"
+    assert config.models["base"] == shipped / "models" / "base"
 
 
 def test_config_environment_overrides_the_file(tmp_path):
