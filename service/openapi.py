@@ -315,7 +315,7 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics of the answering worker",
+            "summary": "Prometheus metrics of the whole service (every worker)",
             "responses": {
                 "200": {
                     "description": "Prometheus text",
