@@ -4,36 +4,14 @@ without slowing the responses; when neither the log nor the journal can be writt
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from bandits.log import DecisionLog
 from service.app import create_app, get_state
 from service.config import ServiceConfig
-
-
-@contextmanager
-def locked(path):
-    """Another connection holding the log's write lock (``BEGIN EXCLUSIVE``) until the block ends."""
-    conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
-
-
-def wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.service.faults import locked, wait_for
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """The background log writer: nothing acknowledged is lost, off the request thread; a log that cannot be
 written sends records to the spill journal, replayed idempotently once it can."""
 
-import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from bandits.log import DecisionLog
 from bandits.records import DecisionBatch, FeedbackBatch
 from service.log_writer import Group, LogWriter
 from service.spill import SpillJournal, read_groups
+from tests.service.faults import locked, wait_for
 
 
 def decision(event_id: str) -> DecisionBatch:
@@ -123,27 +122,6 @@ def feedback(event_id: str) -> FeedbackBatch:
         revenue=np.array([0.0]),
         reward=np.array([1.0]),
     )
-
-
-@contextmanager
-def locked(path):
-    """Another connection holding the log's write lock (``BEGIN EXCLUSIVE``) until the block ends."""
-    conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def logged_events(path) -> tuple[set[str], set[str]]:
