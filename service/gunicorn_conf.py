@@ -2,12 +2,12 @@
 
 - No ``preload_app``: each worker imports the app and builds its pipeline after the fork, so no LightGBM
   booster or VW workspace crosses a fork (LightGBM #4751, gunicorn #2520).
-- Sync workers: one request at a time per worker, so the per-worker pipeline needs no thread pool, and
-  LightGBM predicts with ``num_threads=1`` (the pipeline passes it on every call). A client that stalls its
-  body is answered a JSON 408 after 5 s by `service.body.BufferedBody` (a socket timeout), well before
-  ``timeout`` would abort the worker. gthread workers (8 threads) kept health probes answering during such
-  stalls but doubled the 2-connection p50 in `make bench` (3.3 against 1.7 ms at 100 candidates), so they
-  are not used.
+- Sync workers with a buffering front (`service.worker.BufferingSyncWorker`): one request at a time per
+  worker, so the per-worker pipeline needs no thread pool, and LightGBM predicts with ``num_threads=1`` (the
+  pipeline passes it on every call); a connection reaches the app only once its whole request has arrived,
+  so a client that stalls holds no worker (it is answered a JSON 408 after 5 s). gthread workers (8 threads)
+  also kept health probes answering during such stalls but doubled the 2-connection p50 in `make bench`
+  (3.3 against 1.7 ms at 100 candidates), so they are not used.
 - ``post_worker_init`` makes a worker whose pipeline failed to load exit before it takes a request, so it
   never answers 503 in turn with healthy workers; the master replaces it.
 - Metrics of the whole service (`service.metrics`): ``on_starting`` gives the workers an empty
@@ -31,7 +31,7 @@ from pathlib import Path
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 preload_app = False
-worker_class = "sync"
+worker_class = "service.worker.BufferingSyncWorker"
 graceful_timeout = 30
 keepalive = 2
 # A worker loads its models at start; give it time on a slow machine.
