@@ -195,6 +195,8 @@ CONNECTION_NOTE = {
     "once a request is written, so the TCP connect on loopback is not in it.",
     "gthread": "The workers keep connections alive, so each connection is opened once.",
 }
+# The buffering sync worker serves exactly as the sync worker once a request is whole.
+CONNECTION_NOTE["service.worker.BufferingSyncWorker"] = CONNECTION_NOTE["sync"]
 
 
 @dataclass(frozen=True)
