@@ -167,8 +167,15 @@ def _plain(value: Any) -> Any:
 
 #: ``sectionrank compare`` without ``--quick``.
 FULL = CompareSettings()
-#: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores).
-QUICK = CompareSettings(log_requests=20_000, eval_requests=3_000, tune_requests=1_500, n_bootstrap=100)
+#: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores),
+#: with the feature check of source_similarity (similar_items' feature).
+QUICK = CompareSettings(
+    log_requests=20_000,
+    eval_requests=3_000,
+    tune_requests=1_500,
+    n_bootstrap=100,
+    feature_check=("source_similarity",),
+)
 
 
 def curve_section(world_config: WorldConfig, settings: CompareSettings) -> str:
