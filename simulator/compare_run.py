@@ -218,6 +218,7 @@ def _feature_check(run: _Seed, logged: _Logged, designs: TrainedDesigns) -> tupl
             )
             for feature in features
         ]
+        # Stream 1, as in `_evaluate`: the very requests every strategy was valued on, so the pairs hold.
         requests = run.fresh_requests(run.settings.eval_requests, 1, logged.test_window_start)
         return evaluate_without(
             run.world,
