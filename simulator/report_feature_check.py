@@ -63,7 +63,7 @@ def finding_sentence(found: FeatureFinding, tolerance: float, *, leaking: bool =
             f"({cell(found.consolidated[worst].clicks, signed=True)})"
         )
         significant = found.regressed_in
-        text += f", significantly worse in {names(significant)}." if significant else "."
+        text += f", significantly worse (clicks or NDCG) in {names(significant)}." if significant else "."
         return text
     if found.finding == "no_regression":
         verb = "better" if clicks.verdict == "better" else "no worse"
@@ -81,8 +81,8 @@ def finding_sentence(found: FeatureFinding, tolerance: float, *, leaking: bool =
     )
     if found.regressed_in:
         text += (
-            f" Alone, {names(found.regressed_in)} is significantly worse, one of {len(found.default_only)} "
-            "sections tested."
+            f" Alone, {names(found.regressed_in)} is significantly worse (clicks or NDCG), one of "
+            f"{len(found.default_only)} sections tested."
         )
     return text
 

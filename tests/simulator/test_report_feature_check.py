@@ -54,7 +54,7 @@ def test_feature_check_reports_a_regression_where_and_how_much(base):
     text = text_of(blocks)
     assert "Regression: with `source_similarity` the consolidated model is worse" in text
     assert "worst in `discover` (-0.100 [" in text
-    assert "significantly worse in `discover` and `search`" in text
+    assert "significantly worse (clicks or NDCG) in `discover` and `search`" in text
     assert (
         "In the sections that carry `source_similarity` (`similar_items`), the consolidated model is better"
         in (text)
