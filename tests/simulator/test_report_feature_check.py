@@ -13,7 +13,12 @@ from simulator.compare_settings import CompareSettings
 from simulator.feature_check_stats import summarize_feature_check
 from simulator.report import render_markdown
 from simulator.report_blocks import Heading
-from simulator.report_feature_check import ANCHOR, TITLE, does_a_section_feature_hurt_the_others
+from simulator.report_feature_check import (
+    ANCHOR,
+    TITLE,
+    does_a_section_feature_hurt_the_others,
+    finding_sentence,
+)
 from simulator.report_questions import SECTIONS
 from tests.simulator.test_compare_results import make_results
 from tests.simulator.test_feature_check_stats import FEATURE, seeds
@@ -112,3 +117,17 @@ def test_feature_check_reads_the_injected_bug_beside_the_correct_serving(base):
     assert leaking.rows[1][1].startswith("-0.100 [")
     assert leaking.rows[1][1].endswith("▼")
     assert leaking.rows[0] == correct.rows[0]  # the carrying section is served the same either way
+
+
+def test_feature_check_names_a_single_worse_section_when_the_pool_is_too_noisy(base):
+    settings = CompareSettings(feature_check=(FEATURE,))
+    check = summarize_feature_check(
+        seeds({}, 0.08), settings, sections=SECTION_NAMES, ranker_config=RankerConfig.load()
+    )
+    (found,) = check.features
+    assert found.finding == "too_noisy"
+    quiet = finding_sentence(found, check.tolerance)
+    alone = finding_sentence(replace(found, regressed_in=("search",)), check.tolerance)
+    assert "Alone" not in quiet
+    added = " Alone, `search` is significantly worse (clicks or NDCG), one of 3 sections tested."
+    assert alone == quiet + added
