@@ -5,7 +5,8 @@ answer is a frozen dataclass of its own. `CompareResults.to_json()` gives the co
 JSON: NaN is written as null) and `CompareResults.from_json()` reads it back, so that a results.json written
 earlier can be reported again. The field names, their nesting and their order are those of results.json
 (docs/compare.md: Output); the conversion is generic over the dataclasses' type hints, with one exception:
-`ConfigLines`, whose JSON object holds the strategies' counts beside their ``sources``.
+`ConfigLines`, whose JSON object holds the strategies' counts beside their ``sources``. A field added later
+with a default (``feature_check``, the feature-check settings) may be absent from an older file.
 """
 
 from __future__ import annotations
