@@ -23,8 +23,9 @@ catalog; a category in a request context must equal the catalog's value (``3``, 
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
@@ -149,11 +150,14 @@ class _Resolved:
     device: np.ndarray  # float64 code, -1 unknown
     source: np.ndarray  # int64 item row of the source item (extra row when none)
     has_source: np.ndarray  # bool: a source_item section with a known source item
+    source_given: np.ndarray  # bool: a known source item, whatever the section
     category: np.ndarray  # int64 category code
     has_category: np.ndarray  # bool: a category section with a category
+    category_given: np.ndarray  # bool: a category, whatever the section
     query_words: np.ndarray  # (B, Q) int64 word codes, padded with _NO_WORD
     n_words: np.ndarray  # int64
     has_query: np.ndarray  # bool: a query section with a non-empty query
+    query_given: np.ndarray  # bool: a non-empty query, whatever the section
     query_vector: np.ndarray  # (B, d) float64 unit query vectors (zeros without known words)
 
 
@@ -239,6 +243,18 @@ class FeatureBuilder:
         self.specs = tuple(specs)
         self.categorical = tuple(j for j, name in enumerate(features) if FEATURES[name].dtype == "category")
         self._columns = [getattr(self, f"_f_{name}") for name in features]
+        self.everywhere: frozenset[str] = frozenset()
+
+    def computing_everywhere(self, features: Collection[str]) -> FeatureBuilder:
+        """A copy computing the section-context `features` wherever a request carries their field, in every
+        section: the classic pipeline bug the comparison's feature check injects (docs/compare.md)."""
+        wrong = sorted(set(features) - {n for n in self.features if FEATURES[n].context is not None})
+        if wrong:
+            raise FeatureInputError(f"Expected section-context features of this builder, found {wrong}")
+        clone = copy.copy(self)
+        clone.everywhere = frozenset(features)
+        clone._columns = [getattr(clone, f"_f_{name}") for name in clone.features]
+        return clone
 
     # ------------------------------------------------------------------------------------------ indexing
 
@@ -383,11 +399,14 @@ class FeatureBuilder:
             device=device,
             source=source,
             has_source=(kind == _SOURCE) & (source < self.n_items),
+            source_given=source < self.n_items,
             category=category,
             has_category=(kind == _CATEGORY) & has_category_value,
+            category_given=has_category_value,
             query_words=query_words,
             n_words=n_words,
             has_query=(kind == _QUERY) & (n_words > 0),
+            query_given=n_words > 0,
             query_vector=_unit_rows(total),
         )
 
@@ -535,10 +554,11 @@ class FeatureBuilder:
     def _f_device(self, r: _Rows) -> np.ndarray:
         return r.req.device[r.of]
 
-    def _context_column(self, r: _Rows, applies: np.ndarray, name: str, value: Callable[[], np.ndarray]):
+    def _context_column(self, r: _Rows, applies: tuple[np.ndarray, ...], name: str, value: Callable):
+        """`value()` where it applies (its sections; `everywhere`: wherever given), else its default."""
         default = FEATURES[name].default
         assert default is not None
-        row_applies = applies[r.of]
+        row_applies = applies[name in self.everywhere][r.of]
         if not row_applies.any():
             return np.full(len(r.items), default)
         return np.where(row_applies, value(), default)
@@ -546,7 +566,7 @@ class FeatureBuilder:
     def _f_source_similarity(self, r: _Rows) -> np.ndarray:
         return self._context_column(
             r,
-            r.req.has_source,
+            (r.req.has_source, r.req.source_given),
             "source_similarity",
             lambda: np.einsum("ij,ij->i", self._item_emb[r.req.source[r.of]], r.item_embedding),
         )
@@ -554,7 +574,7 @@ class FeatureBuilder:
     def _f_category_match(self, r: _Rows) -> np.ndarray:
         return self._context_column(
             r,
-            r.req.has_category,
+            (r.req.has_category, r.req.category_given),
             "category_match",
             lambda: (self._item_category[r.items] == r.req.category[r.of]).astype(np.float64),
         )
@@ -566,12 +586,12 @@ class FeatureBuilder:
             hits = (tags[:, :, None] == words[:, None, :]).any(axis=1).sum(axis=1)
             return hits / np.maximum(r.req.n_words[r.of], 1)
 
-        return self._context_column(r, r.req.has_query, "query_match", share)
+        return self._context_column(r, (r.req.has_query, r.req.query_given), "query_match", share)
 
     def _f_query_similarity(self, r: _Rows) -> np.ndarray:
         return self._context_column(
             r,
-            r.req.has_query,
+            (r.req.has_query, r.req.query_given),
             "query_similarity",
             lambda: np.einsum("ij,ij->i", r.req.query_vector[r.of], r.item_embedding),
         )

@@ -40,6 +40,8 @@ from simulator.compare_seed import SeedResult
 from simulator.compare_settings import FULL, PRIMARY, CompareSettings, curve_section
 from simulator.compare_stats import summarize
 from simulator.errors import CompareInputError
+from simulator.feature_check import split_sections, strategy_descriptions
+from simulator.feature_check_stats import summarize_feature_check
 from simulator.world_config import WorldConfig
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
@@ -102,6 +104,8 @@ def compare(
     sections = SectionsConfig.load() if sections is None else sections
     ranker_config = RankerConfig.load() if ranker_config is None else ranker_config
     curve_section(world_config, settings)  # an unknown curve section is refused before any work
+    for feature in settings.feature_check:  # so is a feature the check cannot remove
+        split_sections(feature, list(world_config.sections), ranker_config)
     ticks = iter(progress(range(len(seed_list) * len(STEPS)))) if progress is not None else None
 
     def step(_name: str) -> None:
@@ -152,7 +156,14 @@ def assemble_results(
             "over the per-seed differences"
         ),
         sections=names,
-        strategies={name: text for name, text in STRATEGY_DESCRIPTIONS.items() if name in summary.metrics},
+        strategies={
+            name: text
+            for name, text in {
+                **STRATEGY_DESCRIPTIONS,
+                **strategy_descriptions(settings.feature_check, leak=settings.feature_leak),
+            }.items()
+            if name in summary.metrics
+        },
         metrics=summary.metrics,
         headline=summary.headline,
         designs=summary.designs,
@@ -170,6 +181,7 @@ def assemble_results(
             steps={k: sum(r.seconds.get(k, 0.0) for r in results) for k in _step_names(results)},
             python=platform.python_version(),
         ),
+        feature_check=summarize_feature_check(results, settings, sections=names, ranker_config=ranker_config),
     )
 
 

@@ -5,7 +5,8 @@ answer is a frozen dataclass of its own. `CompareResults.to_json()` gives the co
 JSON: NaN is written as null) and `CompareResults.from_json()` reads it back, so that a results.json written
 earlier can be reported again. The field names, their nesting and their order are those of results.json
 (docs/compare.md: Output); the conversion is generic over the dataclasses' type hints, with one exception:
-`ConfigLines`, whose JSON object holds the strategies' counts beside their ``sources``.
+`ConfigLines`, whose JSON object holds the strategies' counts beside their ``sources``. A field added later
+with a default (``feature_check``, the feature-check settings) may be absent from an older file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import math
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -322,6 +323,73 @@ class Conclusions:
     closest_replay_estimator: str | None
 
 
+@dataclass(frozen=True)
+class FeatureEffect:
+    """Question 7: a model with a feature minus the same model trained without it (paired over seeds).
+
+    Attributes
+    ----------
+    clicks, ndcg : Difference
+    baseline : float
+        Clicks per request of the model without the feature (mean over seeds).
+    """
+
+    clicks: Difference
+    ndcg: Difference
+    baseline: float
+
+
+@dataclass(frozen=True)
+class FeatureFinding:
+    """Question 7: one section-specific feature, each model trained with and without it.
+
+    Attributes
+    ----------
+    feature, context : str
+        The feature and the context kind whose sections carry it.
+    carrying, default_only : tuple of str
+        The sections that carry the feature, and those that only see its default value.
+    consolidated : mapping group -> FeatureEffect
+        Every section, then ``carrying`` and ``default_only``: their requests pooled.
+    independent : mapping section -> FeatureEffect
+        Each carrying section's independent model.
+    finding : {"regression", "no_regression", "too_noisy"}
+        In the default-only sections pooled, clicks: the interval below 0; its lower end above
+        ``-tolerance * baseline`` (a loss that large is ruled out); neither.
+    regressed_in : tuple of str
+        Default-only sections whose clicks or NDCG interval lies below 0.
+    """
+
+    feature: str
+    context: str
+    carrying: tuple[str, ...]
+    default_only: tuple[str, ...]
+    consolidated: Mapping[str, FeatureEffect]
+    independent: Mapping[str, FeatureEffect]
+    finding: str
+    regressed_in: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeatureCheck:
+    """Question 7: does a feature added for one section make the others worse? (`simulator.feature_check`)
+
+    Attributes
+    ----------
+    tolerance : float
+        The relative loss of clicks a ``no_regression`` finding rules out.
+    features : tuple of FeatureFinding
+        Each feature, the models with it served as they should be (defaulted outside its sections).
+    leaking : tuple of FeatureFinding
+        With the injected bug (``settings.feature_leak``; else empty): the model with each feature served
+        computing it in every section, the same models without it and the same requests.
+    """
+
+    tolerance: float
+    features: tuple[FeatureFinding, ...]
+    leaking: tuple[FeatureFinding, ...]
+
+
 # --- what was run -------------------------------------------------------------------------------------------
 
 
@@ -399,6 +467,8 @@ class CompareResults:
     log : tuple of LogSummary
         Each seed's log.
     runtime : Runtime
+    feature_check : FeatureCheck or None
+        Question 7, None when no feature was checked (and in results written before it).
     """
 
     schema_version: int
@@ -423,6 +493,7 @@ class CompareResults:
     config_lines: ConfigLines
     log: tuple[LogSummary, ...]
     runtime: Runtime
+    feature_check: FeatureCheck | None = None
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -515,5 +586,11 @@ def _from_json(kind: Any, value: Any) -> Any:
         )
     if isinstance(kind, type) and is_dataclass(kind):
         hints = _hints(kind)
-        return kind(**{f.name: _from_json(hints[f.name], value[f.name]) for f in fields(kind) if f.init})
+        return kind(
+            **{  # a field with a default may be absent: results written before it was added
+                f.name: _from_json(hints[f.name], value[f.name])
+                for f in fields(kind)
+                if f.init and (f.name in value or f.default is MISSING)
+            }
+        )
     raise TypeError(f"cannot read a results value as {kind!r}")

@@ -13,7 +13,9 @@ For a seed s, `run_seed`:
 6. replays the bandit, the default arms and the best fixed arms on the test window's decisions, with the exact
    truth of those very requests under the logging scorer (`simulator.compare_replay`);
 7. runs every strategy on ``eval_requests`` other fresh requests of the test window's period
-   (`simulator.compare_evaluate`).
+   (`simulator.compare_evaluate`);
+8. with ``feature_check`` features, retrains the consolidated model and the carrying sections' independent
+   models without each and serves them on the same evaluation requests (`simulator.feature_check`).
 
 Every step is timed (`simulator.compare_timing`). Everything random is seeded from s; the returned
 `SeedResult` holds per-seed means only.
@@ -37,7 +39,7 @@ from ranker.rerank.items import ItemAttributes
 from simulator.compare_evaluate import Evaluation, build_strategies, evaluate, sample_window
 from simulator.compare_knobs import KnobPolicies, LearnedBandit, best_fixed_arms, learn_bandit
 from simulator.compare_replay import logged_requests, replay_estimates
-from simulator.compare_seed import BestFixedArm, LogSummary, ReplayEstimate, SeedResult
+from simulator.compare_seed import BestFixedArm, LogSummary, MetricMean, ReplayEstimate, SeedResult
 from simulator.compare_settings import CompareSettings, curve_section
 from simulator.compare_timing import StepClock
 from simulator.compare_train import (
@@ -50,6 +52,7 @@ from simulator.compare_train import (
     train_designs,
 )
 from simulator.errors import CompareInputError
+from simulator.feature_check import evaluate_without, split_sections, train_without
 from simulator.records import RequestBatch
 from simulator.run import simulate
 from simulator.world import World
@@ -64,6 +67,7 @@ STEPS = (
     "choosing the best fixed arm",
     "replaying",
     "evaluating",
+    "feature check",
 )
 
 # The request helpers, importable from here as well.
@@ -194,6 +198,40 @@ def _evaluate(
         return evaluate(run.world, requests, run.sections, run.items, strategies, run.seed)
 
 
+def _feature_check(run: _Seed, logged: _Logged, designs: TrainedDesigns) -> tuple[MetricMean, ...]:
+    """Question 7: each checked feature's models retrained without it, served on the evaluation requests."""
+    features = run.settings.feature_check
+    if not features:
+        return ()
+    run.notify("feature check")
+    with run.clock("feature_check"):
+        sections = list(run.world.sections)
+        checks = [
+            train_without(
+                run.root / f"without-{feature}",
+                logged.prepared,
+                run.catalog,
+                run.users,
+                run.ranker_config,
+                run.settings.threads,
+                split_sections(feature, sections, run.ranker_config),
+            )
+            for feature in features
+        ]
+        # Stream 1, as in `_evaluate`: the very requests every strategy was valued on, so the pairs hold.
+        requests = run.fresh_requests(run.settings.eval_requests, 1, logged.test_window_start)
+        return evaluate_without(
+            run.world,
+            requests,
+            run.sections,
+            run.items,
+            designs,
+            checks,
+            leak=run.settings.feature_leak,
+            seed=run.seed,
+        )
+
+
 def run_seed(
     world_config: WorldConfig,
     seed: int,
@@ -231,6 +269,7 @@ def run_seed(
         policies = KnobPolicies.build(bandit.policy, sections, best)
         replay = _replay(run, logged, policies)
         evaluation = _evaluate(run, logged, designs, curve, policies)
+        checked = _feature_check(run, logged, designs)
         bandit.policy.close()
         policy_bytes = bandit.artifact_bytes
     seconds = run.clock.seconds
@@ -239,7 +278,7 @@ def run_seed(
     )
     return SeedResult(
         seed=seed,
-        metrics=evaluation.metrics,
+        metrics=evaluation.metrics + checked,
         arm_counts=evaluation.arm_counts,
         best_fixed_arms=best,
         curve=curve.lists(),

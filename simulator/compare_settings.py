@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ranker.feature_defs import FEATURES
 from simulator.errors import CompareInputError
 from simulator.world_config import WorldConfig
 
@@ -40,6 +41,8 @@ POLICY_STRATEGIES = ("base+default", "base+best_fixed", "base+bandit", "consolid
 REPLAY_POLICIES = {"bandit": "base+bandit", "default": "base+default", "best_fixed": "base+best_fixed"}
 #: The section the base ranker does not serve: the independent model of that section is paired with it.
 BASE_PAIR_SECTION = "search"
+#: The features the feature check (question 7) can remove: the section-context features.
+CHECKABLE_FEATURES = tuple(name for name, spec in FEATURES.items() if spec.context is not None)
 
 
 def union_strategy(union: str) -> str:
@@ -88,6 +91,13 @@ class CompareSettings:
         by an order of magnitude.
     min_curve_lists : int
         At least this many lists with a positive label are kept in each subsampled window of the curve.
+    feature_check : tuple of str
+        Section-context features (`CHECKABLE_FEATURES`) the feature check (question 7) removes one at a time:
+        the consolidated model and the carrying sections' independent models are retrained without each.
+    feature_leak : bool
+        Serve the models with the checked features through a feature function that computes each of them
+        in every section whose request carries its context field (`FeatureBuilder.computing_everywhere`),
+        the other sections' requests carrying the field: the classic feature-pipeline bug, injected.
     """
 
     log_requests: int = 60_000
@@ -100,6 +110,8 @@ class CompareSettings:
     n_bootstrap: int = 200
     threads: int = 1
     min_curve_lists: int = 3
+    feature_check: tuple[str, ...] = ()
+    feature_leak: bool = False
 
     def __post_init__(self) -> None:
         _check_int("log_requests", self.log_requests, 200)
@@ -122,6 +134,19 @@ class CompareSettings:
             )
         if len(set(self.unions)) != len(self.unions):
             raise CompareInputError(f"Expected distinct `unions`, found {list(self.unions)!r}")
+        checked = (self.feature_check,) if isinstance(self.feature_check, str) else tuple(self.feature_check)
+        if any(f not in CHECKABLE_FEATURES for f in checked) or len(set(checked)) != len(checked):
+            raise CompareInputError(
+                f"Expected distinct `feature_check` features among {', '.join(CHECKABLE_FEATURES)}, found "
+                f"{list(checked)!r}"
+            )
+        object.__setattr__(self, "feature_check", checked)
+        if not isinstance(self.feature_leak, bool):
+            raise CompareInputError(
+                f"Expected `feature_leak` to be true or false, found {self.feature_leak!r}"
+            )
+        if self.feature_leak and not checked:
+            raise CompareInputError("Expected `feature_check` features with `feature_leak`, found none")
         unknown = [e for e in self.estimators if e not in ESTIMATORS]
         if not self.estimators or unknown:
             raise CompareInputError(
@@ -142,8 +167,15 @@ def _plain(value: Any) -> Any:
 
 #: ``sectionrank compare`` without ``--quick``.
 FULL = CompareSettings()
-#: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores).
-QUICK = CompareSettings(log_requests=20_000, eval_requests=3_000, tune_requests=1_500, n_bootstrap=100)
+#: ``sectionrank compare --quick``: the whole comparison in under 3 minutes on the default world (2 cores),
+#: with the feature check of source_similarity (similar_items' feature).
+QUICK = CompareSettings(
+    log_requests=20_000,
+    eval_requests=3_000,
+    tune_requests=1_500,
+    n_bootstrap=100,
+    feature_check=("source_similarity",),
+)
 
 
 def curve_section(world_config: WorldConfig, settings: CompareSettings) -> str:

@@ -1,6 +1,6 @@
 """The comparison report, written from the results alone: report.md and a self-contained report.html.
 
-The report is built once as blocks (`simulator.report_blocks`): an introduction, the headline and the six
+The report is built once as blocks (`simulator.report_blocks`): an introduction, the headline and the seven
 questions (`simulator.report_questions`), every metric, the cost of each design and the method; then rendered
 to Markdown or to HTML (`simulator.report_render`). Every sentence that states a finding is generated from the
 numbers in the results (`simulator.compare_results.CompareResults`, as returned by `simulator.compare.compare`

@@ -3,6 +3,7 @@
 Every sentence that states a finding is generated from the numbers in the results: a design "beats" another
 only where the paired 95% interval of the difference lies above 0 (`simulator.compare_stats`). Each question
 opens with its section heading (`SECTIONS`) and ends with its figure, drawn by `simulator.report_plots`.
+Question 7 (the feature check) is written by `simulator.report_feature_check`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from functools import partial
 
 from simulator.compare_results import CompareResults, DesignPair, Difference, KnobGain, ReplayRow
 from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Table
+from simulator.report_feature_check import ANCHOR as FEATURE_CHECK_ANCHOR
+from simulator.report_feature_check import TITLE as FEATURE_CHECK_TITLE
+from simulator.report_feature_check import does_a_section_feature_hurt_the_others
 from simulator.report_format import cell, diff_cell, fmt, names, num, percent
 from simulator.report_plots import PLOTS
 
@@ -26,6 +30,7 @@ SECTIONS = {
     "q4-stratification": "4. Stratification of the union",
     "q5-bandit": "5. Bandit-tuned knobs",
     "q6-replay": "6. Offline replay against the truth",
+    FEATURE_CHECK_ANCHOR: FEATURE_CHECK_TITLE,
     "metrics": "All metrics",
     "cost": "Cost of each design",
     "method": "Method",
@@ -499,4 +504,5 @@ QUESTIONS = (
     does_stratifying_the_union_help,
     does_the_bandit_beat_fixed_knobs,
     does_replay_recover_the_truth,
+    does_a_section_feature_hurt_the_others,  # simulator.report_feature_check
 )

@@ -58,6 +58,21 @@ from simulator.compare_settings import FULL, QUICK
     help="Section of the cross-learning curve [default: the world's section with the least traffic].",
 )
 @click.option(
+    "--feature-check",
+    "feature_check",
+    default=None,
+    metavar="FEATURE[,FEATURE...]",
+    help="Section-context features to check (question 7): the consolidated and carrying sections' "
+    f"independent models retrained without each [default: none; {','.join(QUICK.feature_check)} with "
+    "--quick]; 'none' checks none.",
+)
+@click.option(
+    "--feature-leak",
+    is_flag=True,
+    help="Also serve the model with each checked feature computing it in every section (the classic "
+    "feature-pipeline bug, injected), and report the check both ways.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -72,18 +87,23 @@ def compare_command(
     log_requests: int | None,
     eval_requests: int | None,
     curve_section: str | None,
+    feature_check: str | None,
+    feature_leak: bool,
     config_path: Path | None,
 ) -> None:
     """Compare the ranker designs and knob policies on a simulated world, and write a report.
 
     For every seed: simulate an exploring log, train the independent, consolidated and base rankers and the
-    bandit on it, then value every strategy exactly on the same fresh requests. Writes report.html (with
+    bandit on it, then value every strategy exactly on the same fresh requests; --feature-check retrains the
+    consolidated model without each named feature and says whether the feature made the sections that never
+    see it worse. Writes report.html (with
     plots), report.md and results.json to --out and prints the headline table: clicks per request of each
     strategy, mean ± 95% interval half-width over the seeds.
 
     \b
     Example:
         sectionrank compare --world default --seeds 5 --out runs/compare --quick
+        sectionrank compare --world default --out runs/fc --quick --feature-check query_match --feature-leak
     """
     # The comparison (LightGBM, VW) and the report (matplotlib) load only when the command runs.
     from simulator.compare import compare, write_outputs
@@ -97,6 +117,11 @@ def compare_command(
         changes["eval_requests"] = eval_requests
     if curve_section is not None:
         changes["curve_section"] = curve_section
+    if feature_check is not None:
+        names = [f.strip() for f in feature_check.split(",") if f.strip()]
+        changes["feature_check"] = () if names == ["none"] else tuple(names)
+    if feature_leak:
+        changes["feature_leak"] = True
     settings = settings.with_sizes(**changes)
     sections = SectionsConfig.load(config_path)
     results = compare(

@@ -238,3 +238,59 @@ def test_features_unknown_feature_name_refused(tables, stats, ranker_config):
         FeatureBuilder(
             FeatureTables(*tables, stats), features=("colour",), sections=ranker_config.section_contexts
         )
+
+
+# --- computing a section-context feature everywhere (the pipeline bug the comparison's feature check injects)
+
+# The context field a discover request (context kind none) carries in each case; queries are built from tags.
+CARRIED = {"source_similarity": {"source_item": 7}, "category_match": {"category": 2}}
+#: The section whose kind each feature belongs to.
+HOME = {
+    "source_similarity": "similar_items",
+    "category_match": "category_explore",
+    "query_match": "search",
+    "query_similarity": "search",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOME))
+def test_features_computing_everywhere_gives_the_carrying_sections_value_elsewhere(builder, tables, name):
+    catalog, _ = tables
+    if name.startswith("query"):  # a query of two words some items are tagged with
+        words = sorted({w for tags in catalog["tags"] for w in str(tags).split()})
+        context = {"query": f"{words[0]} {words[1]}"}
+    else:
+        context = CARRIED[name]
+    candidates = catalog["item_id"].to_numpy()[:40]
+    leaky = builder.computing_everywhere([name])
+    at_home = column(builder, builder.one(HOME[name], 5, {**context, "time": 1e9}, candidates), name)
+    elsewhere = column(leaky, leaky.one("discover", 5, {**context, "time": 1e9}, candidates), name)
+    correct = column(builder, builder.one("discover", 5, {**context, "time": 1e9}, candidates), name)
+    assert np.all(correct == FEATURES[name].default)  # the shipped builder defaults it outside its section
+    np.testing.assert_array_equal(elsewhere, at_home)  # the bug: the carrying section's values
+    assert np.unique(elsewhere).size > 1
+    # Without the field a request still gets the default; every other column is unchanged.
+    bare = leaky.one("discover", 5, {"time": 1e9}, candidates)
+    assert np.all(column(leaky, bare, name) == FEATURES[name].default)
+    others = [j for j, f in enumerate(builder.features) if f != name]
+    np.testing.assert_array_equal(
+        leaky.one("discover", 5, {**context, "time": 1e9}, candidates)[:, others],
+        builder.one("discover", 5, {**context, "time": 1e9}, candidates)[:, others],
+    )
+
+
+def test_features_computing_everywhere_leaves_the_builder_unchanged(builder, log_frame):
+    before, _ = builder.from_log(log_frame)
+    leaky = builder.computing_everywhere(["source_similarity", "query_match"])
+    after, _ = builder.from_log(log_frame)
+    np.testing.assert_array_equal(before, after)
+    assert builder.everywhere == frozenset()
+    assert leaky.everywhere == {"source_similarity", "query_match"}
+    # The logged requests carry only their own section's field: nothing leaks from them.
+    np.testing.assert_array_equal(leaky.from_log(log_frame)[0], before)
+
+
+@pytest.mark.parametrize("names", [["affinity"], ["nope"], ["task_type", "query_match"]])
+def test_features_computing_everywhere_refuses_other_features(builder, names):
+    with pytest.raises(FeatureInputError, match="section-context features"):
+        builder.computing_everywhere(names)

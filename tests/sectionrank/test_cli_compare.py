@@ -75,6 +75,8 @@ ERRORS = [
     (["--world", TINY, "--curve-section", "nope", "--out", "x"], 1, "Error: Expected `curve_section`"),
     (["--world", TINY, "--requests", "50", "--out", "x"], 2, "Usage:"),
     (["--world", TINY, "--seeds", "1", "--out", "x"], 2, "Usage:"),
+    (["--world", TINY, "--feature-check", "affinity", "--out", "x"], 1, "Error: Expected distinct `feature_"),
+    (["--world", TINY, "--feature-check", "none", "--feature-leak", "--out", "x"], 1, "with `feature_leak`"),
 ]
 
 
