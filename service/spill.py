@@ -85,15 +85,76 @@ class SpillJournal:
 
 def read_groups(path: Path) -> Iterator[Any]:
     """The complete groups of a spill file; stops at a torn or corrupt record."""
-    data = path.read_bytes()
+    for group, _ in _records(path.read_bytes()):
+        yield group
+
+
+def _records(data: bytes) -> Iterator[tuple[Any, int]]:
+    """Each complete group of spill bytes with the offset just past it; stops at a torn or corrupt record."""
     at = 0
     while at + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, at)
         payload = data[at + _HEADER.size : at + _HEADER.size + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
             return
-        yield pickle.loads(payload)
         at += _HEADER.size + length
+        yield pickle.loads(payload), at
+
+
+class SpillTail:
+    """Reads what every spill file of `directory` (any worker's) gained since the last call: the decisions
+    and feedback that some worker acknowledged while the log could not take them.
+
+    A file that shrank was emptied after its replay (its groups are in the log) and is read again from its
+    start; so is one whose bytes at the remembered offset are not a record (emptied and refilled past it).
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self._offsets: dict[Path, int] = {}
+
+    def new_groups(self) -> list[Any]:
+        """The groups appended to the directory's spill files since the last call, oldest first per file."""
+        if not self.directory.is_dir():
+            self._offsets.clear()
+            return []
+        out: list[Any] = []
+        seen = set()
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            seen.add(path)
+            at = self._offsets.get(path, 0)
+            try:
+                with open(path, "rb") as file:
+                    size = os.fstat(file.fileno()).st_size
+                    if size == at:
+                        continue
+                    if size < at:
+                        at = 0
+                    file.seek(at)
+                    data = file.read()
+                    if at and _corrupt_at(data):
+                        at = 0
+                        file.seek(0)
+                        data = file.read()
+            except FileNotFoundError:
+                continue
+            consumed = 0
+            for group, consumed in _records(data):  # noqa: B007 (the offset past the last one is kept)
+                out.append(group)
+            self._offsets[path] = at + consumed
+        for gone in set(self._offsets) - seen:
+            del self._offsets[gone]
+        return out
+
+
+def _corrupt_at(data: bytes) -> bool:
+    """Whether the whole record's worth of bytes at the start of `data` fails its checksum (a torn tail
+    still being written is not corrupt: it is read once complete)."""
+    if _HEADER.size > len(data):
+        return False
+    length, crc = _HEADER.unpack_from(data, 0)
+    payload = data[_HEADER.size : _HEADER.size + length]
+    return len(payload) == length and zlib.crc32(payload) != crc
 
 
 def claim_orphans(directory: Path, own: Path | None) -> Iterator[tuple[Path, int]]:
