@@ -32,6 +32,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from numpy.dtypes import StringDType
 
 from ranker.artifact import FeatureSpec
 from ranker.errors import FeatureInputError, FeatureTableError
@@ -103,19 +104,23 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 class IdIndex:
-    """Id -> row by binary search over the sorted ids; unknown ids get row `missing` (the table's length)."""
+    """Id -> row by binary search over the sorted ids; unknown ids get row `missing` (the table's length).
+
+    String ids are compared byte for byte as variable-width numpy strings (`numpy.dtypes.StringDType`):
+    numpy's fixed-width strings drop trailing NULs, which would make ``"a\\x00"`` the row of ``"a"``.
+    """
 
     def __init__(self, ids: np.ndarray, what: str) -> None:
         ids = np.asarray(ids)
         self.integer = ids.dtype.kind in "iu"
-        keys = ids.astype(np.int64) if self.integer else ids.astype(str)
+        keys = ids.astype(np.int64) if self.integer else _string_keys(ids)
         order = np.argsort(keys, kind="stable")
         self.sorted = keys[order]
         self.order = order.astype(np.int64)
         self.missing = len(keys)
         repeated = self.sorted[1:][self.sorted[1:] == self.sorted[:-1]]
         if repeated.size:
-            raise FeatureTableError(f"{what}: id {repeated[0].item()!r} appears more than once")
+            raise FeatureTableError(f"{what}: id {repeated[:1].tolist()[0]!r} appears more than once")
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """(n,) int64 rows of `ids` (n,); `missing` where unknown."""
@@ -127,7 +132,7 @@ class IdIndex:
                 return self._rows_slow(ids)
             keys = ids.astype(np.int64, copy=False)
         else:
-            keys = ids.astype(str)
+            keys = _string_keys(ids)
         pos = np.minimum(np.searchsorted(self.sorted, keys), self.missing - 1)
         return np.where(self.sorted[pos] == keys, self.order[pos], self.missing)
 
@@ -138,6 +143,11 @@ class IdIndex:
         if is_int.any():
             out[is_int] = self.rows(np.asarray(ids[is_int].tolist(), dtype=np.int64))
         return out
+
+
+def _string_keys(ids: np.ndarray) -> np.ndarray:
+    """Ids as variable-width strings, each as given (NUL included); non-strings by their ``str``."""
+    return ids.astype(StringDType())
 
 
 @dataclass(frozen=True)

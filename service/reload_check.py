@@ -41,7 +41,8 @@ def validate(config: ServiceConfig, *, timeout: float) -> float:
     """Build `config`'s pipeline in a child process; returns the seconds it took, or raises `LoadError`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.reload_check"],
+        # -P: the worker's working directory is not put on sys.path (it may hold another `service/`).
+        [sys.executable, "-P", "-m", "service.reload_check"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

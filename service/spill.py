@@ -11,7 +11,8 @@ torn record. The file is written and read only by this package, on this machine.
 
 Each writer holds an exclusive ``flock`` on its own file (``<pid>-<random>.spill`` in the spill directory)
 while it lives. A file whose lock is free belongs to a writer that has exited (or was killed): any writer
-replays it into the log and deletes it (`claim_orphans`).
+replays it into the log and deletes it (`claim_orphans`). Any worker reads every file as it grows
+(`SpillTail`), to answer feedback on decisions that another worker spilled.
 """
 
 from __future__ import annotations
@@ -85,15 +86,65 @@ class SpillJournal:
 
 def read_groups(path: Path) -> Iterator[Any]:
     """The complete groups of a spill file; stops at a torn or corrupt record."""
-    data = path.read_bytes()
+    for group, _ in _records(path.read_bytes()):
+        yield group
+
+
+def _records(data: bytes) -> Iterator[tuple[Any, int]]:
+    """Each complete group of spill bytes with the offset just past it; stops at a torn or corrupt record."""
     at = 0
     while at + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, at)
         payload = data[at + _HEADER.size : at + _HEADER.size + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
             return
-        yield pickle.loads(payload)
         at += _HEADER.size + length
+        yield pickle.loads(payload), at
+
+
+class SpillTail:
+    """Reads what every spill file of `directory` (any worker's) gained since the last call: the decisions
+    and feedback that some worker acknowledged while the log could not take them.
+
+    A file that was emptied after its replay (its groups are in the log) is read again from its start: one
+    that shrank, or whose first record is no longer the one seen before (emptied and refilled past the
+    remembered offset).
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        # Per file: the offset just past the last complete record read, and the header of its first record.
+        self._seen: dict[Path, tuple[int, bytes]] = {}
+
+    def new_groups(self) -> list[Any]:
+        """The groups appended to the directory's spill files since the last call, oldest first per file."""
+        if not self.directory.is_dir():
+            self._seen.clear()
+            return []
+        out: list[Any] = []
+        present = set()
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            present.add(path)
+            at, first = self._seen.get(path, (0, b""))
+            try:
+                with open(path, "rb") as file:
+                    size = os.fstat(file.fileno()).st_size
+                    head = file.read(_HEADER.size)
+                    if size < at or head != first:
+                        at = 0
+                    if size == at:
+                        continue
+                    file.seek(at)
+                    data = file.read()
+            except FileNotFoundError:
+                continue
+            consumed = 0
+            for group, consumed in _records(data):  # noqa: B007 (the offset past the last one is kept)
+                out.append(group)
+            self._seen[path] = (at + consumed, head if at + consumed else b"")
+        for gone in set(self._seen) - present:
+            del self._seen[gone]
+        return out
 
 
 def claim_orphans(directory: Path, own: Path | None) -> Iterator[tuple[Path, int]]:

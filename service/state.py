@@ -13,6 +13,7 @@ import atexit
 import json
 import logging
 import math
+import pickle
 import queue
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ from service.loading import Loaded, build_pipeline, check_section_names
 from service.log_writer import LogWriter
 from service.metrics import Metrics
 from service.reload_check import validate as validate_in_child
+from service.spill import SpillTail
 from service.validation import cache_key, parse_feedback, parse_rerank
 
 LOGGER = logging.getLogger(__name__)
@@ -43,15 +45,17 @@ LOGGER = logging.getLogger(__name__)
 class RecentDecisions:
     """What feedback needs to know of decisions and earlier feedback, by event id: this worker's recent ones
     from memory (bounded), older ones and other workers' from the decision log (read-only; WAL readers never
-    wait for a writer)."""
+    wait for a writer), and, while the log cannot take them, any worker's from the spill journals in
+    `spill_dir` (read as they grow, `service.spill.SpillTail`)."""
 
-    def __init__(self, log_path: Path, capacity: int = 100_000) -> None:
+    def __init__(self, log_path: Path, capacity: int = 100_000, spill_dir: Path | None = None) -> None:
         self.log_path = Path(log_path)
         self.capacity = capacity
         self._recent: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
         self._feedback: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._spilled = SpillTail(spill_dir) if spill_dir is not None else None
 
     def add(self, event_id: str, when: float, shown: np.ndarray) -> None:
         with self._lock:
@@ -81,9 +85,37 @@ class RecentDecisions:
             if found is not None:
                 return found
             row = self._read("SELECT time, shown FROM decisions WHERE event_id = ?", event_id)
-        if row is None:
-            return None
+            if row is None:
+                self._read_spilled()
+                return self._recent.get(event_id)
         return float(row[0]), decode_id_lists([row[1]])[0]
+
+    def _read_spilled(self) -> None:
+        """Remember the decisions and feedback that spill journals gained since the last look (under the
+        lock). A journal that cannot be read leaves the answer to the log alone."""
+        if self._spilled is None:
+            return
+        try:
+            groups = self._spilled.new_groups()
+        except (OSError, ValueError, pickle.UnpicklingError) as exc:
+            LOGGER.warning("spill journals in %s not read: %s", self._spilled.directory, exc)
+            return
+        for group in groups:
+            for batch in group.decisions:
+                for event_id, when, shown in zip(batch.event_id, batch.time, batch.shown, strict=True):
+                    self._recent[str(event_id)] = (float(when), np.asarray(shown))
+            for batch, late in zip(group.feedback, group.late, strict=True):
+                for i, event_id in enumerate(batch.event_id):
+                    stored = {
+                        "late": bool(late),
+                        "clicks": np.asarray(batch.clicks[i]).tolist(),
+                        "conversions": np.asarray(batch.conversions[i]).tolist(),
+                    }
+                    self._feedback.setdefault(str(event_id), stored)
+        while len(self._recent) > self.capacity:
+            self._recent.popitem(last=False)
+        while len(self._feedback) > self.capacity:
+            self._feedback.popitem(last=False)
 
     def feedback(self, event_id: str) -> dict[str, Any] | None:
         """The feedback stored (or queued by this worker) for a decision: ``late``, ``clicks``,
@@ -93,8 +125,9 @@ class RecentDecisions:
             if found is not None:
                 return found
             row = self._read("SELECT late, clicks, conversions FROM feedback WHERE event_id = ?", event_id)
-        if row is None:
-            return None
+            if row is None:
+                self._read_spilled()
+                return self._feedback.get(event_id)
         return {"late": bool(row[0]), "clicks": json.loads(row[1]), "conversions": json.loads(row[2])}
 
     def close(self) -> None:
@@ -120,7 +153,7 @@ class ServiceState:
         self.metrics = Metrics()
         self.metrics.set_loaded(False)
         self.writer = LogWriter(config.log, spill_dir=config.spill_dir, on_health=self.metrics.set_log_health)
-        self.recent = RecentDecisions(config.log)
+        self.recent = RecentDecisions(config.log, spill_dir=self.writer.spill_dir)
         self.loaded: Loaded | None = None
         self.load_error: LoadError | None = None
         self._rerank_lock = threading.Lock()

@@ -22,11 +22,16 @@ WSGI_APP = "service.app:create_app()"
 
 
 def gunicorn_argv(host: str, port: int, workers: int, timeout: int = 30) -> list[str]:
-    """The gunicorn command line (without ``--preload``: each worker loads its models after the fork)."""
+    """The gunicorn command line (without ``--preload``: each worker loads its models after the fork).
+
+    gunicorn runs through `sectionrank.gunicorn_main` under ``python -P``: neither puts the working directory
+    on ``sys.path``, so a ``service/`` or ``ranker/`` directory where the command is run is not imported in
+    place of ours."""
     return [
         sys.executable,
+        "-P",
         "-m",
-        "gunicorn",
+        "sectionrank.gunicorn_main",
         "--config",
         "python:service.gunicorn_conf",
         "--bind",

@@ -9,7 +9,7 @@ import pytest
 from bandits.log import DecisionLog
 from ranker.dataset import STATS
 from ranker.errors import FeatureInputError, FeatureTableError, RequestError
-from ranker.features import FEATURES, FeatureBuilder, FeatureTables
+from ranker.features import FEATURES, FeatureBuilder, FeatureTables, IdIndex
 from ranker.requests import Requests
 from ranker.stats import item_stats
 
@@ -294,3 +294,40 @@ def test_features_computing_everywhere_leaves_the_builder_unchanged(builder, log
 def test_features_computing_everywhere_refuses_other_features(builder, names):
     with pytest.raises(FeatureInputError, match="section-context features"):
         builder.computing_everywhere(names)
+
+
+# String ids that numpy's fixed-width strings would merge: each differs from another only by trailing NULs.
+NUL_CATALOG = ["a", "a\x00", "\x00", "\x00\x00", "b\x00c", "b\x00c\x00", "ü\x00"]
+
+
+def test_id_index_string_ids_match_byte_for_byte_like_a_dict():
+    ids = np.empty(len(NUL_CATALOG), dtype=object)
+    ids[:] = NUL_CATALOG
+    index = IdIndex(ids, "catalog.item_id")
+    wanted = [*NUL_CATALOG[::-1], "", "a\x00\x00", "b", "ü", "\x00\x00\x00", 7]
+    query = np.empty(len(wanted), dtype=object)
+    query[:] = wanted
+    reference = {item: row for row, item in enumerate(NUL_CATALOG)}
+    expected = [reference.get(item, len(NUL_CATALOG)) for item in wanted]
+    np.testing.assert_array_equal(index.rows(query), expected)
+
+
+def test_id_index_refuses_ids_repeated_byte_for_byte_only():
+    with pytest.raises(FeatureTableError, match=r"catalog.item_id: id 'a\\x00' appears more than once"):
+        IdIndex(np.array(["a", "a\x00", "a\x00"], dtype=object), "catalog.item_id")
+
+
+def test_features_of_an_id_with_a_trailing_nul_are_its_own_item(tables, stats, ranker_config):
+    catalog, users = tables
+    # Item 0 is "x", item 1 is "x\x00": each candidate gets its own item's features, "x\x00\x00" none.
+    named = catalog.head(3).assign(item_id=["x", "x\x00", "y"])
+    plain = catalog.head(3).assign(item_id=["p0", "p1", "p2"])
+    sections = ranker_config.section_contexts
+    nul = FeatureBuilder(FeatureTables(named, users, stats), features=ALL, sections=sections)
+    ref = FeatureBuilder(FeatureTables(plain, users, stats), features=ALL, sections=sections)
+    context = {"device": "mobile", "time": 1.7e9}
+    user = int(users["user_id"].iloc[0])
+    got = nul.one("discover", user, context, np.array(["x\x00", "x", "x\x00\x00"], dtype=object))
+    expected = ref.one("discover", user, context, np.array(["p1", "p0", "unknown"], dtype=object))
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got[0], got[1])

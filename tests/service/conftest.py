@@ -5,7 +5,8 @@
 - `app` (module): an app on that config with its own decision log; each test module gets its own, so what
   one module reloads or logs does not reach another; `client` is its test client;
 - `catalog_ids`, `user_ids` (session) and `rerank_body` (session): a factory of valid rerank bodies;
-- `admin_auth` (session): the ``Authorization`` header that `config_dict`'s admin token accepts.
+- `admin_auth` (session): the ``Authorization`` header that `config_dict`'s admin token accepts;
+- `server`: a real `sectionrank serve` with 2 workers (tests/service/gunicorn_server.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from service.app import create_app, get_state
 from service.config import ServiceConfig
 from service.store import ServiceStore
+from tests.service.gunicorn_server import server  # noqa: F401 (a fixture of the real-server tests)
 
 ADMIN_TOKEN = "s3cret-token"
 

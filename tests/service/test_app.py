@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bandits.log import DecisionLog
 from service.app import create_app, get_state
 from service.config import ServiceConfig
+from service.store import ServiceStore
 from tests.service.cases import FEED_SECTIONS
 
 
@@ -134,6 +136,34 @@ def test_feedback_by_a_nul_id_of_a_logged_decision_is_accepted(app, client):
     response = post(client, "/v1/feedback", {"event_id": out["event_id"], "clicks": ["x\x00", "\x00"]})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["clicks"] == [0, 1]
+
+
+def test_rerank_string_catalog_ids_differing_by_nul_are_distinct_items(config_dict, sim_dir, tmp_path):
+    # Two stores of the same items: ids that differ only by trailing NULs, and plain ids. Each candidate must
+    # be scored as its own item (the ranker's order and scores, heuristics off) and logged as given.
+    catalog = pd.read_parquet(sim_dir / "catalog.parquet").head(4)
+    users = pd.read_parquet(sim_dir / "users.parquet")
+    names = {"nul": ["x", "x\x00", "\x00", "\x00\x00"], "plain": ["p0", "p1", "p2", "p3"]}
+    scores, apps = {}, []
+    for kind, ids in names.items():
+        store = ServiceStore(tmp_path / f"{kind}.db")
+        store.load("catalog", catalog.assign(item_id=ids))
+        store.load("users", users)
+        config = config_dict(tmp_path / f"{kind}-log.db", store=str(store.path), heuristics=False)
+        apps.append(create_app(ServiceConfig.from_dict(config, environ={})))
+        body = {"section": "discover", "user": {"id": int(users["user_id"].iloc[0])}, "k": 5}
+        body["candidates"] = [*ids, f"{ids[0]}\x00\x00\x00"]  # the last is no catalog item
+        out = post(apps[-1].test_client(), "/v1/rerank", body).get_json()
+        scores[kind] = {item["id"]: item["score"] for item in out["items"]}
+        state = get_state(apps[-1])
+        assert state.writer.flush()
+        with DecisionLog.open(state.config.log) as log:
+            row = log.decisions().iloc[0]
+        assert row["candidates"].tolist() == body["candidates"]
+        state.close()
+    plain = dict(zip([*names["nul"], "x\x00\x00\x00"], [*names["plain"], "p0\x00\x00\x00"], strict=True))
+    assert scores["nul"] == {nul: scores["plain"][plain[nul]] for nul in scores["nul"]}
+    assert len(set(scores["plain"].values())) > 2  # the items are told apart by their features
 
 
 def test_rerank_missing_required_context_is_422_naming_it(client, rerank_body):

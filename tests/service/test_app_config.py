@@ -196,7 +196,7 @@ def test_serve_dry_run_prints_the_address_a_curl_and_gunicorn_without_preload(st
     assert body["section"] == "discover"
     assert len(body["candidates"]) == 8
     gunicorn = shlex.split(lines[-1])
-    assert gunicorn[1:3] == ["-m", "gunicorn"]
+    assert gunicorn[1:4] == ["-P", "-m", "sectionrank.gunicorn_main"]
     assert "--preload" not in gunicorn
     assert gunicorn[gunicorn.index("--workers") + 1] == "3"
     assert gunicorn[gunicorn.index("--bind") + 1] == "127.0.0.1:8123"

@@ -77,3 +77,22 @@ def test_unwritable_log_and_journal_answer_logged_false_and_degrade_readyz(make_
     assert wait_for(lambda: not state.writer.degraded and state.writer.queued() == 0)
     assert client.get("/readyz").status_code == 200
     assert set(events) <= logged(state.config.log)[0]
+
+
+def test_feedback_reaches_any_worker_while_its_decision_waits_in_another_journal(make_app, rerank_body):
+    # Two workers on one log: a decision spilled by one is known to the other, and so is its feedback.
+    first, second = make_app(), make_app()
+    log = get_state(first).config.log
+    with locked(log):
+        out = first.test_client().post("/v1/rerank", json=rerank_body()).get_json()
+        assert wait_for(lambda: get_state(first).writer.spilled == 1)
+        fb = {"event_id": out["event_id"], "clicks": [{"position": 1}]}
+        answer = second.test_client().post("/v1/feedback", json=fb)
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json()["stored"] is True
+        assert wait_for(lambda: get_state(second).writer.spilled == 1)
+        repeat = first.test_client().post("/v1/feedback", json={**fb, "clicks": [{"position": 0}]})
+        assert repeat.status_code == 200, repeat.get_json()
+        assert (repeat.get_json()["stored"], repeat.get_json()["clicks"]) == (False, [1])
+    assert wait_for(lambda: out["event_id"] in logged(log)[1])
+    assert out["event_id"] in logged(log)[0]

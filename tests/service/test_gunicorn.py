@@ -1,15 +1,13 @@
 """A real `sectionrank serve` (gunicorn, 2 workers) on 127.0.0.1: it answers, its printed curl works, a
 SIGTERM while threads fire requests loses no decision that got a 200, and /metrics counts every worker's
-requests whichever worker answers the scrape."""
+requests whichever worker answers the scrape, and run from a directory holding other `service`, `ranker`,
+`sectionrank` and `gunicorn` packages it still serves (and reloads) its own."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import shlex
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,58 +17,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bandits.log import DecisionLog
+from tests.service.gunicorn_server import STOP_TIMEOUT, request, start, stop
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 120.0
-STOP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port: int, method: str, path: str, body: object = None, timeout: float = 10.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def server(tmp_path, store_db, saved):
-    """A running `sectionrank serve` with 2 workers: (process, port, log path, stdout path)."""
-    config = tmp_path / "service.toml"
-    config.write_text(f'store = "{store_db}"\nlog = "{tmp_path / "other.db"}"\npolicy = "default"\n')
-    log = tmp_path / "decisions.db"
-    port = free_port()
-    out = tmp_path / "serve.out"
-    # The command-line overrides of the demo (--store, --log, --models, --policy) on top of the config file.
-    overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", "uniform"]
-    argv = [sys.executable, "-m", "sectionrank", "serve", "--config", str(config), *overrides]
-    argv += ["--port", str(port), "--workers", "2"]
-    with open(out, "w") as stdout:
-        process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    ready = 0
-    while ready < 3:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not become ready:\n{out.read_text()}")
-        try:
-            ready = ready + 1 if request(port, "GET", "/readyz", timeout=2)[0] == 200 else 0
-        except OSError:
-            time.sleep(0.2)
-    yield process, port, log, out
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
+RERANK = {
+    "section": "discover",
+    "user": {"id": 1},
+    "context": {"device": "mobile"},
+    "candidates": list(range(40)),
+    "k": 10,
+}
 
 
 def test_serve_answers_and_its_curl_example_works(server):
@@ -178,3 +135,28 @@ def test_metrics_count_every_worker_whichever_answers(server):
         assert metric(text, "sectionrank_workers") == {(): 2}
         live_pids |= {int(dict(labels)["pid"]) for labels in metric(text, "sectionrank_worker_info")}
     assert len(live_pids) == 2
+
+
+def test_serve_from_a_directory_holding_other_service_and_ranker_packages_runs_ours(
+    tmp_path, store_db, saved
+):
+    # gunicorn and `python -m` put the working directory first on sys.path: these would be imported instead.
+    here = tmp_path / "elsewhere"
+    for package in ("service", "ranker", "sectionrank", "gunicorn"):
+        (here / package).mkdir(parents=True)
+        (here / package / "__init__.py").write_text(f"raise ImportError('the {package} of {here}')\n")
+    console_script = Path(sys.executable).with_name("sectionrank")
+    token = "t0ken"
+    process, port, _, out = start(
+        tmp_path, store_db, saved, config=f'admin_token = "{token}"', cwd=here, command=(str(console_script),)
+    )
+    try:
+        status, payload = request(port, "POST", "/v1/rerank", RERANK)
+        assert status == 200, payload
+        # A reload validates in a child process started in the worker's working directory.
+        auth = {"Authorization": f"Bearer {token}"}
+        status, payload = request(port, "POST", "/v1/models/reload", {}, headers=auth, timeout=120)
+        assert status == 200, payload
+    finally:
+        stop(process)
+    assert "ImportError" not in out.read_text()

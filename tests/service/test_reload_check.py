@@ -4,77 +4,22 @@ serving pipeline is untouched."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-from dataclasses import asdict
-from importlib.metadata import version as package_version
 from pathlib import Path
 
 import pytest
 
-from bandits.vw_policy import FEATURE_FORMAT, VWSettings
-from heuristics import SectionsConfig
 from service.app import get_state
 from service.config import ServiceConfig
 from service.errors import LoadError
 from service.reload_check import validate
-
-
-def rehash(directory: Path) -> Path:
-    """Rewrite a model directory's manifest so that every file's hash matches again (an edited artifact
-    that the hash check alone would accept)."""
-    manifest_path = directory / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    files = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in manifest["files"]}
-    content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-    manifest_path.write_text(json.dumps({"files": files, "content_hash": content}, indent=2, sort_keys=True))
-    return directory
-
-
-def edited_model(saved, root: Path, name: str, edit) -> Path:
-    directory = root / name
-    shutil.copytree(saved["base"], directory)
-    model = directory / "model.txt"
-    model.write_bytes(edit(model.read_bytes()))
-    return rehash(directory)
+from tests.service.faults import bad_artifacts
 
 
 @pytest.fixture(scope="module")
 def artifacts(saved, tmp_path_factory):
     """Bad artifacts whose hashes match: name -> (reload body, key the refusal names)."""
-    root = tmp_path_factory.mktemp("bad-artifacts")
-    truncated = edited_model(saved, root, "truncated", lambda data: data[: len(data) // 3])
-    garbage = edited_model(saved, root, "garbage", lambda data: os.urandom(4096))
-    policy_dir = root / "policy"
-    policy_dir.mkdir()
-    junk = b"\x00\x01not a vw model" * 100
-    (policy_dir / "policy-0001.vw").write_bytes(junk)
-    sections = SectionsConfig.load()
-    meta = {
-        "version": 1,
-        "vowpalwabbit": package_version("vowpalwabbit"),
-        "settings": asdict(VWSettings()),
-        "arms": {s.name: [arm.id for arm in s.arms] for s in sections},
-        "feature_format": FEATURE_FORMAT,
-        "sha256": hashlib.sha256(junk).hexdigest(),
-    }
-    (policy_dir / "policy-0001.json").write_text(json.dumps(meta))
-    return {
-        "truncated model": ({"models": {"base": str(truncated)}}, "models.base"),
-        "garbage model": ({"models": {"base": str(garbage)}}, "models.base"),
-        "garbage policy": ({"policy": str(policy_dir)}, "policy"),
-        "consolidated model in the base slot": (
-            {"models": {"base": str(saved["consolidated"])}},
-            "models.base",
-        ),
-        "base model in the independent slot": (
-            {"models": {"independent": str(saved["base"])}},
-            "models.independent",
-        ),
-        "unknown section": ({"section_models": {"nosuch": "base"}}, "section_models.nosuch"),
-    }
+    return bad_artifacts(saved, tmp_path_factory.mktemp("bad-artifacts"))
 
 
 # Each bad artifact: a 422 naming the key, the serving pipeline unchanged and still serving.

@@ -8,11 +8,11 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.service.test_gunicorn import metric, request, server  # noqa: F401 (the fixture)
+from tests.service.gunicorn_server import request, worker_pids
+from tests.service.test_gunicorn import metric
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,6 @@ BODY = {
     "candidates": list(range(40)),
     "k": 10,
 }
-
-
-def worker_pids(master: int) -> set[int]:
-    """The gunicorn master's child processes, from /proc."""
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return {int(pid) for pid in children.read_text().split()}
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -55,7 +49,7 @@ def stall(port: int, stop: threading.Event, answers: list[bytes], lock: threadin
             answers.append(answer)
 
 
-def test_stalled_clients_hold_no_worker(server):  # noqa: F811
+def test_stalled_clients_hold_no_worker(server):
     process, port, _, _ = server
     pids = worker_pids(process.pid)
     assert len(pids) == 2
@@ -113,7 +107,7 @@ def test_stalled_clients_hold_no_worker(server):  # noqa: F811
     assert counted[(("endpoint", "incomplete"), ("status", "408"))] == len(answers)
 
 
-def test_a_client_waiting_for_100_continue_and_a_chunked_body_are_served(server):  # noqa: F811
+def test_a_client_waiting_for_100_continue_and_a_chunked_body_are_served(server):
     _, port, _, _ = server
     payload = json.dumps(BODY).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
