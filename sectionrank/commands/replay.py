@@ -32,7 +32,7 @@ from bandits.ope.data import read_table, table_format
 from bandits.ope.dsjson import COST_TO_REWARD, DsjsonLog, is_dsjson, load_dsjson, vw_distribution
 from bandits.ope.obd import CAMPAIGNS, POLICIES
 from sectionrank.commands.learn import log_window_options
-from sectionrank.commands.options import config_option
+from sectionrank.commands.options import LOG_SOURCE, config_option
 
 FORMATS = ("auto", "sqlite", "csv", "tsv", "parquet", "jsonl", "dsjson")
 TABLE_POLICIES = "uniform; fixed:ACTION; column:NAME (the target's probability of the logged action only)"
@@ -122,9 +122,10 @@ def _json_value(value: object) -> object:
 @click.option(
     "--log",
     "log_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LOG_SOURCE,
     default=None,
-    help="Logged decisions: a decision log (SQLite), a table (.csv, .csv.gz, .tsv, .parquet, .pq, "
+    help="Logged decisions: a decision log (SQLite) or a Parquet dataset of logs (a directory, glob or URL), "
+    "a table (.csv, .csv.gz, .tsv, .parquet, .pq, "
     ".jsonl) or a VW DSJSON log (.dsjson, .dsjson.gz).",
 )
 @click.option("--format", "input_format", type=click.Choice(FORMATS), default="auto", show_default=True)
@@ -493,8 +494,8 @@ def _evaluate_targets(logged: LoggedBandit, targets: dict[str, dict], options: d
 def _replay_decision_log(
     log_path, specs, config_path, reward, wait_seconds, default_reward, since, until, options
 ) -> pd.DataFrame:
+    from bandits.dataset import open_log
     from bandits.learn import LearnSettings, read_decisions
-    from bandits.log import DecisionLog
     from bandits.replay import parse_policy, replay_table
     from heuristics import SectionsConfig
     from sectionrank.progress import progress
@@ -505,7 +506,7 @@ def _replay_decision_log(
     settings = LearnSettings(
         reward=reward, wait_seconds=wait_seconds, default_reward=default_reward, since=since, until=until
     )
-    with DecisionLog.open(log_path) as log:
+    with open_log(log_path) as log:
         decisions = read_decisions(log, sections, settings)
     if len(decisions) == 0:
         raise click.ClickException(f"{log_path}: no decisions in this window")

@@ -17,6 +17,7 @@ from ranker.evaluate import LOGGED, evaluate_models, format_table
 from ranker.features import read_tables
 from ranker.train import train_design
 from ranker.union import parse_union_spec
+from sectionrank.commands.options import LOG_SOURCE
 from sectionrank.progress import progress
 
 T = TypeVar("T")
@@ -31,8 +32,10 @@ def _bar(iterable: Iterable[T], description: str) -> Iterable[T]:
     return progress(iterable, desc=description)
 
 
-def _tables(log: Path, catalog: Path | None, users: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(log: Path | str, catalog: Path | None, users: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The catalog and user tables: the given files, or catalog.parquet and users.parquet beside the log."""
+    if not isinstance(log, Path) and (catalog is None or users is None):
+        raise click.UsageError("a log given as a URL needs --catalog and --users")
     return read_tables(
         str(catalog if catalog is not None else log.parent / "catalog.parquet"),
         str(users if users is not None else log.parent / "users.parquet"),
@@ -62,9 +65,10 @@ def tables_options(func):
     return click.option(
         "--log",
         "log_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=LOG_SOURCE,
         required=True,
-        help="The decision log (SQLite), e.g. log.db written by `sectionrank simulate`.",
+        help="The decision log (SQLite), e.g. log.db written by `sectionrank simulate`, or a Parquet dataset "
+        "of logs (a directory, glob or URL).",
     )(func)
 
 
