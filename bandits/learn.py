@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bandits.context import HOUR_BUCKETS, PolicyContext
-from bandits.dataset import LogDataset
+from bandits.dataset_read import LogDataset
 from bandits.errors import LearnError
 from bandits.log import DecisionLog
 from bandits.rewards import REWARDS, compute_rewards

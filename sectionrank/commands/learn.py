@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bandits.dataset import open_log
+from bandits.dataset_read import open_log
 from bandits.learn import LearnSettings, learn_policy
 from bandits.rewards import REWARDS
 from bandits.vw_policy import EXPLORATIONS, VWSettings

@@ -494,7 +494,7 @@ def _evaluate_targets(logged: LoggedBandit, targets: dict[str, dict], options: d
 def _replay_decision_log(
     log_path, specs, config_path, reward, wait_seconds, default_reward, since, until, options
 ) -> pd.DataFrame:
-    from bandits.dataset import open_log
+    from bandits.dataset_read import open_log
     from bandits.learn import LearnSettings, read_decisions
     from bandits.replay import parse_policy, replay_table
     from heuristics import SectionsConfig
