@@ -232,20 +232,38 @@ class LogDataset:
         """
         _check_wait(wait_seconds)
         for files in self.chunks():
-            decisions = self.raw_decisions(files, section=section, since=since, until=until)
-            if decisions.empty:
-                continue
-            times = decisions["time"].to_numpy()
-            low = str(dates_of(np.array([times.min() - DAY_SECONDS]))[0])
-            feedback_files = self.files[FEEDBACK]
-            if wait_seconds is not None:
-                high = str(dates_of(np.array([times.max() + wait_seconds + DAY_SECONDS]))[0])
-                feedback_files = [f for f in feedback_files if low <= f.date <= high]
-            else:
-                feedback_files = [f for f in feedback_files if low <= f.date]
-            ids = pa.array(decisions["event_id"].to_numpy(dtype=object), pa.string())
-            feedback = self.raw_feedback(pc.field("event_id").isin(ids), feedback_files)
-            yield join_raw(decisions, feedback, wait_seconds)
+            frame = self.joined_chunk(
+                files, wait_seconds=wait_seconds, section=section, since=since, until=until
+            )
+            if len(frame):
+                yield frame
+
+    def joined_chunk(
+        self,
+        files: Sequence[DataFile],
+        *,
+        wait_seconds: float | None = None,
+        section: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> pd.DataFrame:
+        """`joined` of one chunk (`chunks`), with its feedback read as `iter_joined` reads it: what one task
+        of a distributed job reads (the dataset object is small: file names and the filesystem)."""
+        _check_wait(wait_seconds)
+        decisions = self.raw_decisions(files, section=section, since=since, until=until)
+        if decisions.empty:
+            return join_raw(decisions, self.raw_feedback(files=[]), wait_seconds)
+        times = decisions["time"].to_numpy()
+        low = str(dates_of(np.array([times.min() - DAY_SECONDS]))[0])
+        feedback_files = self.files[FEEDBACK]
+        if wait_seconds is not None:
+            high = str(dates_of(np.array([times.max() + wait_seconds + DAY_SECONDS]))[0])
+            feedback_files = [f for f in feedback_files if low <= f.date <= high]
+        else:
+            feedback_files = [f for f in feedback_files if low <= f.date]
+        ids = pa.array(decisions["event_id"].to_numpy(dtype=object), pa.string())
+        feedback = self.raw_feedback(pc.field("event_id").isin(ids), feedback_files)
+        return join_raw(decisions, feedback, wait_seconds)
 
 
 def _check_wait(wait_seconds: float | None) -> None:

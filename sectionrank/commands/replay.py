@@ -241,6 +241,20 @@ def _json_value(value: object) -> object:
 @click.option("--pscore-col", default="pscore", show_default=True, help="Table input: the propensity column.")
 @click.option("--group-col", default=None, help="Table input: a group column (e.g. section).")
 @click.option("--n-actions", type=click.IntRange(min=1), default=None, help="Table input: number of arms.")
+@click.option(
+    "--dask",
+    "dask_spec",
+    default=None,
+    help="Decision-log dataset: replay partition by partition on this Dask cluster (a scheduler address, "
+    "or local:N for N local worker processes), from per-partition sums; estimators ips, snips, dr.",
+)
+@click.option(
+    "--sample-rows",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="With --dask: rows sampled to fit DR's reward model.",
+)
 def replay_command(
     log_path,
     input_format,
@@ -275,6 +289,8 @@ def replay_command(
     pscore_col,
     group_col,
     n_actions,
+    dask_spec,
+    sample_rows,
 ) -> None:
     """Estimate target policies' values offline from logged decisions (off-policy evaluation).
 
@@ -289,7 +305,12 @@ def replay_command(
         sectionrank replay --log events.dsjson.gz --policy uniform --policy model.vw
         sectionrank replay --log log.parquet --target-cols target_ --context-cols hour,device
         sectionrank replay --obd all --obd-policy bts --obd-dir ~/obd --policy uniform
+        sectionrank replay --log runs/dataset --dask local:2 --policy runs/policy --policy default
     """
+    if dask_spec is not None and estimators == ",".join(ESTIMATORS):
+        from bandits.replay_dask import PARTITION_ESTIMATORS
+
+        estimators = ",".join(PARTITION_ESTIMATORS)
     names = tuple(_split(estimators))
     unknown = [e for e in names if e not in ESTIMATORS]
     if unknown or not names:
@@ -314,15 +335,23 @@ def replay_command(
         "alpha": alpha,
         "seed": seed,
     }
+    if dask_spec is not None and kind != "sqlite":
+        raise OneLineUsageError("--dask replays a dataset of decision logs (give --log DIR, a glob or a URL)")
     if kind == "sqlite":
         if target_cols is not None or target_file is not None or context is not None:
             raise OneLineUsageError(
                 "--target-cols, --target-file, --context-cols and --no-context apply to table, DSJSON and "
                 "OBD input; a decision log's targets are --policy specs"
             )
-        table = _replay_decision_log(
-            log_path, policy_specs, config_path, reward, wait_seconds, default_reward, since, until, options
-        )
+        window = (reward, wait_seconds, default_reward, since, until)
+        if dask_spec is not None:
+            from sectionrank.commands.replay_dask import replay_on_dask
+
+            table = replay_on_dask(
+                log_path, policy_specs, config_path, window, options, dask_spec, sample_rows
+            )
+        else:
+            table = _replay_decision_log(log_path, policy_specs, config_path, *window, options)
         label = "section"
     else:
         if obd_campaign is not None:
