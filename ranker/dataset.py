@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bandits.dataset import open_log
+from bandits.dataset_read import open_log
 from ranker.config import WINDOWS, RankerConfig, SplitSettings
 from ranker.errors import TrainingDataError
 from ranker.labels import LabelledLists, label_lists
