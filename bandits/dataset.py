@@ -222,7 +222,7 @@ def ship_log(
     DatasetError
         The host's watermark comes from another log file (another ``created_at``), or is past this log's end.
     """
-    host = check_host(host or default_host())
+    host = check_host(default_host() if host is None else host)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidArgumentError(f"Expected `chunk_size` to be an integer >= 1, found {chunk_size!r}")
     root = Path(root)
