@@ -19,6 +19,7 @@ intervals (tests/ranker/test_train_dask.py).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,18 +55,27 @@ def list_partitions(group_sizes: np.ndarray, n_partitions: int) -> tuple[np.ndar
 
 
 def dask_collections(
-    x: np.ndarray, y: np.ndarray, group_sizes: np.ndarray, n_partitions: int
+    client: Any, x: np.ndarray, y: np.ndarray, group_sizes: np.ndarray, n_partitions: int
 ) -> tuple[Any, Any, Any]:
-    """Dask arrays of rows (R, F), labels (R,) and group sizes (G,), partitioned at list boundaries alike."""
+    """Dask arrays of rows (R, F), labels (R,) and group sizes (G,), partitioned at list boundaries alike,
+    partition p placed on the p-th worker (round robin, in address order) so that a run is repeatable."""
     import dask.array as da
 
     lists, rows = list_partitions(group_sizes, n_partitions)
     x = np.asarray(x, dtype=np.float64)
-    return (
-        da.from_array(x, chunks=(tuple(rows.tolist()), x.shape[1])),
-        da.from_array(np.asarray(y), chunks=(tuple(rows.tolist()),)),
-        da.from_array(np.asarray(group_sizes, dtype=np.int64), chunks=(tuple(lists.tolist()),)),
-    )
+    y = np.asarray(y)
+    groups = np.asarray(group_sizes, dtype=np.int64)
+    workers = sorted(client.nthreads())
+    row_edges = np.concatenate([[0], np.cumsum(rows)])
+    list_edges = np.concatenate([[0], np.cumsum(lists)])
+    parts: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    for p in range(len(rows)):
+        r0, r1, l0, l1 = row_edges[p], row_edges[p + 1], list_edges[p], list_edges[p + 1]
+        where = [workers[p % len(workers)]]
+        for out, piece in zip(parts, (x[r0:r1], y[r0:r1], groups[l0:l1]), strict=True):
+            future = client.scatter(piece, workers=where, broadcast=False)
+            out.append(da.from_delayed(future, shape=piece.shape, dtype=piece.dtype))
+    return tuple(da.concatenate(p, axis=0) for p in parts)  # type: ignore[return-value]
 
 
 def early_stopped(history: Sequence[float], early_stopping_rounds: int) -> tuple[int, float]:
@@ -78,6 +88,38 @@ def early_stopped(history: Sequence[float], early_stopping_rounds: int) -> tuple
         elif iteration + 1 - best_iteration >= early_stopping_rounds:
             break
     return best_iteration, best
+
+
+def ndcg_history(
+    booster: lgb.Booster, x: np.ndarray, y: np.ndarray, group_sizes: np.ndarray, k: int
+) -> np.ndarray:
+    """(T,) NDCG@k of `booster` after each of its T iterations on lists ``(x, y, group_sizes)``, as
+    LightGBM's own ``ndcg`` metric computes it: gain ``2^label - 1``, discount ``1 / log2(2 + position)``,
+    ties in score kept in row order, a list without a positive label counting 1, the mean over lists."""
+    sizes = np.asarray(group_sizes, dtype=np.int64)
+    y = np.asarray(y, dtype=np.float64)
+    query = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    gain = np.exp2(y) - 1.0
+
+    def dcg(order: np.ndarray) -> np.ndarray:
+        rank = np.arange(len(order)) - starts[query]  # position within its list, once sorted
+        discounted = np.where(rank < k, gain[order] / np.log2(2.0 + rank), 0.0)
+        return np.bincount(query, discounted, minlength=len(sizes))
+
+    rows = np.arange(len(y))
+    ideal = dcg(np.lexsort((rows, -y, query)))
+    total = booster.current_iteration()
+    out = np.empty(total)
+    score = np.zeros(len(y))
+    x = np.asarray(x, dtype=np.float64)
+    for t in range(total):
+        score += booster.predict(x, start_iteration=t, num_iteration=1, raw_score=True)
+        ndcg = np.where(
+            ideal > 0, dcg(np.lexsort((rows, -score, query))) / np.where(ideal > 0, ideal, 1), 1.0
+        )
+        out[t] = ndcg.mean()
+    return out
 
 
 class DaskLambdaRanker(LambdaRanker):
@@ -130,30 +172,35 @@ class DaskLambdaRanker(LambdaRanker):
             self._dataset(*valid, "validation")
         workers = max(1, len(self.client.nthreads()))
         n_partitions = PARTITIONS_PER_WORKER * workers
-        train = dask_collections(x, y, group_sizes, n_partitions)
+        train = dask_collections(self.client, x, y, group_sizes, n_partitions)
         fit_options: dict[str, Any] = {
             "feature_name": list(self.feature_names),
             "categorical_feature": list(self.categorical),
         }
-        if valid is not None:
-            xv, yv, gv = dask_collections(*valid, n_partitions)
-            fit_options.update(eval_set=[(xv, yv)], eval_group=[gv], eval_at=[self.settings.eval_at])
         choices = self.settings.num_leaves if valid is not None else self.settings.num_leaves[:1]
         self.scores_by_num_leaves_: dict[int, float] = {}
         chosen = None
         for leaves in choices:
             params = self.settings.params(leaves)
-            params.pop("metric"), params.pop("eval_at")
+            # Each worker trains with its own threads (one per process on a LocalCluster).
+            for name in ("metric", "eval_at", "num_threads"):
+                params.pop(name)
             model = DaskLGBMRanker(
                 client=self.client,
                 n_estimators=self.settings.num_boost_round,
                 metric="ndcg",
                 **params,
             )
-            model.fit(train[0], train[1], group=train[2], **fit_options)
+            with warnings.catch_warnings():
+                # The scikit-learn layer always sets num_threads, which the Dask layer always ignores (each
+                # worker uses its own threads) and says so: nothing to act on.
+                warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+                model.fit(train[0], train[1], group=train[2], **fit_options)
             booster = model.booster_
             if valid is not None:
-                history = [float(s) for s in model.evals_result_["valid_0"][f"ndcg@{self.settings.eval_at}"]]
+                # On the client, over every validation list (LightGBM's Dask interface would report the
+                # lists of one worker only).
+                history = ndcg_history(booster, *valid, self.settings.eval_at).tolist()
                 best_iteration, best = early_stopped(history, self.settings.early_stopping_rounds)
                 history = history[: best_iteration + self.settings.early_stopping_rounds]
             else:

@@ -41,7 +41,7 @@ def dask_client(spec: str) -> Iterator[Any]:
                 n_workers=int(match.group(1)),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",
                 scheduler_port=0,
             ) as cluster,
             Client(cluster) as client,
