@@ -17,14 +17,15 @@ Intervals come from the same sums, without gathering rows: the delta-method norm
 V^2 sum d^2``. In memory the intervals are percentile bootstraps; both have the nominal coverage
 asymptotically, and they differ by sampling noise.
 
-DR's reward model is fitted once, on a uniform sample of the rows (``sample_rows``, drawn per partition with
-a seeded generator), gathered to the client; the fitted model goes to the workers, which predict ``q`` for
-their own rows. The in-memory DR cross-fits on every row instead, so DR at scale is close to it but not
-equal (and the sampled rows are also scored by a model that saw them).
+DR's reward model is fitted once, on a sample of about ``sample_rows`` rows (seeded partitions, then seeded
+rows within them: `fit_reward_model`), gathered to the client; the fitted model goes to the workers, which
+predict ``q`` for their own rows. The in-memory DR cross-fits on every row instead, so DR at scale is close
+to it but not equal (and the sampled rows are also scored by a model that saw them).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -44,6 +45,8 @@ from heuristics import SectionsConfig
 
 #: Estimators that run from per-partition sums.
 PARTITION_ESTIMATORS = ("ips", "snips", "dr")
+#: DR's sample reads partitions holding about this many times `sample_rows` rows.
+SAMPLE_READ = 4
 SUMS = ("n", "sum_w", "sum_w2", "max_w", "n_zero", "sum_v", "sum_v2", "sum_d", "sum_d2", "sum_vd")
 _ESTIMATORS = {"ips": InverseProbabilityWeighting(), "snips": SelfNormalizedIPS(), "dr": DoublyRobust()}
 
@@ -231,10 +234,21 @@ def fit_reward_model(
     seed: int = 0,
     client: Any = None,
 ) -> RewardModelFit:
-    """DR's reward model, fitted on about `sample_rows` rows drawn uniformly from every partition."""
+    """DR's reward model, fitted on about `sample_rows` rows.
+
+    The rows are drawn in two seeded stages, so that only about four times the sample is read: a random
+    choice of partitions (every partition when the dataset holds fewer than four samples' worth), then each
+    of their rows with the same probability.
+    """
     chunks = dataset.chunks()
     total = dataset.count()
-    fraction = 1.0 if total <= sample_rows else sample_rows / total
+    if total <= sample_rows:
+        fraction = 1.0
+    else:
+        m = min(len(chunks), math.ceil(len(chunks) * SAMPLE_READ * sample_rows / total))
+        picked = np.sort(np.random.default_rng(seed).permutation(len(chunks))[:m])
+        fraction = min(1.0, sample_rows / total * len(chunks) / m)
+        chunks = [chunks[i] for i in picked]
     frames = _run(
         client,
         _sample_task,
