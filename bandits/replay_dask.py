@@ -94,12 +94,17 @@ def partition_sample(
     seed: int,
     index: int,
 ) -> pd.DataFrame:
-    """The joined rows of one partition kept with probability `fraction` (seeded by ``[seed, index]``)."""
-    frame = dataset.joined_chunk(
-        files, wait_seconds=settings.wait_seconds, since=settings.since, until=settings.until
-    )
-    keep = np.random.default_rng([seed, index]).random(len(frame)) < fraction
-    return frame.loc[keep].reset_index(drop=True)
+    """The rows of one partition kept with probability `fraction` (seeded by ``[seed, index]``), as what a
+    reward model needs of them: the context matrix (`context_matrix`, one column per name), then
+    ``_arm_index`` and ``_reward``."""
+    decisions = _decisions(dataset, files, sections, settings)
+    keep = np.flatnonzero(np.random.default_rng([seed, index]).random(len(decisions)) < fraction)
+    sample = decisions.take(keep)
+    matrix, names = context_matrix(sample.context) if len(sample) else (np.empty((0, 0)), ())
+    frame = pd.DataFrame(matrix, columns=list(names))
+    frame["_arm_index"] = sample.arm_index
+    frame["_reward"] = sample.reward
+    return frame
 
 
 def partition_sums(
@@ -207,13 +212,21 @@ def estimates_from_sums(sums: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFr
 
 
 def _run(client: Any, function: Any, chunks: list[list[DataFile]], **kwargs: Any) -> list[Any]:
-    """`function(dataset_chunk, ...)` over the chunks: on the Dask `client`'s workers, or here without one."""
+    """`function(files=chunk, index=i, **kwargs)` over the chunks: on the Dask `client`'s workers, or here
+    without one. The arguments common to every task (the dataset's file list among them) are sent to the
+    workers once, not once per task."""
     if client is None:
         return [function(files=files, index=i, **kwargs) for i, files in enumerate(chunks)]
+    shared = client.scatter(kwargs, broadcast=True)
     futures = [
-        client.submit(function, files=files, index=i, pure=False, **kwargs) for i, files in enumerate(chunks)
+        client.submit(_with_shared, function, shared, files=files, index=i, pure=False)
+        for i, files in enumerate(chunks)
     ]
     return client.gather(futures)
+
+
+def _with_shared(function: Any, shared: dict[str, Any], **kwargs: Any) -> Any:
+    return function(**shared, **kwargs)
 
 
 def _sample_task(*, dataset, files, index, **kwargs):
@@ -262,15 +275,16 @@ def fit_reward_model(
     frames = [f for f in frames if len(f)]
     if not frames:
         raise InvalidArgumentError(f"{dataset.path}: no decisions to fit DR's reward model on")
-    sample = decisions_from_frame(
-        pd.concat(frames, ignore_index=True),
-        sections,
-        reward=settings.reward,
-        default_reward=settings.default_reward,
-    )
-    context, names = context_matrix(sample.context)
+    # A level one partition lacks is a column of zeros there (as `aligned_context` gives the workers).
+    sample = pd.concat(frames, ignore_index=True).fillna(0.0)
+    names = tuple(c for c in sample.columns if c not in ("_arm_index", "_reward"))
     model = reward_model if reward_model is not None else RidgeRewardModel()
-    model.fit(context, sample.arm_index, sample.reward, n_actions=max(len(s.arms) for s in sections))
+    model.fit(
+        sample[list(names)].to_numpy(np.float64),
+        sample["_arm_index"].to_numpy(np.int64),
+        sample["_reward"].to_numpy(np.float64),
+        n_actions=max(len(s.arms) for s in sections),
+    )
     return RewardModelFit(model=model, names=names, rows=len(sample))
 
 
