@@ -18,6 +18,13 @@ def config_option(func):
     )(func)
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one ``Error:`` line (exit status 2), without the usage text."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", file=file, err=True)
+
+
 class LogSource(click.ParamType):
     """A decision log to read: a SQLite file, or a Parquet dataset of logs (a directory, a glob of them, or an
     fsspec URL such as ``s3://bucket/logs``). A URL stays a str (a `Path` would fold its ``//``); anything

@@ -32,19 +32,12 @@ from bandits.ope.data import read_table, table_format
 from bandits.ope.dsjson import COST_TO_REWARD, DsjsonLog, is_dsjson, load_dsjson, vw_distribution
 from bandits.ope.obd import CAMPAIGNS, POLICIES
 from sectionrank.commands.learn import log_window_options
-from sectionrank.commands.options import LOG_SOURCE, config_option
+from sectionrank.commands.options import LOG_SOURCE, OneLineUsageError, config_option
 
 FORMATS = ("auto", "sqlite", "csv", "tsv", "parquet", "jsonl", "dsjson")
 TABLE_POLICIES = "uniform; fixed:ACTION; column:NAME (the target's probability of the logged action only)"
 DSJSON_POLICIES = "uniform; fixed:ACTION (0-based in c._multi); a VW cb_explore_adf model file (or vw:PATH)"
 PSCORE_ONLY = ("ips", "snips", "replay")
-
-
-class OneLineUsageError(click.UsageError):
-    """A usage error shown as one ``Error:`` line (exit status 2), without the usage text."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"Error: {self.format_message()}", file=file, err=True)
 
 
 def _split(text: str | None) -> list[str]:

@@ -8,7 +8,7 @@ from bandits.dataset_read import LogDataset, is_dataset
 from bandits.learn import LearnSettings
 from bandits.replay_dask import PARTITION_ESTIMATORS, replay_dataset
 from heuristics import SectionsConfig
-from sectionrank.commands.replay import OneLineUsageError
+from sectionrank.commands.options import OneLineUsageError
 from sectionrank.dask_cluster import check_dask_spec, dask_client
 
 
