@@ -112,3 +112,8 @@ class UnknownSectionError(LogError):
         self.section = section
         listing = ", ".join(map(repr, known)) if known else "none"
         super().__init__(path, f"no decisions of section {section!r} (sections in the log: {listing})")
+
+
+class DatasetError(LogError):
+    """A decision-log dataset (Parquet) cannot be shipped to or read as asked; the message starts with its
+    location: "runs/ds: host 'web-1' was shipped from another log (created 2026-01-02T03:04:05Z)"."""

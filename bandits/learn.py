@@ -9,7 +9,7 @@ correctly; decisions whose section or arm the config no longer has are skipped a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bandits.context import HOUR_BUCKETS, PolicyContext
+from bandits.dataset_read import LogDataset
 from bandits.errors import LearnError
 from bandits.log import DecisionLog
 from bandits.rewards import REWARDS, compute_rewards
@@ -168,7 +169,9 @@ def _reindexed_probs(frame: pd.DataFrame, sections: SectionsConfig) -> list[np.n
     return out
 
 
-def read_decisions(log: DecisionLog, sections: SectionsConfig, settings: LearnSettings) -> LoggedDecisions:
+def read_decisions(
+    log: DecisionLog | LogDataset, sections: SectionsConfig, settings: LearnSettings
+) -> LoggedDecisions:
     """The log's decisions in `settings`' time window, joined with feedback within the wait window."""
     frame = log.joined(settings.wait_seconds, since=settings.since, until=settings.until)
     return decisions_from_frame(
@@ -176,52 +179,98 @@ def read_decisions(log: DecisionLog, sections: SectionsConfig, settings: LearnSe
     )
 
 
+@dataclass
+class _Tally:
+    """Counts of the decisions streamed into a policy, for its metadata."""
+
+    decisions: int = 0
+    with_feedback: int = 0
+    reward_sum: float = 0.0
+    first: float = np.inf
+    last: float = -np.inf
+    by_section: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=lambda: {"unknown_section": 0, "unknown_arm": 0})
+
+    def add(self, data: LoggedDecisions) -> None:
+        self.decisions += len(data)
+        self.with_feedback += int(data.has_feedback.sum())
+        self.reward_sum += float(data.reward.sum())
+        if len(data):
+            self.first = min(self.first, float(data.time.min()))
+            self.last = max(self.last, float(data.time.max()))
+        for section, n in pd.Series(data.context.section).value_counts().items():
+            self.by_section[str(section)] = self.by_section.get(str(section), 0) + int(n)
+        for reason, n in data.skipped.items():
+            self.skipped[reason] += n
+
+
+def iter_decisions(
+    log: DecisionLog | LogDataset,
+    sections: SectionsConfig,
+    settings: LearnSettings,
+    *,
+    chunk_size: int = 100_000,
+) -> Iterator[LoggedDecisions]:
+    """`read_decisions` chunk by chunk (`DecisionLog.iter_joined`, `LogDataset.iter_joined`), in log order."""
+    for frame in log.iter_joined(
+        chunk_size, wait_seconds=settings.wait_seconds, since=settings.since, until=settings.until
+    ):
+        yield decisions_from_frame(
+            frame, sections, reward=settings.reward, default_reward=settings.default_reward
+        )
+
+
 def learn_policy(
-    log: DecisionLog,
+    log: DecisionLog | LogDataset,
     sections: SectionsConfig,
     out_dir: str | Path,
     settings: LearnSettings | None = None,
     *,
     warm_start: str | Path | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    chunk_size: int = 100_000,
 ) -> tuple[VWKnobPolicy, Path]:
     """Fit a VW knob policy on the log and save it as the next version in `out_dir`.
 
-    With `warm_start` (a policy file or directory; its latest version) learning continues from that model.
-    `progress` wraps the two stages (reading the log, fitting), e.g. in a progress bar.
+    The log is streamed into Vowpal Wabbit chunk by chunk (`chunk_size` decisions of a SQLite log, one
+    shipped chunk of a dataset), so memory holds one chunk whatever the log's size; the model is the same as
+    learning from the whole log at once. With `warm_start` (a policy file or directory; its latest version)
+    learning continues from that model. `progress` wraps the chunks, e.g. in a progress bar.
     """
     settings = settings or LearnSettings()
-    stages = iter(progress(["read", "fit"]) if progress else ["read", "fit"])
-    next(stages)
-    data = read_decisions(log, sections, settings)
-    next(stages)
-    if len(data) == 0:
-        raise LearnError(
-            f"{log.path}: no decisions to learn from in this window "
-            f"(skipped: {data.skipped['unknown_section']} of unknown sections, "
-            f"{data.skipped['unknown_arm']} of unknown arms)"
-        )
+    tally = _Tally()
+
+    def chunks() -> Iterator[tuple]:
+        stream = iter_decisions(log, sections, settings, chunk_size=chunk_size)
+        for data in progress(stream) if progress else stream:
+            tally.add(data)
+            yield data.context, data.arm_index, data.reward, data.propensity
+
     started = time.perf_counter()
     parent = latest_policy(warm_start) if warm_start is not None else None
-    policy = VWKnobPolicy(sections, settings.vw).fit(
-        data.context, data.arm_index, data.reward, data.propensity, warm_start=parent
-    )
-    counts = pd.Series(data.context.section).value_counts().sort_index()
+    policy = VWKnobPolicy(sections, settings.vw).fit_chunks(chunks(), warm_start=parent)
+    if tally.decisions == 0:
+        policy.close()
+        raise LearnError(
+            f"{log.path}: no decisions to learn from in this window "
+            f"(skipped: {tally.skipped['unknown_section']} of unknown sections, "
+            f"{tally.skipped['unknown_arm']} of unknown arms)"
+        )
     metadata = {
         "training_window": {
-            "first_decision": float(data.time.min()),
-            "last_decision": float(data.time.max()),
+            "first_decision": tally.first,
+            "last_decision": tally.last,
             "since": settings.since,
             "until": settings.until,
         },
         "counts": {
-            "decisions": len(data),
-            "with_feedback": int(data.has_feedback.sum()),
-            "by_section": {str(k): int(v) for k, v in counts.items()},
-            "skipped": data.skipped,
+            "decisions": tally.decisions,
+            "with_feedback": tally.with_feedback,
+            "by_section": dict(sorted(tally.by_section.items())),
+            "skipped": tally.skipped,
         },
         "reward": settings.reward,
-        "mean_reward": float(data.reward.mean()),
+        "mean_reward": tally.reward_sum / tally.decisions,
         "wait_seconds": settings.wait_seconds,
         "default_reward": settings.default_reward,
         "log": str(log.path),
@@ -230,8 +279,6 @@ def learn_policy(
         "learn_settings": {k: v for k, v in asdict(settings).items() if k != "vw"},
     }
     path = policy.save(out_dir, metadata)
-    for _ in stages:  # close the progress bar
-        pass
     return policy, path
 
 

@@ -19,6 +19,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -151,21 +152,24 @@ class VWKnobPolicy(KnobPolicy):
         warm_start : path, optional
             A model file to continue from (its options are used; they must match `settings`).
         """
-        arm_index = np.asarray(arm_index, dtype=np.int64)
-        for section in np.unique(context.section):
-            n_arms = len(self.sections[str(section)].arms)
-            rows = context.section == section
-            if rows.any() and (arm_index[rows].min() < 0 or arm_index[rows].max() >= n_arms):
-                raise InvalidArgumentError(
-                    f"Expected `arm_index` in [0, {n_arms}) for section {str(section)!r}"
-                )
-        text = labelled_blocks(
-            context_lines(context), context.section, arm_index, reward, propensity, self.actions
-        )
+        return self.fit_chunks([(context, arm_index, reward, propensity)], warm_start=warm_start)
+
+    def fit_chunks(
+        self,
+        chunks: Iterable[tuple[PolicyContext, np.ndarray, np.ndarray, np.ndarray]],
+        *,
+        warm_start: str | os.PathLike | None = None,
+    ) -> VWKnobPolicy:
+        """`fit` on logged decisions given chunk by chunk, ``(context, arm_index, reward, propensity)`` each:
+        every chunk is written to VW's input file as it comes, so only one chunk is held in memory. The
+        model equals `fit` on the chunks concatenated in order (the same examples, in the same order)."""
         with tempfile.TemporaryDirectory(prefix="sectionrank-vw-") as tmp:
             data, model = os.path.join(tmp, "train.vw.txt"), os.path.join(tmp, "model.vw")
             with open(data, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                for context, arm_index, reward, propensity in chunks:
+                    if len(arm_index) == 0:
+                        continue
+                    handle.write(self._examples(context, arm_index, reward, propensity))
             if warm_start is not None:
                 args = ["--quiet", f"--initial_regressor={os.fspath(warm_start)}", "--save_resume"]
             else:
@@ -182,6 +186,22 @@ class VWKnobPolicy(KnobPolicy):
                 self.model_bytes_ = handle.read()
         self._open_workspace()
         return self
+
+    def _examples(
+        self, context: PolicyContext, arm_index: np.ndarray, reward: np.ndarray, propensity: np.ndarray
+    ) -> str:
+        """The VW text of logged decisions, their arms checked against the sections config."""
+        arm_index = np.asarray(arm_index, dtype=np.int64)
+        for section in np.unique(context.section):
+            n_arms = len(self.sections[str(section)].arms)
+            rows = context.section == section
+            if rows.any() and (arm_index[rows].min() < 0 or arm_index[rows].max() >= n_arms):
+                raise InvalidArgumentError(
+                    f"Expected `arm_index` in [0, {n_arms}) for section {str(section)!r}"
+                )
+        return labelled_blocks(
+            context_lines(context), context.section, arm_index, reward, propensity, self.actions
+        )
 
     def _open_workspace(self) -> None:
         old = getattr(self, "workspace_", None)

@@ -1,6 +1,7 @@
 """The log, labelled and cut by time into the stats, train, validation and test windows.
 
-`prepare_log` reads a decision log (`bandits.log.DecisionLog`), joins each decision with the feedback that
+`prepare_log` reads a decision log (`bandits.log.DecisionLog`, or a Parquet dataset of logs,
+`bandits.dataset.LogDataset`), joins each decision with the feedback that
 arrived within ``labels.wait_seconds``, labels the shown items of every configured section
 (`ranker.labels`), and assigns each decision to a window by its decision time:
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bandits.log import DecisionLog
+from bandits.dataset_read import open_log
 from ranker.config import WINDOWS, RankerConfig, SplitSettings
 from ranker.errors import TrainingDataError
 from ranker.labels import LabelledLists, label_lists
@@ -157,14 +158,15 @@ class PreparedLog:
 
 
 def check_log(path: str | os.PathLike) -> None:
-    """Open and close the decision log: raises `bandits.errors.LogError` (one line) when it is not usable."""
-    with DecisionLog.open(path):
+    """Open and close the decision log (or dataset): raises `bandits.errors.LogError` (one line) when it is
+    not usable."""
+    with open_log(path):
         pass
 
 
 def read_log(path: str | os.PathLike, wait_seconds: float) -> Any:
     """The joined decision-log frame (decisions with their feedback admitted within `wait_seconds`)."""
-    with DecisionLog.open(path) as log:
+    with open_log(path) as log:
         return log.joined(wait_seconds=None if np.isinf(wait_seconds) else wait_seconds)
 
 
@@ -175,7 +177,7 @@ def prepare_log(
 
     Parameters
     ----------
-    path : path of the decision log (SQLite)
+    path : the decision log (SQLite), or a dataset of logs (a directory, glob or URL; `bandits.dataset`)
     config : RankerConfig
     split : TimeSplit, optional
         The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
@@ -203,7 +205,7 @@ def prepare_log(
     late = (window >= 0) & (window < TEST) & (lists.feedback_time >= closes[np.maximum(window, 0)])
     window[late] = DROPPED
     source = {
-        "path": str(Path(path)),
+        "path": os.fspath(path) if "://" in os.fspath(path) else str(Path(path)),
         "decisions": len(frame),
         "sections": {str(k): int(v) for k, v in sorted(all_sections.items())},
         "left_out_sections": sorted(str(s) for s in all_sections if s not in config.sections),

@@ -295,6 +295,7 @@ def train_design(
     union: str | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
+    ranker_factory: Callable[..., LambdaRanker] | None = None,
 ) -> TrainResult:
     """Train one design on a prepared log and evaluate it on the held-out window.
 
@@ -313,6 +314,9 @@ def train_design(
         ``progress(iterable, description)``: wraps feature chunks and boosting iterations.
     clock : callable, optional
         Returns seconds (default `time.perf_counter`), for the timings.
+    ranker_factory : callable, optional
+        Builds each model's ranker from `LambdaRanker`'s arguments (default `LambdaRanker`); e.g. a
+        `ranker.train_dask.DaskLambdaRanker` bound to a Dask client.
 
     Raises
     ------
@@ -366,7 +370,7 @@ def train_design(
         x = builder.transform(part.requests, part.item_id, part.request_of_row, progress=progress)
         xv = builder.transform(vpart.requests, vpart.item_id, vpart.request_of_row)
         t1 = clock()
-        ranker = LambdaRanker(
+        ranker = (ranker_factory or LambdaRanker)(
             config.lightgbm,
             feature_names=builder.features,
             categorical=builder.categorical,

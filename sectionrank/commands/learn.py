@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from bandits.dataset_read import open_log
 from bandits.learn import LearnSettings, learn_policy
-from bandits.log import DecisionLog
 from bandits.rewards import REWARDS
 from bandits.vw_policy import EXPLORATIONS, VWSettings
 from heuristics import SectionsConfig
@@ -51,7 +51,9 @@ def log_window_options(func):
 
 
 @click.command("learn")
-@log_option("The decision log (SQLite) to learn from.")
+@log_option(
+    "The decision log to learn from: a SQLite file, or a Parquet dataset of logs (a directory, glob or URL)."
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -93,11 +95,13 @@ def learn_command(
 
     Joins decisions with feedback that arrived within the wait window, computes each decision's reward and
     writes a new policy version to --out with its metadata (training window, counts, settings, progressive
-    validation loss). With --continue, learning resumes from the latest version in --out.
+    validation loss). The log is streamed into Vowpal Wabbit chunk by chunk, in bounded memory. With
+    --continue, learning resumes from the latest version in --out.
 
     \b
     Example:
         sectionrank learn --log runs/sim/log.db --out runs/policy --reward clicks --wait-seconds 3600
+        sectionrank learn --log runs/dataset --out runs/policy
     """
     sections = SectionsConfig.load(config_path)
     settings = LearnSettings(
@@ -115,7 +119,7 @@ def learn_command(
             seed=seed,
         ),
     )
-    with DecisionLog.open(log_path) as log:
+    with open_log(log_path) as log:
         policy, path = learn_policy(
             log,
             sections,

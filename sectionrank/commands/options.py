@@ -18,12 +18,37 @@ def config_option(func):
     )(func)
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one ``Error:`` line (exit status 2), without the usage text."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", file=file, err=True)
+
+
+class LogSource(click.ParamType):
+    """A decision log to read: a SQLite file, or a Parquet dataset of logs (a directory, a glob of them, or an
+    fsspec URL such as ``s3://bucket/logs``). A URL stays a str (a `Path` would fold its ``//``); anything
+    else becomes a `Path`."""
+
+    name = "log"
+
+    def convert(self, value, param, ctx) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        return text if "://" in text else Path(text)
+
+
+#: The type of every ``--log`` option that reads a log.
+LOG_SOURCE = LogSource()
+
+
 def log_option(help_text: str = "The decision log (SQLite).", *, required: bool = True):
-    """``--log FILE`` (as ``log_path``): a decision log to read."""
+    """``--log SOURCE`` (as ``log_path``): a decision log, or a Parquet dataset of logs, to read."""
     return click.option(
         "--log",
         "log_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=LOG_SOURCE,
         required=required,
         help=help_text,
     )

@@ -32,19 +32,12 @@ from bandits.ope.data import read_table, table_format
 from bandits.ope.dsjson import COST_TO_REWARD, DsjsonLog, is_dsjson, load_dsjson, vw_distribution
 from bandits.ope.obd import CAMPAIGNS, POLICIES
 from sectionrank.commands.learn import log_window_options
-from sectionrank.commands.options import config_option
+from sectionrank.commands.options import LOG_SOURCE, OneLineUsageError, config_option
 
 FORMATS = ("auto", "sqlite", "csv", "tsv", "parquet", "jsonl", "dsjson")
 TABLE_POLICIES = "uniform; fixed:ACTION; column:NAME (the target's probability of the logged action only)"
 DSJSON_POLICIES = "uniform; fixed:ACTION (0-based in c._multi); a VW cb_explore_adf model file (or vw:PATH)"
 PSCORE_ONLY = ("ips", "snips", "replay")
-
-
-class OneLineUsageError(click.UsageError):
-    """A usage error shown as one ``Error:`` line (exit status 2), without the usage text."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"Error: {self.format_message()}", file=file, err=True)
 
 
 def _split(text: str | None) -> list[str]:
@@ -122,9 +115,10 @@ def _json_value(value: object) -> object:
 @click.option(
     "--log",
     "log_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LOG_SOURCE,
     default=None,
-    help="Logged decisions: a decision log (SQLite), a table (.csv, .csv.gz, .tsv, .parquet, .pq, "
+    help="Logged decisions: a decision log (SQLite) or a Parquet dataset of logs (a directory, glob or URL), "
+    "a table (.csv, .csv.gz, .tsv, .parquet, .pq, "
     ".jsonl) or a VW DSJSON log (.dsjson, .dsjson.gz).",
 )
 @click.option("--format", "input_format", type=click.Choice(FORMATS), default="auto", show_default=True)
@@ -240,6 +234,20 @@ def _json_value(value: object) -> object:
 @click.option("--pscore-col", default="pscore", show_default=True, help="Table input: the propensity column.")
 @click.option("--group-col", default=None, help="Table input: a group column (e.g. section).")
 @click.option("--n-actions", type=click.IntRange(min=1), default=None, help="Table input: number of arms.")
+@click.option(
+    "--dask",
+    "dask_spec",
+    default=None,
+    help="Decision-log dataset: replay partition by partition on this Dask cluster (a scheduler address, "
+    "or local:N for N local worker processes), from per-partition sums; estimators ips, snips, dr.",
+)
+@click.option(
+    "--sample-rows",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="With --dask: rows sampled to fit DR's reward model.",
+)
 def replay_command(
     log_path,
     input_format,
@@ -274,6 +282,8 @@ def replay_command(
     pscore_col,
     group_col,
     n_actions,
+    dask_spec,
+    sample_rows,
 ) -> None:
     """Estimate target policies' values offline from logged decisions (off-policy evaluation).
 
@@ -288,7 +298,12 @@ def replay_command(
         sectionrank replay --log events.dsjson.gz --policy uniform --policy model.vw
         sectionrank replay --log log.parquet --target-cols target_ --context-cols hour,device
         sectionrank replay --obd all --obd-policy bts --obd-dir ~/obd --policy uniform
+        sectionrank replay --log runs/dataset --dask local:2 --policy runs/policy --policy default
     """
+    if dask_spec is not None and estimators == ",".join(ESTIMATORS):
+        from bandits.replay_dask import PARTITION_ESTIMATORS
+
+        estimators = ",".join(PARTITION_ESTIMATORS)
     names = tuple(_split(estimators))
     unknown = [e for e in names if e not in ESTIMATORS]
     if unknown or not names:
@@ -313,15 +328,23 @@ def replay_command(
         "alpha": alpha,
         "seed": seed,
     }
+    if dask_spec is not None and kind != "sqlite":
+        raise OneLineUsageError("--dask replays a dataset of decision logs (give --log DIR, a glob or a URL)")
     if kind == "sqlite":
         if target_cols is not None or target_file is not None or context is not None:
             raise OneLineUsageError(
                 "--target-cols, --target-file, --context-cols and --no-context apply to table, DSJSON and "
                 "OBD input; a decision log's targets are --policy specs"
             )
-        table = _replay_decision_log(
-            log_path, policy_specs, config_path, reward, wait_seconds, default_reward, since, until, options
-        )
+        window = (reward, wait_seconds, default_reward, since, until)
+        if dask_spec is not None:
+            from sectionrank.commands.replay_dask import replay_on_dask
+
+            table = replay_on_dask(
+                log_path, policy_specs, config_path, window, options, dask_spec, sample_rows
+            )
+        else:
+            table = _replay_decision_log(log_path, policy_specs, config_path, *window, options)
         label = "section"
     else:
         if obd_campaign is not None:
@@ -493,8 +516,8 @@ def _evaluate_targets(logged: LoggedBandit, targets: dict[str, dict], options: d
 def _replay_decision_log(
     log_path, specs, config_path, reward, wait_seconds, default_reward, since, until, options
 ) -> pd.DataFrame:
+    from bandits.dataset_read import open_log
     from bandits.learn import LearnSettings, read_decisions
-    from bandits.log import DecisionLog
     from bandits.replay import parse_policy, replay_table
     from heuristics import SectionsConfig
     from sectionrank.progress import progress
@@ -505,7 +528,7 @@ def _replay_decision_log(
     settings = LearnSettings(
         reward=reward, wait_seconds=wait_seconds, default_reward=default_reward, since=since, until=until
     )
-    with DecisionLog.open(log_path) as log:
+    with open_log(log_path) as log:
         decisions = read_decisions(log, sections, settings)
     if len(decisions) == 0:
         raise click.ClickException(f"{log_path}: no decisions in this window")

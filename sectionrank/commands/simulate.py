@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -67,6 +68,19 @@ def print_summary(summaries: dict[str, SectionSummary], sections: SectionsConfig
     required=True,
     help="Directory for catalog.parquet, users.parquet, log.db and simulation.json.",
 )
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the decisions and feedback straight into this Parquet dataset of logs (partitioned by date "
+    "and host) instead of --out/log.db.",
+)
+@click.option(
+    "--host",
+    default="sim",
+    show_default=True,
+    help="With --dataset: the host partition the simulated log is written as.",
+)
 @click.option("--quiet", is_flag=True, help="Do not print the per-section summary.")
 def simulate_command(
     world_ref: str,
@@ -76,29 +90,44 @@ def simulate_command(
     epsilon: float,
     config_path: Path | None,
     out: Path,
+    dataset: Path | None,
+    host: str,
     quiet: bool,
 ) -> None:
     """Simulate a world's traffic under an exploring logging policy and write what a real system would log.
 
     Writes the item catalog and user profiles (Parquet), the decision log with its feedback (SQLite) and a
     run summary (JSON) to --out, then prints per section: requests, CTR, clicks by position and the share
-    of each arm. An existing log.db in --out is refused, so nothing logged before is lost.
+    of each arm. An existing log.db in --out is refused, so nothing logged before is lost. With --dataset
+    the log goes straight to Parquet partitions (no SQLite file, whatever the number of requests); a host
+    already in the dataset is refused.
 
     \b
     Example:
         sectionrank simulate --world default --requests 100000 --seed 0 --out runs/sim
+        sectionrank simulate --requests 10000000 --out runs/big --dataset runs/big/dataset
     """
     sections = SectionsConfig.load(config_path)
     world_config = WorldConfig.load(world_ref)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.db"
-    if log_path.exists():
+    if dataset is None and log_path.exists():
         raise click.ClickException(f"{log_path} already exists; choose another --out or remove it")
+    writer = None
+    if dataset is not None:
+        from bandits.dataset import DatasetWriter
+
+        writer = DatasetWriter(dataset, host)
     world = World.build(world_config, seed)
     world.catalog().to_parquet(out / "catalog.parquet", index=False)
     world.users().to_parquet(out / "users.parquet", index=False)
 
-    with DecisionLog.open(log_path, create=True) as log:
+    with ExitStack() as stack:
+        if writer is None:
+            log = stack.enter_context(DecisionLog.open(log_path, create=True))
+            sink = log.append
+        else:
+            sink = writer.append
         summary = simulate(
             world,
             n_requests,
@@ -106,7 +135,7 @@ def simulate_command(
             exploration=exploration,
             epsilon=epsilon,
             sections_config=sections,
-            sink=log.append,
+            sink=sink,
             progress=lambda chunks: progress(chunks, desc="simulating"),
         )
         run = {
@@ -124,9 +153,13 @@ def simulate_command(
         (out / "simulation.json").write_text(json.dumps(run, indent=2))
         click.echo(
             f"Simulated {summary.requests:,} requests in {summary.seconds:.1f} s "
-            f"({summary.requests_per_second:,.0f}/s), log written to {log_path}"
+            f"({summary.requests_per_second:,.0f}/s), log written to {dataset or log_path}"
         )
         if not quiet:
+            if writer is not None:
+                from bandits.dataset_read import LogDataset
+
+                log = LogDataset.open(writer.root)
             print_summary(summarize_log(log), sections)
 
 

@@ -17,6 +17,7 @@ from ranker.evaluate import LOGGED, evaluate_models, format_table
 from ranker.features import read_tables
 from ranker.train import train_design
 from ranker.union import parse_union_spec
+from sectionrank.commands.options import LOG_SOURCE
 from sectionrank.progress import progress
 
 T = TypeVar("T")
@@ -31,8 +32,10 @@ def _bar(iterable: Iterable[T], description: str) -> Iterable[T]:
     return progress(iterable, desc=description)
 
 
-def _tables(log: Path, catalog: Path | None, users: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(log: Path | str, catalog: Path | None, users: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The catalog and user tables: the given files, or catalog.parquet and users.parquet beside the log."""
+    if not isinstance(log, Path) and (catalog is None or users is None):
+        raise click.UsageError("a log given as a URL needs --catalog and --users")
     return read_tables(
         str(catalog if catalog is not None else log.parent / "catalog.parquet"),
         str(users if users is not None else log.parent / "users.parquet"),
@@ -62,9 +65,10 @@ def tables_options(func):
     return click.option(
         "--log",
         "log_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=LOG_SOURCE,
         required=True,
-        help="The decision log (SQLite), e.g. log.db written by `sectionrank simulate`.",
+        help="The decision log (SQLite), e.g. log.db written by `sectionrank simulate`, or a Parquet dataset "
+        "of logs (a directory, glob or URL).",
     )(func)
 
 
@@ -85,6 +89,13 @@ def tables_options(func):
     "section order. Default: the design's union in the config.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing model directory at --out.")
+@click.option(
+    "--dask",
+    "dask_spec",
+    default=None,
+    help="Train with LightGBM's Dask interface on this cluster: a scheduler address, or local:N for N "
+    "local worker processes. The model directory is the same as one process writes.",
+)
 def train_command(
     design: str,
     log_path: Path,
@@ -94,18 +105,21 @@ def train_command(
     out: Path,
     union_spec: str | None,
     force: bool,
+    dask_spec: str | None,
 ) -> None:
     """Train a ranker design on a decision log and write its model directory.
 
     Splits the log by time into stats, train, validation and test windows, labels each section's shown lists
     by its own rule, trains LightGBM lambdarank (early stopping on the validation window), evaluates on the
     held-out test window, and writes the model, its inference contract, item statistics and metrics (also
-    OUT/metrics.json). Prints the held-out metrics per section.
+    OUT/metrics.json). Prints the held-out metrics per section. With --dask, the boosting runs on a Dask
+    cluster over partitions of whole lists (docs/scaling.md).
 
     \b
     Example:
         sectionrank train --design consolidated --log runs/sim/log.db --out runs/models/consolidated
         sectionrank train --design base --log runs/sim/log.db --out runs/models/base --union equal
+        sectionrank train --design base --log runs/dataset --out runs/models/base --dask local:2
     """
     config = RankerConfig.load(ranker_config)
     if union_spec is not None:
@@ -125,9 +139,12 @@ def train_command(
     catalog_table, user_table = _tables(log_path, catalog, users)
     click.echo(f"Reading {log_path} ...", err=True)
     prepared = prepare_log(log_path, config)
-    result = train_design(
-        design, prepared, catalog_table, user_table, config, union=union_spec, progress=_bar
-    )
+    if dask_spec is None:
+        result = train_design(
+            design, prepared, catalog_table, user_table, config, union=union_spec, progress=_bar
+        )
+    else:
+        result = _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, config, union_spec)
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)  # a model directory, checked above; replaced only once the new model is trained
     path = result.save(out)
@@ -144,6 +161,29 @@ def train_command(
         f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
     )
     click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
+
+
+def _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, config, union_spec):
+    """`train_design` with each model boosted by `ranker.train_dask.DaskLambdaRanker` on the cluster."""
+    from functools import partial
+
+    from ranker.train_dask import DaskLambdaRanker
+    from sectionrank.dask_cluster import check_dask_spec, dask_client
+
+    check_dask_spec(dask_spec)
+    with dask_client(dask_spec) as client:
+        result = train_design(
+            design,
+            prepared,
+            catalog_table,
+            user_table,
+            config,
+            union=union_spec,
+            progress=_bar,
+            ranker_factory=partial(DaskLambdaRanker, client=client),
+        )
+        result.metadata["dask"] = {"cluster": dask_spec, "workers": len(client.nthreads())}
+    return result
 
 
 @click.command("evaluate")

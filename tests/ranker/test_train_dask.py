@@ -1,0 +1,164 @@
+"""Training with LightGBM's Dask interface, and replay on a Dask cluster, against one process.
+
+The cluster tests share one LocalCluster of 2 worker processes with 1 thread each (module scope: a cluster
+start costs seconds) and run with fewer boosting rounds than the shipped config, on both sides alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bandits.dataset import ship_log
+from bandits.dataset_read import LogDataset
+from bandits.learn import LearnSettings, read_decisions
+from bandits.log import DecisionLog
+from bandits.replay import parse_policy, replay_table
+from bandits.replay_dask import replay_dataset
+from heuristics import SectionsConfig
+from ranker.dataset import TEST, prepare_log
+from ranker.metrics import OVERALL
+from ranker.model import RankerModel
+from ranker.train import train_design
+from ranker.train_dask import DaskLambdaRanker, early_stopped, list_partitions, ndcg_history
+
+DESIGNS = ("base", "consolidated", "independent")
+
+
+@pytest.fixture(scope="module")
+def dataset_root(sim_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-dask") / "ds"
+    with DecisionLog.open(sim_dir / "log.db") as log:
+        ship_log(log, root, host="sim", chunk_size=900)
+    return root
+
+
+@pytest.mark.parametrize(("n_lists", "parts"), [(1, 4), (10, 3), (10, 10), (97, 4), (5, 1)])
+def test_train_dask_partitions_hold_whole_lists(rng, n_lists, parts):
+    sizes = rng.integers(1, 9, size=n_lists)
+    lists, rows = list_partitions(sizes, parts)
+    assert len(lists) == min(parts, n_lists)
+    assert (lists >= 1).all()
+    assert lists.sum() == n_lists
+    ends = np.cumsum(lists)
+    # each partition's rows are exactly its lists' rows: no list straddles two partitions
+    np.testing.assert_array_equal(rows, np.diff(np.concatenate([[0], np.cumsum(sizes)[ends - 1]])))
+    assert lists.max() - lists.min() <= 1
+
+
+def test_train_dask_early_stopping_picks_what_one_process_picks():
+    history = [0.1, 0.3, 0.2, 0.3, 0.25, 0.5, 0.4, 0.45, 0.46, 0.47, 0.9]
+    # patience 3: the equal 0.3 at iteration 4 is no improvement, and iteration 5 ends the wait
+    assert early_stopped(history, 3) == (2, 0.3)
+    # patience 4: 0.5 at iteration 6, then 4 rounds without improvement; the 0.9 is never seen
+    assert early_stopped(history, 4) == (6, 0.5)
+    assert early_stopped(history, 10) == (11, 0.9)
+    assert early_stopped([0.2, 0.2, 0.2], 5) == (1, 0.2)  # a tie keeps the earlier iteration
+
+
+def test_train_dask_validation_history_equals_lightgbm_ndcg(rng):
+    import lightgbm as lgb
+
+    sizes = rng.integers(1, 12, size=80)
+    n = int(sizes.sum())
+    x = rng.normal(size=(n, 4))
+    x[:, 3] = np.round(x[:, 3])  # ties in the score
+    y = rng.integers(0, 3, size=n) * (rng.random(n) < 0.4)  # lists without a positive label too
+    params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [5], "verbosity": -1, "seed": 1}
+    train = lgb.Dataset(x, label=y, group=sizes, params={"verbosity": -1})
+    valid = lgb.Dataset(x, label=y, group=sizes, reference=train)
+    booster = lgb.Booster(params=params, train_set=train)
+    booster.add_valid(valid, "validation")
+    reference = []
+    for _ in range(15):
+        booster.update()
+        reference.append(booster.eval_valid()[0][2])
+    np.testing.assert_allclose(ndcg_history(booster, x, y, sizes, 5), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_train_sqlite_log_and_its_dataset_give_identical_labels(sim_dir, dataset_root, ranker_config):
+    from_log = prepare_log(sim_dir / "log.db", ranker_config)
+    from_dataset = prepare_log(dataset_root, ranker_config)
+    for name in ("label", "item_id", "position", "request_of_row", "event_id", "feedback_time"):
+        np.testing.assert_array_equal(getattr(from_dataset.lists, name), getattr(from_log.lists, name))
+    np.testing.assert_array_equal(from_dataset.window, from_log.window)
+    assert from_dataset.split == from_log.split
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_port=0
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def quick_config(ranker_config):
+    lightgbm = dataclasses.replace(ranker_config.lightgbm, num_boost_round=100, num_leaves=(7,))
+    return dataclasses.replace(ranker_config, lightgbm=lightgbm)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", DESIGNS)
+def test_train_dask_held_out_ndcg_inside_the_one_process_interval(
+    design, client, dataset_root, quick_config, tables, tmp_path
+):
+    catalog, users = tables
+    prepared = prepare_log(dataset_root, quick_config)
+    single = train_design(design, prepared, catalog, users, quick_config)
+    dask = train_design(
+        design,
+        prepared,
+        catalog,
+        users,
+        quick_config,
+        ranker_factory=lambda *args, **kwargs: DaskLambdaRanker(*args, client=client, **kwargs),
+    )
+    ndcg = f"ndcg@{quick_config.evaluation.k}"
+    one = single.metrics[single.metrics["metric"] == ndcg].set_index("section")
+    many = dask.metrics[dask.metrics["metric"] == ndcg].set_index("section")
+    assert set(many.index) == set(one.index) >= {OVERALL}
+    inside = (many["mean"] >= one["ci_low"]) & (many["mean"] <= one["ci_high"])
+    assert inside.all(), pd.concat([one[["mean", "ci_low", "ci_high"]], many["mean"]], axis=1)
+
+    # The same artifact format and inference contract: the normal loader serves it unchanged.
+    path = dask.save(tmp_path / design)
+    loaded = RankerModel.load(path, catalog=catalog, users=users, config=quick_config)
+    assert loaded.contract == single.model.contract
+    test = prepared.lists_in(TEST, dask.model.sections)
+    np.testing.assert_allclose(loaded.score_lists(test), dask.model.score_lists(test), rtol=0, atol=1e-12)
+    frame = LogDataset.open(dataset_root).joined()
+    held_out = set(prepared.lists.event_id[prepared.window == TEST].tolist())
+    frame = frame[frame["event_id"].isin(held_out) & frame["section"].isin(dask.model.sections)].iloc[:5]
+    features, request_of_row = loaded.builder.from_log(frame)
+    for i, row in enumerate(frame.itertuples()):
+        served = loaded.score(row.section, row.user_id, {**row.context, "time": row.time}, row.shown.tolist())
+        offline = dask.model.booster_for(row.section).predict(features[request_of_row == i], num_threads=1)
+        np.testing.assert_array_equal(served, offline)
+
+
+@pytest.mark.slow
+def test_replay_on_the_cluster_equals_the_in_memory_ips_and_snips(client, sim_dir, dataset_root):
+    sections = SectionsConfig.load()
+    settings = LearnSettings(wait_seconds=3600.0)
+    specs = ["uniform", "default", "epsilon:0.1"]
+    with DecisionLog.open(sim_dir / "log.db") as log:
+        decisions = read_decisions(log, sections, settings)
+    policies = {spec: parse_policy(spec, sections) for spec in specs}
+    expected = replay_table(decisions, sections, policies, estimators=("ips", "snips"), n_bootstrap=10)
+    got = replay_dataset(
+        LogDataset.open(dataset_root), sections, specs, settings, estimators=("ips", "snips"), client=client
+    )
+    keys = ["policy", "group", "estimator"]
+    expected, got = expected.set_index(keys), got.set_index(keys).loc[expected.set_index(keys).index]
+    np.testing.assert_allclose(got["value"], expected["value"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["ess"], expected["ess"], rtol=1e-9)
+    np.testing.assert_array_equal(got["n"], expected["n"])
