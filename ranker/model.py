@@ -9,9 +9,9 @@ the configured sections). Any difference is refused with `ContractMismatchError`
 
 Scoring a served request: ``model.score(section, user_id, context, candidates)`` returns one score per
 candidate (higher is better), computed on the calling thread by the booster's `ranker.compiled` predictor:
-the model compiled to native code when it loads and agrees with LightGBM on the artifact's smoke rows,
-``Booster.predict(num_threads=1)`` otherwise (``RankerModel.load(compiled=False)`` or
-``SECTIONRANK_COMPILED=0`` turn compiling off). A model serves only its contract's sections:
+the model compiled to native code when loaded with ``compiled=True`` (as the service does) and it agrees
+with LightGBM on the artifact's smoke rows, ``Booster.predict(num_threads=1)`` otherwise
+(``SECTIONRANK_COMPILED=0`` turns compiling off). A model serves only its contract's sections:
 the base ranker serves the relevance sections and not ``search`` (`serves` says which); the service pairs it
 with another model for the sections it does not serve.
 """
@@ -93,12 +93,14 @@ class RankerModel:
         catalog: pd.DataFrame,
         users: pd.DataFrame,
         config: RankerConfig | None = None,
-        compiled: bool = True,
+        compiled: bool = False,
     ) -> RankerModel:
         """Load a model directory and check its contract against the code and the given tables.
 
-        `compiled` scores with the compiled models (`ranker.compiled.predictor`: loaded from the cache beside
-        the artifact or compiled now, checked on the smoke rows) where they are available and agree.
+        `compiled` (the service's choice) scores with the compiled models (`ranker.compiled.predictor`:
+        loaded from the cache beside the artifact or compiled now, checked on the smoke rows) where they are
+        available and agree; without it (offline evaluation, the simulator's many short-lived models) the
+        boosters score.
 
         Raises
         ------

@@ -10,6 +10,7 @@ from typing import TypeVar
 import click
 import pandas as pd
 
+from ranker import compiled
 from ranker.config import RankerConfig
 from ranker.dataset import check_log, prepare_log
 from ranker.designs import DESIGNS, union_designs
@@ -144,6 +145,8 @@ def train_command(
         f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
     )
     click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
+    kinds = compiled.prepare(path)
+    click.echo(f"Serving predictor: {', '.join(sorted(set(kinds.values())))} (ranker.compiled)")
 
 
 @click.command("evaluate")

@@ -31,9 +31,9 @@ from ranker.model import RankerModel
 DESIGNS = ("base", "consolidated", "independent")
 
 
-def load(path, tables, **kwargs) -> RankerModel:
+def load(path, tables, compiled=True) -> RankerModel:
     catalog, users = tables
-    return RankerModel.load(path, catalog=catalog, users=users, **kwargs)
+    return RankerModel.load(path, catalog=catalog, users=users, compiled=compiled)
 
 
 @pytest.fixture
@@ -147,8 +147,9 @@ def test_compiled_disabled_by_environment(saved, tables, monkeypatch, value):
     assert {p.kind for p in model.predictors.values()} == {"lightgbm"}
 
 
-def test_compiled_off_when_loading_asks(saved, tables):
-    model = load(saved["base"], tables, compiled=False)
+def test_compiled_off_unless_loading_asks(saved, tables):
+    catalog, users = tables
+    model = RankerModel.load(saved["base"], catalog=catalog, users=users)
     assert {p.kind for p in model.predictors.values()} == {"lightgbm"}
 
 

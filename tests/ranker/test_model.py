@@ -51,7 +51,7 @@ def test_model_online_score_equals_offline_score_of_a_logged_request(saved, tabl
     for i, row in enumerate(frame.itertuples()):
         online = model.score(row.section, row.user_id, {**row.context, "time": row.time}, row.shown.tolist())
         offline = model.booster_for(row.section).predict(features[request_of_row == i], num_threads=1)
-        np.testing.assert_allclose(online, offline, rtol=0, atol=1e-9)  # the compiled model scores online
+        np.testing.assert_array_equal(online, offline)
 
 
 def test_model_base_does_not_serve_search(saved, tables):
