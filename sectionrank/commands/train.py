@@ -145,8 +145,9 @@ def train_command(
         f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
     )
     click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
-    kinds = compiled.prepare(path)
-    click.echo(f"Serving predictor: {', '.join(sorted(set(kinds.values())))} (ranker.compiled)")
+    if compiled.enabled():
+        kinds = compiled.prepare(path)
+        click.echo(f"Compiled for serving: scored by {', '.join(sorted(set(kinds.values())))}")
 
 
 @click.command("evaluate")
