@@ -185,7 +185,8 @@ def predictor(
         else:
             LOGGER.warning("%s: not compiled yet (%s missing); scoring with LightGBM", model_file, path.name)
             return fallback
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as exc:
+        # What llvmlite (RuntimeError) and lleaves' model parser raise on a model they cannot compile.
         LOGGER.warning("%s: compiling failed (%s); scoring with LightGBM", model_file, exc)
         return fallback
     compiled = CompiledPredictor(model, path)

@@ -166,3 +166,19 @@ def test_compiled_prepare_reports_each_booster(saved):
     assert compiled.prepare(saved["independent"]) == dict.fromkeys(
         load_artifact(saved["independent"]).boosters, "lleaves"
     )
+
+
+def test_compiled_failed_compile_falls_back_with_one_line(saved, tmp_path, monkeypatch, caplog):
+    copy = shutil.copytree(saved["base"], tmp_path / "base", ignore=shutil.ignore_patterns("compiled"))
+    artifact = load_artifact(copy)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM ERROR: out of memory")
+
+    monkeypatch.setattr(compiled, "_compile", broken)
+    smoke = read_smoke_rows(artifact.files[SMOKE_ROWS_FILE])
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        chosen = predictor(model_file(copy, "*"), artifact.boosters["*"], smoke)
+    assert isinstance(chosen, LightGBMPredictor)
+    assert len(caplog.records) == 1
+    assert "compiling failed (LLVM ERROR: out of memory)" in caplog.records[0].getMessage()
