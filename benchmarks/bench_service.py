@@ -33,7 +33,7 @@ from werkzeug.test import EnvironBuilder
 
 from bandits.learn import LearnSettings, learn_policy
 from bandits.log import DecisionLog
-from benchmarks import markdown_table, measure
+from benchmarks import markdown_table
 from heuristics import SectionPipeline, SectionsConfig
 from ranker.config import RankerConfig
 from ranker.dataset import prepare_log
@@ -134,9 +134,11 @@ class InProcess:
         return np.median(self.total, axis=1) / parts
 
 
-def _in_process(state: ServiceState, bodies: list[bytes], repeats: int, rounds: int) -> InProcess:
-    """Each part of a rerank alone, then the whole request, in `rounds` interleaved rounds (a noisy
-    neighbour slows both alike)."""
+def _in_process(
+    state: ServiceState, bodies: list[bytes], repeats: int, rounds: int, warmup: int = 10
+) -> InProcess:
+    """Each part of a rerank timed alone, then the whole request, on each of `repeats` inputs in turn (a
+    noisy neighbour slows both alike), in `rounds` rounds."""
     loaded = state.loaded
     pipeline, sections = loaded.pipeline, loaded.sections
     requests = [parse_rerank(parse_json(raw), sections) for raw in bodies]
@@ -180,14 +182,25 @@ def _in_process(state: ServiceState, bodies: list[bytes], repeats: int, rounds: 
     def whole(i: int) -> bytes:
         return orjson.dumps(state.rerank(parse_json(bodies[i % count])), option=JSON_OPTIONS)
 
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in PARTS}
-    total = []
-    for _ in range(rounds):
-        for key, call in calls.items():
-            parts[key].append(measure(key, call, repeats=repeats).seconds * 1e3)
-        total.append(measure("total", whole, repeats=repeats).seconds * 1e3)
+    clock = time.perf_counter
+    keys = list(calls)
+    parts = {key: np.empty((rounds, repeats)) for key in keys}
+    total = np.empty((rounds, repeats))
+    for r in range(rounds):
+        for i in range(-warmup, repeats):
+            # Each part alone, then the whole request, on the same input: a part runs with the caches that
+            # the parts before it (and the last request) left, as it does inside a request.
+            for key in keys:
+                t0 = clock()
+                calls[key](i)
+                if i >= 0:
+                    parts[key][r, i] = (clock() - t0) * 1e3
+            t0 = clock()
+            whole(i)
+            if i >= 0:
+                total[r, i] = (clock() - t0) * 1e3
         state.writer.flush(60)
-    return InProcess({k: np.vstack(v) for k, v in parts.items()}, np.vstack(total))
+    return InProcess(parts, total)
 
 
 def _wsgi(config: ServiceConfig, bodies: list[bytes], repeats: int) -> dict[str, np.ndarray]:
@@ -393,8 +406,9 @@ def run(quick: bool = False) -> str:
             "decision record handed to the log writer; serialise: the response payload to JSON bytes), then "
             "the whole "
             "request (`orjson.dumps(state.rerank(parse_json(body)))`, what the fast path does between "
-            f"reading the body and writing the response); {rounds} interleaved rounds of {repeats:,} calls "
-            "each; milliseconds, median / p99 over all rounds.",
+            "reading the body and writing the response). Each input in turn: every part timed on its own, "
+            "then the whole request, so that a part finds the caches the parts before it left, as inside a "
+            f"request; {rounds} rounds of {repeats:,} inputs; milliseconds, median / p99 over all rounds.",
             markdown_table(["part", *(f"{n} candidates" for n in SIZES)], _parts_table(measured)),
             f"**{line}** (median of the {rounds} rounds' ratios; each round: {spread}).",
             "One WSGI call of POST /v1/rerank in process (100 candidates, the two alternating): served by "
