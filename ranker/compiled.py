@@ -156,14 +156,13 @@ def predictor(
     booster: lgb.Booster,
     smoke_rows: np.ndarray | None,
     *,
-    compile_missing: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> Predictor:
     """The fastest predictor of one model file that agrees with `booster` on `smoke_rows`.
 
-    Loads the cached compiled model (compiling it first when missing and `compile_missing`), checks it on the
-    smoke rows against ``booster.predict`` and returns it; returns a `LightGBMPredictor` when the compiled
-    predictor is disabled, unavailable or disagrees (each logged in one line).
+    Loads the cached compiled model (compiling it first when missing), checks it on the smoke rows against
+    ``booster.predict`` and returns it; returns a `LightGBMPredictor` when the compiled predictor is disabled,
+    unavailable or disagrees (each logged in one line).
     """
     fallback = LightGBMPredictor(booster)
     if not enabled(environ):
@@ -180,11 +179,8 @@ def predictor(
         if path.is_file():
             model = lleaves.Model(model_file=str(model_file))
             model.compile(cache=str(path))
-        elif compile_missing:
-            model = _compile(lleaves, model_file, path)
         else:
-            LOGGER.warning("%s: not compiled yet (%s missing); scoring with LightGBM", model_file, path.name)
-            return fallback
+            model = _compile(lleaves, model_file, path)
     except (OSError, RuntimeError, ValueError, KeyError, NotImplementedError) as exc:
         # What llvmlite (RuntimeError) and lleaves' model parser raise on a model they cannot compile.
         LOGGER.warning("%s: compiling failed (%s); scoring with LightGBM", model_file, exc)
