@@ -21,15 +21,23 @@ $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The demo trains with one tree size (15 leaves) instead of the shipped search over 7, 15 and 31: on this
+# world the three sizes' validation NDCG@10 differ by at most 0.0015 for every model, and the search is two
+# thirds of the training time. The consolidated model is compared, not served: it is not compiled.
+DEMO_RANKER := $(DEMO)/ranker.toml
+
 demo: $(VENV)/.installed
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	printf '[lightgbm]\nnum_leaves = [15]\n' > $(DEMO_RANKER)
 	$(CLI) sections
 	$(CLI) simulate --world default --requests 100000 --seed 0 --out $(DEMO)/sim
-	$(CLI) train --design base --log $(DEMO)/sim/log.db --out $(DEMO)/models/base
-	$(CLI) train --design consolidated --log $(DEMO)/sim/log.db --out $(DEMO)/models/consolidated
-	$(CLI) train --design independent --log $(DEMO)/sim/log.db --out $(DEMO)/models/independent
+	$(CLI) train --design base --log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/base
+	SECTIONRANK_COMPILED=0 $(CLI) train --design consolidated --log $(DEMO)/sim/log.db \
+		--ranker-config $(DEMO_RANKER) --out $(DEMO)/models/consolidated
+	$(CLI) train --design independent --log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) \
+		--out $(DEMO)/models/independent
 	$(CLI) evaluate $(DEMO)/models/base $(DEMO)/models/consolidated $(DEMO)/models/independent \
-		--log $(DEMO)/sim/log.db --out $(DEMO)/models/comparison.json
+		--log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/comparison.json
 	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
 	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
 	$(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick

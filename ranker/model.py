@@ -8,7 +8,10 @@ in the same order, dtypes, defaults and categories (segment, device, and the tas
 the configured sections). Any difference is refused with `ContractMismatchError`.
 
 Scoring a served request: ``model.score(section, user_id, context, candidates)`` returns one score per
-candidate (higher is better), computed with ``num_threads=1``. A model serves only its contract's sections:
+candidate (higher is better), computed on the calling thread by the booster's `ranker.compiled` predictor:
+the model compiled to native code when loaded with ``compiled=True`` (as the service does) and it agrees
+with LightGBM on the artifact's smoke rows, ``Booster.predict(num_threads=1)`` otherwise
+(``SECTIONRANK_COMPILED=0`` turns compiling off). A model serves only its contract's sections:
 the base ranker serves the relevance sections and not ``search`` (`serves` says which); the service pairs it
 with another model for the sections it does not serve.
 """
@@ -25,6 +28,14 @@ import numpy as np
 import pandas as pd
 
 from ranker.artifact import InferenceContract, check_contract, load_artifact
+from ranker.compiled import (
+    SMOKE_ROWS_FILE,
+    LightGBMPredictor,
+    Predictor,
+    model_file,
+    predictor,
+    read_smoke_rows,
+)
 from ranker.config import RankerConfig
 from ranker.errors import ContractMismatchError
 from ranker.features import FeatureBuilder, FeatureTables
@@ -70,6 +81,9 @@ class RankerModel:
         self.metadata = dict(metadata or {})
         self.version = version or f"{contract.design}-unsaved"
         self.path = path
+        self.predictors: dict[str, Predictor] = {
+            key: LightGBMPredictor(booster) for key, booster in self.boosters.items()
+        }
 
     @classmethod
     def load(
@@ -79,8 +93,14 @@ class RankerModel:
         catalog: pd.DataFrame,
         users: pd.DataFrame,
         config: RankerConfig | None = None,
+        compiled: bool = False,
     ) -> RankerModel:
         """Load a model directory and check its contract against the code and the given tables.
+
+        `compiled` (the service's choice) scores with the compiled models (`ranker.compiled.predictor`:
+        loaded from the cache beside the artifact or compiled now, checked on the smoke rows) where they are
+        available and agree; without it (offline evaluation, the simulator's many short-lived models) the
+        boosters score.
 
         Raises
         ------
@@ -105,7 +125,7 @@ class RankerModel:
             expected_features=builder.specs,
             expected_task_types=builder.task_types,
         )
-        return cls(
+        model = cls(
             artifact.contract,
             artifact.boosters,
             builder,
@@ -113,6 +133,13 @@ class RankerModel:
             version=artifact.version,
             path=artifact.path,
         )
+        if compiled:
+            smoke = read_smoke_rows(artifact.files.get(SMOKE_ROWS_FILE))
+            model.predictors = {
+                key: predictor(model_file(artifact.path, key), booster, smoke)
+                for key, booster in model.boosters.items()
+            }
+        return model
 
     @property
     def design(self) -> str:
@@ -134,6 +161,17 @@ class RankerModel:
             )
         return self.boosters[section] if section in self.boosters else self.boosters["*"]
 
+    def predictor_for(self, section: str) -> Predictor:
+        """What scores `section` on the calling thread: the compiled model or the booster at one thread."""
+        self.booster_for(section)
+        return self.predictors[section] if section in self.predictors else self.predictors["*"]
+
+    def predict(self, section: str, features: np.ndarray, *, num_threads: int = 1) -> np.ndarray:
+        """Scores (R,) of feature rows (R, F) of `section`: its predictor at one thread, else the booster."""
+        if num_threads == 1:
+            return self.predictor_for(section).predict(features)
+        return self.booster_for(section).predict(features, num_threads=num_threads)
+
     def score(
         self,
         section: str,
@@ -145,11 +183,11 @@ class RankerModel:
         num_threads: int = 1,
     ) -> np.ndarray:
         """Scores (n,) of one served request's candidates (see `FeatureBuilder.one`)."""
-        booster = self.booster_for(section)
+        self.booster_for(section)
         features = self.builder.one(section, user_id, context, candidates, now=now)
         if features.shape[0] == 0:
             return np.zeros(0)
-        return booster.predict(features, num_threads=num_threads)
+        return self.predict(section, features, num_threads=num_threads)
 
     def score_lists(self, lists: LabelledLists, *, features: np.ndarray | None = None) -> np.ndarray:
         """Scores (R,) of every row of labelled lists (of sections this model serves)."""

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ranker.artifact import InferenceContract, library_versions, save_artifact
 from ranker.base import EVERY_SECTION
+from ranker.compiled import SMOKE_ROWS_FILE, smoke_rows_bytes, smoke_sample
 from ranker.config import DesignSpec, LightGBMSettings, RankerConfig
 from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, PreparedLog
 from ranker.designs import union_designs
@@ -231,6 +232,9 @@ class TrainResult:
     metadata: dict[str, Any]
     metrics: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    smoke_rows: np.ndarray | None = None
+    """Held-out feature rows (R, F) saved as ``smoke_rows.npy``: a compiled model must score them as
+    LightGBM does before it serves (`ranker.compiled`)."""
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the model directory (see `ranker.artifact`) and return its path."""
@@ -239,15 +243,14 @@ class TrainResult:
             "sections": list(self.model.sections),
             "rows": metric_records(self.metrics),
         }
+        extra_files = {
+            ITEM_STATS_FILE: self.item_stats.to_parquet_bytes(),
+            METRICS_FILE: (json.dumps(metrics, indent=2) + "\n").encode(),
+        }
+        if self.smoke_rows is not None and len(self.smoke_rows):
+            extra_files[SMOKE_ROWS_FILE] = smoke_rows_bytes(self.smoke_rows)
         return save_artifact(
-            directory,
-            self.model.contract,
-            self.model.boosters,
-            self.metadata,
-            extra_files={
-                ITEM_STATS_FILE: self.item_stats.to_parquet_bytes(),
-                METRICS_FILE: (json.dumps(metrics, indent=2) + "\n").encode(),
-            },
+            directory, self.model.contract, self.model.boosters, self.metadata, extra_files=extra_files
         )
 
 
@@ -413,7 +416,8 @@ def train_design(
     model = RankerModel(contract, boosters, builder)
     test = prepared.lists_in(TEST, spec.sections)
     t3 = clock()
-    metrics = evaluate_scores(test, model.score_lists(test), config.evaluation)
+    test_features = model.builder.transform(test.requests, test.item_id, test.request_of_row)
+    metrics = evaluate_scores(test, model.score_lists(test, features=test_features), config.evaluation)
     finished = clock()
     metadata = {
         "design": design,
@@ -451,4 +455,11 @@ def train_design(
         "rows": float(rows_trained),
         "rows_per_second": rows_trained / fit_seconds if fit_seconds > 0 else math.inf,
     }
-    return TrainResult(model=model, item_stats=stats, metadata=metadata, metrics=metrics, timings=timings)
+    return TrainResult(
+        model=model,
+        item_stats=stats,
+        metadata=metadata,
+        metrics=metrics,
+        timings=timings,
+        smoke_rows=smoke_sample(test_features, seed=seed),
+    )

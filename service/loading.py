@@ -78,7 +78,12 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
     models = {}
     for design in sorted(set(designs.values())):
         model = step(
-            f"models.{design}", RankerModel.load, config.models[design], catalog=catalog, users=users
+            f"models.{design}",
+            RankerModel.load,
+            config.models[design],
+            catalog=catalog,
+            users=users,
+            compiled=True,
         )
         if model.design != design:
             raise LoadError(

@@ -211,8 +211,7 @@ class RerankPipeline:
             features = model.builder.transform(part.requests, part.candidates.ravel(), request_of_row)
             if features.shape[0] == 0:
                 continue
-            booster = model.booster_for(section)
-            out[rows] = booster.predict(features, num_threads=self.num_threads).reshape(len(part), n)
+            out[rows] = model.predict(section, features, num_threads=self.num_threads).reshape(len(part), n)
         return out
 
     def policy_context(self, batch: RerankBatch, items: ItemBatch | None = None) -> PolicyContext:

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -89,6 +90,36 @@ def preflight(config: ServiceConfig) -> list[str]:
         if not config.models[design].is_dir():
             problems.append(f"models.{design}: {config.models[design]} is not a directory")
     return problems
+
+
+def sections_in_use(config: ServiceConfig) -> list[str]:
+    try:
+        return [section.name for section in SectionsConfig.load(config.sections_config)]
+    except HeuristicsError:
+        return []
+
+
+def compile_models(config: ServiceConfig, sections: list[str]) -> None:
+    """Compile the models in use before gunicorn starts (`ranker.compiled.prepare`), so that its workers only
+    load the cached native code: compiling takes seconds to tens of seconds, past a worker's timeout. This
+    process loads LightGBM, then replaces itself with gunicorn (exec, no fork), so no booster crosses a fork.
+    A model that cannot be loaded is left to the workers, which report it on GET /readyz."""
+    from ranker import compiled
+    from ranker.errors import RankerError
+
+    if not compiled.enabled():
+        click.echo(f"  compiled predictor off ({compiled.ENV}=0): LightGBM scores")
+        return
+    in_use = {config.section_models[name] for name in sections if name in config.section_models}
+    for design in sorted(in_use & set(config.models)):
+        started = time.perf_counter()
+        try:
+            kinds = compiled.prepare(config.models[design])
+        except (RankerError, OSError, ValueError) as exc:
+            click.echo(f"  models.{design}: not compiled ({exc})")
+            continue
+        served = ", ".join(sorted(set(kinds.values())))
+        click.echo(f"  models.{design}: scored by {served} ({time.perf_counter() - started:.1f} s)")
 
 
 @click.command("serve")
@@ -185,6 +216,7 @@ def serve_command(
     if dry_run:
         click.echo(" ".join(shlex.quote(a) for a in argv))
         return
+    compile_models(config, sections_in_use(config))
     # Metrics summed over every worker (service.metrics): gunicorn's on_starting hook empties this directory.
     if not env.get(MULTIPROC_ENV):
         env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")

@@ -10,6 +10,7 @@ from typing import TypeVar
 import click
 import pandas as pd
 
+from ranker import compiled
 from ranker.config import RankerConfig
 from ranker.dataset import check_log, prepare_log
 from ranker.designs import DESIGNS, union_designs
@@ -161,6 +162,9 @@ def train_command(
         f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
     )
     click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
+    if compiled.enabled():
+        kinds = compiled.prepare(path)
+        click.echo(f"Compiled for serving: scored by {', '.join(sorted(set(kinds.values())))}")
 
 
 def _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, config, union_spec):

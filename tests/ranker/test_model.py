@@ -10,6 +10,7 @@ import pytest
 
 from bandits.log import DecisionLog
 from ranker.artifact import load_artifact
+from ranker.compiled import SMOKE_ROWS_FILE
 from ranker.config import RankerConfig
 from ranker.dataset import TEST
 from ranker.errors import ContractMismatchError
@@ -32,7 +33,7 @@ def test_model_round_trip_scores_equal_the_trained_model(saved, trained, tables,
 
 def test_model_directory_holds_stats_and_metrics_under_the_content_hash(saved):
     artifact = load_artifact(saved["consolidated"])
-    assert set(artifact.files) == {ITEM_STATS_FILE, METRICS_FILE}
+    assert set(artifact.files) == {ITEM_STATS_FILE, METRICS_FILE, SMOKE_ROWS_FILE}
     manifest = json.loads((saved["consolidated"] / "manifest.json").read_text())
     assert {ITEM_STATS_FILE, METRICS_FILE} <= set(manifest["files"])
     metrics = json.loads(artifact.files[METRICS_FILE].read_text())

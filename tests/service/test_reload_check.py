@@ -54,7 +54,10 @@ def test_reload_check_names_the_key_a_crashing_loader_was_on(config_dict, artifa
     assert caught.value.key == "models.base"
 
 
-def test_reload_check_kills_a_hanging_loader_and_names_its_key(config_dict, tmp_path):
+def test_reload_check_kills_a_hanging_loader_and_names_its_key(config_dict, tmp_path, monkeypatch):
+    # The models load as LightGBM boosters (no compiled predictor to load), so that on a busy machine the
+    # 3 s reach the policy step.
+    monkeypatch.setenv("SECTIONRANK_COMPILED", "0")
     # A policy whose metadata never finishes reading (a FIFO nobody writes), as on a stalled mount.
     hanging = tmp_path / "hanging-policy"
     hanging.mkdir()
