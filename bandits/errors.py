@@ -112,3 +112,11 @@ class UnknownSectionError(LogError):
         self.section = section
         listing = ", ".join(map(repr, known)) if known else "none"
         super().__init__(path, f"no decisions of section {section!r} (sections in the log: {listing})")
+
+
+class GateError(BanditsError, ValueError):
+    """The promotion gate cannot decide: the window holds too few decisions, or no candidate is found.
+
+    The message says what is short and what the gate needs: "too few decisions in the window to decide
+    (discover 37); the gate needs at least 200 per section".
+    """
