@@ -278,7 +278,7 @@ def run_gate(
         passes = difference.low > -settings.margin
         reason = (
             f"candidate - {alternative} lower bound {difference.low:+.4f} "
-            f"{'>' if passes else '<='} -margin {-settings.margin:+.4f}"
+            f"{'>' if passes else '<='} -margin {-settings.margin + 0.0:+.4f}"
         )
         verdicts[s.name] = SectionVerdict(
             section=s.name,
