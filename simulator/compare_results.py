@@ -14,7 +14,7 @@ import functools
 import math
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -222,6 +222,68 @@ class BanditKnobs:
 
 
 @dataclass(frozen=True)
+class HeadroomGroup:
+    """How much the observable context can gain over the best fixed arm, and how much of it the bandit gets.
+
+    Attributes
+    ----------
+    headroom : Difference
+        ``base+context_oracle - base+best_fixed`` (paired over seeds).
+    gain : Difference
+        ``base+bandit - base+best_fixed``.
+    capture : Interval
+        ``mean(gain) / mean(headroom)`` over seeds, with a delta-method t-interval; NaN when the mean
+        headroom is not positive.
+    vs_best_fixed_logged : Difference
+        ``base+bandit - base+best_fixed_logged``.
+    logged_vs_best_fixed : Difference
+        ``base+best_fixed_logged - base+best_fixed``: what choosing the fixed arm from the log costs.
+    """
+
+    headroom: Difference
+    gain: Difference
+    capture: Interval
+    vs_best_fixed_logged: Difference
+    logged_vs_best_fixed: Difference
+
+
+@dataclass(frozen=True)
+class KnobCurvePoint:
+    """The shipped bandit learned on the latest `share` of its learning window, against the best logged
+    fixed arm (group -> paired difference ``bandit@share - base+best_fixed_logged``)."""
+
+    share: float
+    strategy: str
+    decisions: float
+    vs_best_fixed_logged: Mapping[str, Difference]
+
+
+@dataclass(frozen=True)
+class BanditHeadroom:
+    """The bandit against the ceiling of its features and against the fixed arm a team would pick from the
+    log.
+
+    Attributes
+    ----------
+    by_section : mapping group -> HeadroomGroup
+    curve : tuple of KnobCurvePoint
+        The knobs' learning curve, shares ascending (the last is the whole window: ``base+bandit``).
+    shipped : mapping section -> source -> int
+        In how many seeds the promotion gate shipped each source (candidate, best_fixed_logged, ...).
+    fixed_logged_estimator : str
+        The off-policy estimator ``base+best_fixed_logged`` chooses its arm with.
+    oracle_cells : str
+        How ``base+context_oracle`` buckets the context, in words.
+    """
+
+    by_section: Mapping[str, HeadroomGroup]
+    curve: tuple[KnobCurvePoint, ...]
+    shipped: Mapping[str, Mapping[str, int]]
+    fixed_logged_estimator: str
+    oracle_cells: str
+
+
+@dataclass(frozen=True)
 class ReplaySeed:
     """One seed's replay estimate, its bootstrap interval and its truth."""
 
@@ -399,6 +461,9 @@ class CompareResults:
     log : tuple of LogSummary
         Each seed's log.
     runtime : Runtime
+    bandit_headroom : BanditHeadroom or None
+        The bandit against the context oracle and the best logged fixed arm (None in results written before
+        those strategies existed).
     """
 
     schema_version: int
@@ -423,6 +488,7 @@ class CompareResults:
     config_lines: ConfigLines
     log: tuple[LogSummary, ...]
     runtime: Runtime
+    bandit_headroom: BanditHeadroom | None = field(default=None, metadata={"omit_if_none": True})
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -465,7 +531,11 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, ConfigLines):  # the counts beside "sources", in one object
         return {**_to_json(value.by_strategy), "sources": _to_json(value.sources)}
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _to_json(getattr(value, f.name))
+            for f in fields(value)
+            if not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, str | bool):
@@ -515,5 +585,12 @@ def _from_json(kind: Any, value: Any) -> Any:
         )
     if isinstance(kind, type) and is_dataclass(kind):
         hints = _hints(kind)
-        return kind(**{f.name: _from_json(hints[f.name], value[f.name]) for f in fields(kind) if f.init})
+        return kind(
+            **{
+                f.name: _from_json(hints[f.name], value[f.name])
+                for f in fields(kind)
+                if f.init
+                and (f.name in value or f.default is MISSING)  # a later optional field may be absent
+            }
+        )
     raise TypeError(f"cannot read a results value as {kind!r}")

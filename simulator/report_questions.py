@@ -14,6 +14,7 @@ from functools import partial
 from simulator.compare_results import CompareResults, DesignPair, Difference, KnobGain, ReplayRow
 from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Table
 from simulator.report_format import cell, diff_cell, fmt, names, num, percent
+from simulator.report_headroom import headroom_blocks
 from simulator.report_plots import PLOTS
 
 ALL = "all"
@@ -402,6 +403,7 @@ def does_the_bandit_beat_fixed_knobs(results: CompareResults) -> list[Block]:
         figure(results, "bandit_arms"),
         Paragraph("The best fixed arm of each section (chosen per seed on the tuning sample):"),
         Table(("section", "arms chosen", "distinct"), best_rows),
+        *headroom_blocks(results),
     ]
 
 

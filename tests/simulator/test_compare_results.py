@@ -183,7 +183,7 @@ def test_compare_results_json_has_the_documented_fields(results):
     assert list(data) == [
         "schema_version", "created", "world", "seeds", "settings", "primary_metric", "interval", "sections",
         "strategies", "metrics", "headline", "designs", "cross_learning", "reversals", "stratification",
-        "bandit", "replay", "costs", "conclusions", "config_lines", "log", "runtime",
+        "bandit", "replay", "costs", "conclusions", "config_lines", "log", "runtime", "bandit_headroom",
     ]  # fmt: skip
     assert list(data["metrics"]["consolidated"]["discover"]["clicks"]) == [
         "mean",
