@@ -60,7 +60,9 @@ def learn_bandit(
     since: float | None = None,
 ) -> LearnedBandit:
     """Learn the VW knob policy on the logged decisions in ``[since, until)``, saved into `directory`."""
-    settings = LearnSettings(reward=PRIMARY, since=since, until=until, vw=VWSettings(seed=seed))
+    settings = LearnSettings(
+        reward=PRIMARY, since=since, until=until, vw=VWSettings(seed=seed, factored=True)
+    )
     with DecisionLog.open(log_path) as log:
         policy, path = learn_policy(log, sections, directory, settings)
     return LearnedBandit(policy=policy, path=path)
