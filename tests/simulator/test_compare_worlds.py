@@ -7,7 +7,7 @@ import pytest
 
 from heuristics import SectionsConfig
 from simulator.compare import compare
-from simulator.compare_settings import ALL, CompareSettings
+from simulator.compare_settings import ALL, QUICK, CompareSettings
 
 SETTINGS = CompareSettings(
     log_requests=10_000,
@@ -63,3 +63,17 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
     assert results.bandit.freshness_zero_share["discover"] >= 0.95
     assert conclusions.freshness_zero_share >= 0.9
     assert results.bandit.by_section[ALL].vs_best_fixed.n == 5
+
+
+@pytest.mark.slow
+def test_compare_context_flip_world_bandit_captures_the_segment_headroom():
+    # The world's claim (simulator/worlds/context_flip.toml), at the quick size.
+    results = compare("context_flip", seeds=5, settings=QUICK)
+    headroom = results.bandit_headroom
+    assert headroom is not None
+    wide = [s for s in results.sections if headroom.by_section[s].headroom.mean >= 0.05]
+    assert wide, "the best arm per segment must beat the best fixed arm somewhere"
+    for section in wide:
+        assert headroom.by_section[section].capture.mean >= 0.5, (section, headroom.by_section[section])
+    gain = headroom.by_section[ALL].gain
+    assert gain.low > 0, gain
