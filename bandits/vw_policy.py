@@ -48,15 +48,15 @@ CB_TYPES = ("mtr", "dr", "ips")
 
 #: The example format the policy's features are written in; a model is only valid with the format it learned
 #: with, so the version is saved with it and checked at load. Bump it whenever the shared or action features
-#: change. With ``VWSettings.factored`` the action lines also carry one indicator per knob value
-#: (`FACTORED_SUFFIX`), so every arm that shares a knob value informs that value's weights.
+#: change. With ``VWSettings.factored`` the action lines carry one indicator per knob value instead of the
+#: knob's number (`FACTORED_FORMAT`), so every arm that shares a knob value informs that value's weights.
 FEATURE_FORMAT = "context-v1+arm-id-knob-values-v1"
-FACTORED_SUFFIX = "+knob-value-indicators-v1"
+FACTORED_FORMAT = "context-v1+arm-id-knob-indicators-v1"
 
 
 def feature_format(settings: VWSettings) -> str:
     """The feature format a policy with `settings` writes."""
-    return FEATURE_FORMAT + (FACTORED_SUFFIX if settings.factored else "")
+    return FACTORED_FORMAT if settings.factored else FEATURE_FORMAT
 
 
 POLICY_FILE = re.compile(r"^policy-(\d{4,})\.vw$")
@@ -69,9 +69,9 @@ class VWSettings:
     The defaults are those of the first saved format (a model saved before a setting existed loads with
     that setting's default); ``sectionrank learn`` and the comparison learn with ``factored=True``
     (docs/bandits.md has what each setting gained, measured). ``cb_type``: VW's reduction (mtr, dr, ips);
-    ``factored``: one indicator per knob value on each action line; ``section_interactions``: VW's
-    ``--cubic UUA``, pairs of context features crossed with the action features; ``passes``: passes over a
-    cache with VW's held-out early stop; ``l2``: VW's L2 penalty.
+    ``factored``: each knob as a ``knob=value`` indicator instead of its number; ``section_interactions``:
+    VW's ``--cubic UUA``, pairs of context features crossed with the action features; ``passes``: passes
+    over a cache with VW's held-out early stop; ``l2``: VW's L2 penalty.
     """
 
     exploration: str = "epsilon"
@@ -129,14 +129,13 @@ class VWSettings:
 
 
 def arm_action_lines(sections: SectionsConfig, *, factored: bool = False) -> dict[str, list[str]]:
-    """Each section's action lines: the arm id as an indicator and every knob as a number; `factored` adds
-    one ``knob=value`` indicator per knob (shared by every arm with that value, in every section)."""
+    """Each section's action lines: the arm id as an indicator, and every knob as a number or, `factored`,
+    as a ``knob=value`` indicator (the same feature in every arm and section with that value)."""
     return {
         s.name: [
             action_line(
                 [Feature("arm", arm.id)]
-                + [Feature(name, float(v)) for name, v in arm.knobs.items()]
-                + ([Feature(name, repr(float(v))) for name, v in arm.knobs.items()] if factored else [])
+                + [Feature(name, repr(float(v)) if factored else float(v)) for name, v in arm.knobs.items()]
             )
             for arm in s.arms
         ]

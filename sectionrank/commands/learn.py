@@ -77,7 +77,7 @@ def log_window_options(func):
     "--factored/--no-factored",
     default=True,
     show_default=True,
-    help="Also give each arm one indicator per knob value, shared by the arms with that value.",
+    help="Write each knob as a knob=value indicator, shared by the arms with that value, not a number.",
 )
 @click.option(
     "--section-interactions/--no-section-interactions",

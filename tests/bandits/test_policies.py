@@ -131,7 +131,7 @@ INVALID_ARTIFACTS = [
         # A model learned with factored knob features, whose settings were edited to claim the plain format.
         lambda path: _edit_metadata(path, lambda m: m["settings"].update(factored=True)),
         r"written in feature format 'context-v1\+arm-id-knob-values-v1', this code writes "
-        r"'context-v1\+arm-id-knob-values-v1\+knob-value-indicators-v1'",
+        r"'context-v1\+arm-id-knob-indicators-v1'",
     ),
     (
         lambda path: _edit_metadata(path, lambda m: m.update(vowpalwabbit="8.11.0")),
@@ -159,12 +159,12 @@ def test_vw_factored_action_lines_share_knob_value_indicators() -> None:
     plain = arm_action_lines(CONFIG)
     factored = arm_action_lines(CONFIG, factored=True)
     for section in CONFIG:
-        for arm, line, more in zip(section.arms, plain[section.name], factored[section.name], strict=True):
-            assert more.startswith(line)
-            extra = more[len(line) :].split()
-            assert extra == [f"{name}={float(v)!r}" for name, v in arm.knobs.items()]
+        for arm, line, other in zip(section.arms, plain[section.name], factored[section.name], strict=True):
+            ident = f"arm={arm.id}"
+            assert line.split()[1:] == [ident] + [f"{name}:{float(v)!r}" for name, v in arm.knobs.items()]
+            assert other.split()[1:] == [ident] + [f"{name}={float(v)!r}" for name, v in arm.knobs.items()]
     # The indicator of one knob value is the same feature in every arm (and section) that has it.
-    with_zero = [
-        line for lines in factored.values() for line in lines if "freshness.weight=0.0" in line.split()
-    ]
-    assert len(with_zero) > len(CONFIG["discover"].arms) // 3
+    lines = [line for section_lines in factored.values() for line in section_lines]
+    with_zero = [line for line in lines if "freshness.weight=0.0" in line.split()]
+    arms = [arm for section in CONFIG for arm in section.arms if arm.knobs.get("freshness.weight") == 0]
+    assert len(with_zero) == len(arms) > len(CONFIG.sections)
