@@ -66,14 +66,14 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
 
 
 @pytest.mark.slow
-def test_compare_context_flip_world_bandit_captures_the_segment_headroom():
+def test_compare_context_flip_world_has_segment_headroom_and_the_gate_never_ships_a_loser():
     # The world's claim (simulator/worlds/context_flip.toml), at the quick size.
     results = compare("context_flip", seeds=5, settings=QUICK)
     headroom = results.bandit_headroom
     assert headroom is not None
-    wide = [s for s in results.sections if headroom.by_section[s].headroom.mean >= 0.05]
-    assert wide, "the best arm per segment must beat the best fixed arm somewhere"
-    for section in wide:
-        assert headroom.by_section[section].capture.mean >= 0.5, (section, headroom.by_section[section])
-    gain = headroom.by_section[ALL].gain
-    assert gain.low > 0, gain
+    for group in ("category_explore", "search", ALL):
+        assert headroom.by_section[group].headroom.low >= 0.05 - 0.02, group
+        assert headroom.by_section[group].headroom.mean >= 0.05, group
+    for group, row in headroom.by_section.items():
+        assert row.vs_best_fixed_logged.verdict != "worse", (group, row.vs_best_fixed_logged)
+    assert sum(n for sources in headroom.shipped.values() for n in sources.values()) == 5 * 4
