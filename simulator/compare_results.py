@@ -223,22 +223,11 @@ class BanditKnobs:
 
 @dataclass(frozen=True)
 class HeadroomGroup:
-    """How much the observable context can gain over the best fixed arm, and how much of it the bandit gets.
-
-    Attributes
-    ----------
-    headroom : Difference
-        ``base+context_oracle - base+best_fixed`` (paired over seeds).
-    gain : Difference
-        ``base+bandit - base+best_fixed``.
-    capture : Interval
-        ``mean(gain) / mean(headroom)`` over seeds, with a delta-method t-interval; NaN when the mean
-        headroom is not positive.
-    vs_best_fixed_logged : Difference
-        ``base+bandit - base+best_fixed_logged``.
-    logged_vs_best_fixed : Difference
-        ``base+best_fixed_logged - base+best_fixed``: what choosing the fixed arm from the log costs.
-    """
+    """The observable context's headroom over the best fixed arm, and what the bandit gets of it (paired over
+    seeds): ``headroom`` = context_oracle - best_fixed, ``gain`` = bandit - best_fixed, ``capture`` =
+    mean(gain) / mean(headroom) with a delta-method interval (NaN unless the mean headroom is positive),
+    ``vs_best_fixed_logged`` = bandit - best_fixed_logged, ``logged_vs_best_fixed`` = best_fixed_logged -
+    best_fixed (what picking the fixed arm from the log costs)."""
 
     headroom: Difference
     gain: Difference
