@@ -6,7 +6,8 @@ Per section, from the seeds' per-seed means (`simulator.compare_stats.SeedTable`
   over the best fixed arm, at most (`simulator.compare_oracle`);
 - **capture** = ``(base+bandit - base+best_fixed) / headroom``, the ratio of the seeds' mean gain to their
   mean headroom, with a delta-method interval: the per-seed linearised values
-  ``c + (g_s - c h_s) / mean(h)`` get the usual t-interval (their mean is c);
+  ``c + (g_s - c h_s) / mean(h)`` get the usual t-interval (their mean is c); NaN where the headroom is not
+  significantly above 0 (its paired interval reaches 0);
 - the bandit against ``base+best_fixed_logged`` (the fixed arm a team without a simulator picks from the
   log), and what that pick costs against the truth's best fixed arm;
 - the learning curve: the shipped bandit learned on the latest `KNOB_CURVE_SHARES` of its learning window
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from simulator.compare_oracle import MIN_CELL, ORACLE_LEVELS
-from simulator.compare_results import BanditHeadroom, HeadroomGroup, Interval, KnobCurvePoint
+from simulator.compare_results import BETTER, BanditHeadroom, HeadroomGroup, Interval, KnobCurvePoint
 from simulator.compare_seed import SeedResult
 from simulator.compare_settings import (
     ALL,
@@ -57,13 +58,17 @@ def _group(table: SeedTable, group: str) -> HeadroomGroup:
         s: table.values(s, group, PRIMARY)
         for s in ("base+context_oracle", "base+best_fixed", "base+bandit", "base+best_fixed_logged")
     }
+    headroom = table.diff("base+context_oracle", "base+best_fixed", group)
+    capture = capture_interval(
+        values["base+bandit"] - values["base+best_fixed"],
+        values["base+context_oracle"] - values["base+best_fixed"],
+    )
+    if headroom.verdict != BETTER:  # a share of a headroom that may be 0 means nothing
+        capture = Interval(mean=math.nan, low=math.nan, high=math.nan, n=0, per_seed=())
     return HeadroomGroup(
-        headroom=table.diff("base+context_oracle", "base+best_fixed", group),
+        headroom=headroom,
         gain=table.diff("base+bandit", "base+best_fixed", group),
-        capture=capture_interval(
-            values["base+bandit"] - values["base+best_fixed"],
-            values["base+context_oracle"] - values["base+best_fixed"],
-        ),
+        capture=capture,
         vs_best_fixed_logged=table.diff("base+bandit", "base+best_fixed_logged", group),
         logged_vs_best_fixed=table.diff("base+best_fixed_logged", "base+best_fixed", group),
     )

@@ -225,7 +225,7 @@ class BanditKnobs:
 class HeadroomGroup:
     """The observable context's headroom over the best fixed arm, and what the bandit gets of it (paired over
     seeds): ``headroom`` = context_oracle - best_fixed, ``gain`` = bandit - best_fixed, ``capture`` =
-    mean(gain) / mean(headroom) with a delta-method interval (NaN unless the mean headroom is positive),
+    mean(gain) / mean(headroom) with a delta-method interval (NaN unless headroom's interval is above 0),
     ``vs_best_fixed_logged`` = bandit - best_fixed_logged, ``logged_vs_best_fixed`` = best_fixed_logged -
     best_fixed (what picking the fixed arm from the log costs)."""
 
