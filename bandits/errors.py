@@ -117,3 +117,11 @@ class UnknownSectionError(LogError):
 class DatasetError(LogError):
     """A decision-log dataset (Parquet) cannot be shipped to or read as asked; the message starts with its
     location: "runs/ds: host 'web-1' was shipped from another log (created 2026-01-02T03:04:05Z)"."""
+
+
+class GateError(BanditsError, ValueError):
+    """The promotion gate cannot decide: the window holds too few decisions, or no candidate is found.
+
+    The message says what is short and what the gate needs: "too few decisions in the window to decide
+    (discover 37); the gate needs at least 200 per section".
+    """

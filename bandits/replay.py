@@ -17,6 +17,7 @@ from bandits.errors import PolicySpecError
 from bandits.learn import LoggedDecisions, context_matrix
 from bandits.ope import BaseRewardModel, LoggedBandit, evaluate
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
+from bandits.shipped import ShippedPolicy, is_policy_dir
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
 
@@ -26,7 +27,7 @@ POLICY_SPECS = (
     "default",
     "epsilon:EPS (epsilon-greedy around the default arms)",
     "fixed:SECTION=ARM[,SECTION=ARM...]",
-    "PATH (a policy directory or policy-NNNN.vw file)",
+    "PATH (a policy directory or policy-NNNN.vw file, or a directory of shipped versions)",
 )
 
 
@@ -85,6 +86,8 @@ def parse_policy(spec: str, sections: SectionsConfig) -> KnobPolicy | str:
             sections[section]  # unknown sections raise ConfigError naming them
             arms[section] = int(ref) if ref.lstrip("-").isdigit() else ref
         return FixedArmPolicy(sections, arms)
+    if is_policy_dir(spec):
+        return ShippedPolicy.load(spec, sections)
     return VWKnobPolicy.load(spec, sections)
 
 

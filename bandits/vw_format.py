@@ -23,6 +23,8 @@ from bandits.errors import InvalidArgumentError
 SHARED_NS = "U"
 ACTION_NS = "A"
 INTERACTIONS = (SHARED_NS + ACTION_NS,)
+#: ``--cubic`` triples: two shared features crossed with an action feature (e.g. section x segment x knob).
+CUBIC_INTERACTIONS = (SHARED_NS + SHARED_NS + ACTION_NS,)
 
 _ESCAPES = {"%": "%25", "|": "%7C", ":": "%3A", " ": "%20", "\t": "%09", "\n": "%0A", "\r": "%0D"}
 _TABLE = str.maketrans(_ESCAPES)

@@ -33,6 +33,7 @@ from bandits.context import PolicyContext
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
 from bandits.vw_format import (
     ACTION_NS,
+    CUBIC_INTERACTIONS,
     INTERACTIONS,
     Feature,
     action_line,
@@ -42,19 +43,37 @@ from bandits.vw_format import (
 from heuristics import SectionsConfig
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb")
+#: VW's contextual-bandit reductions (``--cb_type``).
+CB_TYPES = ("mtr", "dr", "ips")
 
 
 #: The example format the policy's features are written in; a model is only valid with the format it learned
 #: with, so the version is saved with it and checked at load. Bump it whenever the shared or action features
-#: change.
+#: change. With ``VWSettings.factored`` the action lines carry one indicator per knob value instead of the
+#: knob's number (`FACTORED_FORMAT`), so every arm that shares a knob value informs that value's weights.
 FEATURE_FORMAT = "context-v1+arm-id-knob-values-v1"
+FACTORED_FORMAT = "context-v1+arm-id-knob-indicators-v1"
+
+
+def feature_format(settings: VWSettings) -> str:
+    """The feature format a policy with `settings` writes."""
+    return FACTORED_FORMAT if settings.factored else FEATURE_FORMAT
+
 
 POLICY_FILE = re.compile(r"^policy-(\d{4,})\.vw$")
 
 
 @dataclass(frozen=True)
 class VWSettings:
-    """VW options of a knob policy; they are stored with the model and must agree at load."""
+    """VW options of a knob policy; they are stored with the model and must agree at load.
+
+    The defaults are those of the first saved format (a model saved before a setting existed loads with
+    that setting's default); ``sectionrank learn`` and the comparison learn with ``factored=True``
+    (docs/bandits.md has what each setting gained, measured). ``cb_type``: VW's reduction (mtr, dr, ips);
+    ``factored``: each knob as a ``knob=value`` indicator instead of its number; ``section_interactions``:
+    VW's ``--cubic UUA``, pairs of context features crossed with the action features; ``passes``: passes
+    over a cache with VW's held-out early stop; ``l2``: VW's L2 penalty.
+    """
 
     exploration: str = "epsilon"
     epsilon: float = 0.05
@@ -64,8 +83,19 @@ class VWSettings:
     learning_rate: float = 0.1
     interactions: bool = True
     seed: int = 0
+    cb_type: str = "mtr"
+    factored: bool = False
+    section_interactions: bool = False
+    passes: int = 1
+    l2: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.cb_type not in CB_TYPES:
+            raise InvalidArgumentError(f"Expected `cb_type` in {', '.join(CB_TYPES)}, found {self.cb_type!r}")
+        if not 1 <= self.passes <= 100:
+            raise InvalidArgumentError(f"Expected `passes` in [1, 100], found {self.passes!r}")
+        if not self.l2 >= 0:
+            raise InvalidArgumentError(f"Expected `l2` >= 0, found {self.l2!r}")
         if self.exploration not in EXPLORATIONS:
             raise InvalidArgumentError(
                 f"Expected `exploration` in {', '.join(EXPLORATIONS)}, found {self.exploration!r}"
@@ -83,8 +113,13 @@ class VWSettings:
             f"--random_seed={self.seed}",
             f"--learning_rate={self.learning_rate!r}",
         ]
+        args.append(f"--cb_type={self.cb_type}")
         if self.interactions:
             args += [f"--quadratic={pair}" for pair in INTERACTIONS]
+        if self.section_interactions:
+            args += [f"--cubic={triple}" for triple in CUBIC_INTERACTIONS]
+        if self.l2 > 0:
+            args.append(f"--l2={self.l2!r}")
         if self.exploration == "epsilon":
             args.append(f"--epsilon={self.epsilon!r}")
         elif self.exploration == "softmax":
@@ -94,11 +129,15 @@ class VWSettings:
         return args
 
 
-def arm_action_lines(sections: SectionsConfig) -> dict[str, list[str]]:
-    """Each section's action lines: the arm id as an indicator and every knob as a number."""
+def arm_action_lines(sections: SectionsConfig, *, factored: bool = False) -> dict[str, list[str]]:
+    """Each section's action lines: the arm id as an indicator, and every knob as a number or, `factored`,
+    as a ``knob=value`` indicator (the same feature in every arm and section with that value)."""
     return {
         s.name: [
-            action_line([Feature("arm", arm.id)] + [Feature(name, float(v)) for name, v in arm.knobs.items()])
+            action_line(
+                [Feature("arm", arm.id)]
+                + [Feature(name, repr(float(v)) if factored else float(v)) for name, v in arm.knobs.items()]
+            )
             for arm in s.arms
         ]
         for s in sections
@@ -125,7 +164,7 @@ class VWKnobPolicy(KnobPolicy):
     def __init__(self, sections: SectionsConfig, settings: VWSettings | None = None) -> None:
         super().__init__(sections)
         self.settings = settings or VWSettings()
-        self.actions = arm_action_lines(sections)
+        self.actions = arm_action_lines(sections, factored=self.settings.factored)
         self._lock = threading.Lock()
 
     # -- learning ---------------------------------------------------------------------------------------
@@ -174,6 +213,10 @@ class VWKnobPolicy(KnobPolicy):
                 args = ["--quiet", f"--initial_regressor={os.fspath(warm_start)}", "--save_resume"]
             else:
                 args = [*self.settings.arguments(), "--save_resume"]
+            if self.settings.passes > 1:
+                # Several passes over a cache; VW holds out every 10th example and stops after 3 passes
+                # without improvement on them (its defaults), so more passes cannot overfit silently.
+                args += [f"--passes={self.settings.passes}", f"--cache_file={data}.cache", "--kill_cache"]
             workspace = vowpalwabbit.Workspace(
                 " ".join([*args, f"--data={data}", f"--final_regressor={model}", "--no_stdin"])
             )
@@ -254,7 +297,7 @@ class VWKnobPolicy(KnobPolicy):
             "vowpalwabbit": package_version("vowpalwabbit"),
             "settings": asdict(self.settings),
             "arms": {s.name: [arm.id for arm in s.arms] for s in self.sections},
-            "feature_format": FEATURE_FORMAT,
+            "feature_format": feature_format(self.settings),
             "sha256": hashlib.sha256(self.model_bytes_).hexdigest(),
             "n_examples": getattr(self, "n_examples_", 0),
             "progressive_loss": getattr(self, "progressive_loss_", None),
@@ -289,10 +332,11 @@ class VWKnobPolicy(KnobPolicy):
             raise PolicyContractError(
                 f"{model_path}: saved with vowpalwabbit {meta.get('vowpalwabbit')}, installed {installed}"
             )
-        if meta.get("feature_format") != FEATURE_FORMAT:
+        settings = VWSettings(**meta["settings"])
+        if meta.get("feature_format") != feature_format(settings):
             raise PolicyContractError(
                 f"{model_path}: written in feature format {meta.get('feature_format')!r}, this code writes "
-                f"{FEATURE_FORMAT!r}"
+                f"{feature_format(settings)!r}"
             )
         expected = {s.name: [arm.id for arm in s.arms] for s in sections}
         for name, arms in expected.items():
@@ -300,7 +344,7 @@ class VWKnobPolicy(KnobPolicy):
                 raise PolicyContractError(
                     f"{model_path}: arms of section {name!r} differ from the sections config"
                 )
-        policy = cls(sections, VWSettings(**meta["settings"]))
+        policy = cls(sections, settings)
         policy.model_bytes_ = model_bytes
         policy.metadata_ = meta
         policy.n_examples_ = meta.get("n_examples", 0)

@@ -77,6 +77,14 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "sectionrank.commands.learn:learn_command",
         "Learn a contextual-bandit knob policy (Vowpal Wabbit cb_explore_adf) from logged decisions.",
     ),
+    "promote": LazyCommand(
+        "sectionrank.commands.promote:promote_command",
+        "Ship a learned knob policy per section only if a later window of the log says it does not lose.",
+    ),
+    "policy": LazyCommand(
+        "sectionrank.commands.promote:policy_group",
+        "Inspect a policy directory of shipped knob policies.",
+    ),
     "replay": LazyCommand(
         "sectionrank.commands.replay:replay_command",
         "Estimate target policies' values offline from logged decisions (off-policy evaluation).",

@@ -26,6 +26,7 @@ from bandits.learn import LearnSettings
 from bandits.vw_policy import VWSettings
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
+from simulator.compare_headroom import knob_headroom
 from simulator.compare_results import (
     SCHEMA_VERSION,
     CompareResults,
@@ -37,7 +38,14 @@ from simulator.compare_results import (
 )
 from simulator.compare_run import STEPS, run_seed
 from simulator.compare_seed import SeedResult
-from simulator.compare_settings import FULL, PRIMARY, CompareSettings, curve_section
+from simulator.compare_settings import (
+    FULL,
+    KNOB_CURVE_SHARES,
+    PRIMARY,
+    CompareSettings,
+    curve_section,
+    knob_curve_strategy,
+)
 from simulator.compare_stats import summarize
 from simulator.errors import CompareInputError
 from simulator.feature_check import split_sections, strategy_descriptions
@@ -56,9 +64,19 @@ STRATEGY_DESCRIPTIONS = {
     "hand-set default knob arm",
     "base+best_fixed": "the base ranker with each section's best fixed arm, chosen on a separate tuning "
     "sample of fresh requests (never on the evaluation requests)",
-    "base+bandit": "the base ranker with the knob arm chosen per request by the VW contextual bandit "
-    "learned from the log (with its 5% exploration)",
-    "consolidated+bandit": "the consolidated model with the bandit-chosen knob arms",
+    "base+best_fixed_logged": "the base ranker with each section's fixed arm chosen from the log's learning "
+    "window by doubly robust estimates (as a team without a simulator would)",
+    "base+bandit": "the base ranker with the knob policy the promotion gate ships: per section, the VW "
+    "contextual bandit learned from the log (with its 5% exploration) when its paired DR lower bound on the "
+    "log's test window is not below the best logged fixed arm's, else that fixed arm",
+    "base+context_oracle": "the base ranker with, per request, the best arm for its observable context cell "
+    "(segment x device x hour bucket, backing off to coarser cells), chosen with the world's truth on the "
+    "tuning sample: the ceiling of a knob policy with these features",
+    "consolidated+bandit": "the consolidated model with the knob policy the gate ships",
+    **{
+        knob_curve_strategy(share): f"base+bandit learned on the latest {share:.0%} of its learning window"
+        for share in KNOB_CURVE_SHARES
+    },
     "oracle": "the candidates ordered by their true attractiveness in isolation (a bound: greedy, it "
     "ignores satiation)",
     "consolidated[equal]": "the consolidated model trained on the equal-share union",
@@ -182,6 +200,7 @@ def assemble_results(
             python=platform.python_version(),
         ),
         feature_check=summarize_feature_check(results, settings, sections=names, ranker_config=ranker_config),
+        bandit_headroom=knob_headroom(results, sections=names),
     )
 
 

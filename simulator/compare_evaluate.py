@@ -82,6 +82,11 @@ def build_strategies(
         Strategy("base+best_fixed", rankers=base, policy=policies.best_fixed),
         Strategy("base+bandit", rankers=base, policy=policies.bandit),
     ]
+    if policies.best_fixed_logged is not None:
+        strategies.append(Strategy("base+best_fixed_logged", rankers=base, policy=policies.best_fixed_logged))
+    if policies.context_oracle is not None:
+        strategies.append(Strategy("base+context_oracle", rankers=base, policy=policies.context_oracle))
+    strategies += [Strategy(name, rankers=base, policy=p) for name, p in policies.curve.items()]
     for union, trained in designs.consolidated.items():
         rankers = {s: trained.model for s in sections}
         strategies.append(Strategy(union_strategy(union), rankers=rankers))

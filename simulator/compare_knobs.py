@@ -1,27 +1,36 @@
-"""The knob policies of a comparison seed: the VW bandit learned from the log, and the best fixed arms.
+"""The knob policies of a comparison seed: the bandit the gate ships, the best fixed arms and the oracle.
 
 `learn_bandit` learns the VW policy on the log's decisions before the test window (reward = clicks, the
-shipped learn settings); `best_fixed_arms` serves every arm of every section through the pipeline on the
-base ranker's scores of a tuning sample and keeps each section's arm with the most exact expected clicks.
-`KnobPolicies` holds the three policies the strategies and the replay use.
+shipped learn settings); `ship_bandit` runs the promotion gate (`bandits.promote`) on the test window's
+decisions, which also finds each section's best *logged* fixed arm (DR on the decisions before the window).
+`tuning_values` serves every arm of every section through the pipeline on the base ranker's scores of a
+tuning sample and values each exactly: each section's best fixed arm (most exact expected clicks) and the
+context oracle (`simulator.compare_oracle`) come from it. `KnobPolicies` holds the policies the strategies
+and the replay use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bandits.base import KnobPolicy
-from bandits.learn import LearnSettings, learn_policy
+from bandits.context import PolicyContext
+from bandits.errors import GateError
+from bandits.learn import LearnSettings, learn_policy, read_decisions
 from bandits.log import DecisionLog
 from bandits.policies import FixedArmPolicy
+from bandits.promote import GateDecision, GateSettings, best_logged_arms, promote
+from bandits.shipped import ShippedPolicy
 from bandits.vw_policy import VWKnobPolicy, VWSettings
 from heuristics import SectionsConfig
 from ranker.model import RankerModel
 from ranker.rerank.items import ItemAttributes
+from ranker.rerank.pipeline import RerankPipeline
+from simulator.compare_oracle import ContextOraclePolicy, fit_tables
 from simulator.compare_seed import BestFixedArm
 from simulator.compare_settings import PRIMARY
 from simulator.records import RequestBatch
@@ -42,13 +51,152 @@ class LearnedBandit:
 
 
 def learn_bandit(
-    log_path: Path, sections: SectionsConfig, directory: Path, *, until: float, seed: int
+    log_path: Path,
+    sections: SectionsConfig,
+    directory: Path,
+    *,
+    until: float,
+    seed: int,
+    since: float | None = None,
 ) -> LearnedBandit:
-    """Learn the VW knob policy on the logged decisions before `until`, saved into `directory`."""
-    settings = LearnSettings(reward=PRIMARY, until=until, vw=VWSettings(seed=seed))
+    """Learn the VW knob policy on the logged decisions in ``[since, until)``, saved into `directory`."""
+    settings = LearnSettings(
+        reward=PRIMARY, since=since, until=until, vw=VWSettings(seed=seed, factored=True)
+    )
     with DecisionLog.open(log_path) as log:
         policy, path = learn_policy(log, sections, directory, settings)
     return LearnedBandit(policy=policy, path=path)
+
+
+#: Fewest test-window decisions per section the comparison's gate decides on (the quick log has ~1,000).
+GATE_MIN_DECISIONS = 30
+
+
+@dataclass(frozen=True)
+class ShippedBandit:
+    """What the promotion gate shipped from a learned candidate, and the best logged fixed arms it found.
+
+    Attributes
+    ----------
+    policy : KnobPolicy
+        Served as ``base+bandit`` and ``consolidated+bandit``: the published `ShippedPolicy`, or the default
+        arms when the gate refused to decide (nothing published: what served before keeps serving).
+    decision : GateDecision or None
+        None when the gate refused.
+    fixed_logged : mapping section -> arm index
+        Each section's best fixed arm by DR on the decisions before the window (``base+best_fixed_logged``).
+    directory : Path
+        The policy directory (``versions/``, ``current``, ``candidates/``).
+    """
+
+    policy: KnobPolicy
+    decision: GateDecision | None
+    fixed_logged: dict[str, int]
+    directory: Path
+
+    @property
+    def artifact_bytes(self) -> int:
+        if not isinstance(self.policy, ShippedPolicy) or self.policy.root is None:
+            return 0
+        return sum(p.stat().st_size for p in self.policy.root.iterdir())
+
+    def shipped(self) -> dict[str, str]:
+        """Section -> what ships (``refused`` everywhere when the gate refused)."""
+        if self.decision is None:
+            return {s: "refused" for s in self.fixed_logged}
+        return self.decision.shipped()
+
+
+def ship_bandit(
+    log_path: Path,
+    sections: SectionsConfig,
+    directory: Path,
+    *,
+    cut: float,
+    seed: int,
+    since: float | None = None,
+) -> ShippedBandit:
+    """Learn a candidate on the decisions in ``[since, cut)`` and run the promotion gate on the decisions
+    from `cut` on (the log's test window); the shipped version is published in `directory`."""
+    candidate = learn_bandit(log_path, sections, directory / "candidates", since=since, until=cut, seed=seed)
+    candidate.policy.close()
+    settings = GateSettings(min_decisions=GATE_MIN_DECISIONS, seed=seed)
+    with DecisionLog.open(log_path) as log:
+        try:
+            _, decision = promote(
+                log, sections, directory, candidate=candidate.path, since=cut, settings=settings
+            )
+        except GateError:
+            before = read_decisions(log, sections, LearnSettings(reward=PRIMARY, since=since, until=cut))
+            arms = best_logged_arms(before, sections, seed=seed)
+            fixed = {s.name: arms[s.name][0] if s.name in arms else s.default_arm.index for s in sections}
+            return ShippedBandit(FixedArmPolicy(sections), None, fixed, directory)
+    fixed = {}
+    for s in sections:
+        arm = decision.sections[s.name].fixed_arm
+        fixed[s.name] = s.arm(arm).index if arm is not None else s.default_arm.index
+    policy = ShippedPolicy.load(directory, sections)
+    return ShippedBandit(policy=policy, decision=decision, fixed_logged=fixed, directory=directory)
+
+
+@dataclass(frozen=True)
+class TuningValues:
+    """Exact expected clicks of every arm on the tuning requests, per section, with what the policy sees.
+
+    Attributes
+    ----------
+    values : mapping section -> (m, A) float
+    context : mapping section -> PolicyContext of the m requests
+    """
+
+    values: dict[str, np.ndarray]
+    context: dict[str, PolicyContext]
+
+    def best_fixed(self, sections: SectionsConfig) -> dict[str, BestFixedArm]:
+        """Each section's arm with the most exact expected clicks (mean over the tuning requests)."""
+        best = {}
+        for s in sections.sections:
+            if s in self.values:
+                means = self.values[s].mean(axis=0)
+                index = int(np.argmax(means))
+                best[s] = BestFixedArm(
+                    index=index, id=sections[s].arms[index].id, tuning_value=float(means[index])
+                )
+        return best
+
+    def context_oracle(self, sections: SectionsConfig) -> ContextOraclePolicy:
+        """The best arm per observable context cell (`simulator.compare_oracle`)."""
+        return ContextOraclePolicy(
+            sections, {s: fit_tables(self.context[s], v) for s, v in self.values.items()}
+        )
+
+
+def tuning_values(
+    world: World,
+    requests: RequestBatch,
+    sections: SectionsConfig,
+    items: ItemAttributes,
+    rankers: Mapping[str, RankerModel],
+    seed: int,
+) -> TuningValues:
+    """Every arm of every section served through the pipeline on the rankers' scores of `requests` (a model
+    scores a section once for every arm), valued exactly by the world."""
+    eval_set = EvalSet.build(world, requests, sections)
+    runner = StrategyRunner(eval_set, sections, items, seed)
+    present = list(eval_set.rows)
+    n_arms = {s: len(sections[s].arms) for s in present}
+    values = {s: np.full((len(eval_set.rows[s]), n_arms[s]), -np.inf) for s in present}
+    for arm in range(max(n_arms.values(), default=0)):
+        covered = tuple(s for s in present if arm < n_arms[s])
+        policy = FixedArmPolicy(sections, {s: arm for s in covered})
+        run = runner.run(Strategy(f"arm-{arm}", rankers=rankers, policy=policy, sections=covered))
+        for s in covered:
+            part, _ = eval_set.part(s)
+            slates = np.take_along_axis(part.candidates, run.order[s], axis=1)
+            values[s][:, arm] = world.expected_outcomes(part, slates).clicks
+    pipeline = RerankPipeline(sections, rankers, items, FixedArmPolicy(sections), seed=seed)
+    context = {s: pipeline.policy_context(eval_set.part(s)[1]) for s in present}
+    return TuningValues(values=values, context=context)
 
 
 def best_fixed_arms(
@@ -60,28 +208,8 @@ def best_fixed_arms(
     seed: int,
 ) -> dict[str, BestFixedArm]:
     """Each section's arm with the most exact expected clicks on `requests`, every arm served through the
-    pipeline on the rankers' scores (a model scores a section once for every arm)."""
-    eval_set = EvalSet.build(world, requests, sections)
-    runner = StrategyRunner(eval_set, sections, items, seed)
-    present = list(eval_set.rows)
-    n_arms = {s: len(sections[s].arms) for s in present}
-    values = {s: np.full(n_arms[s], -np.inf) for s in present}
-    for arm in range(max(n_arms.values(), default=0)):
-        covered = tuple(s for s in present if arm < n_arms[s])
-        policy = FixedArmPolicy(sections, {s: arm for s in covered})
-        run = runner.run(Strategy(f"arm-{arm}", rankers=rankers, policy=policy, sections=covered))
-        for s in covered:
-            part, _ = eval_set.part(s)
-            slates = np.take_along_axis(part.candidates, run.order[s], axis=1)
-            values[s][arm] = world.expected_outcomes(part, slates).clicks.mean()
-    best = {}
-    for s in sections.sections:
-        if s in values:
-            index = int(np.argmax(values[s]))
-            best[s] = BestFixedArm(
-                index=index, id=sections[s].arms[index].id, tuning_value=float(values[s][index])
-            )
-    return best
+    pipeline on the rankers' scores (`tuning_values`)."""
+    return tuning_values(world, requests, sections, items, rankers, seed).best_fixed(sections)
 
 
 @dataclass(frozen=True)
@@ -91,23 +219,49 @@ class KnobPolicies:
     Attributes
     ----------
     bandit : KnobPolicy
-        The learned VW policy (``base+bandit``, ``consolidated+bandit``).
+        What the promotion gate shipped (``base+bandit``, ``consolidated+bandit``).
     default : FixedArmPolicy
         Each section's hand-set default arm (``base+default``).
     best_fixed : FixedArmPolicy
-        Each section's best fixed arm on the tuning sample (``base+best_fixed``).
+        Each section's best fixed arm on the tuning sample, by the truth (``base+best_fixed``).
+    best_fixed_logged : FixedArmPolicy or None
+        Each section's best fixed arm by DR on the log's learning window (``base+best_fixed_logged``).
+    context_oracle : KnobPolicy or None
+        The best arm per observable context cell, by the truth on the tuning sample
+        (``base+context_oracle``).
+    curve : mapping label -> KnobPolicy
+        The gate's shipped policy learned on part of the log (``base+bandit@<share>``).
     """
 
     bandit: KnobPolicy
     default: FixedArmPolicy
     best_fixed: FixedArmPolicy
+    best_fixed_logged: FixedArmPolicy | None = None
+    context_oracle: KnobPolicy | None = None
+    curve: Mapping[str, KnobPolicy] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, bandit: KnobPolicy, sections: SectionsConfig, best: Mapping[str, BestFixedArm]
+        cls,
+        bandit: KnobPolicy,
+        sections: SectionsConfig,
+        best: Mapping[str, BestFixedArm],
+        *,
+        fixed_logged: Mapping[str, int] | None = None,
+        context_oracle: KnobPolicy | None = None,
+        curve: Mapping[str, KnobPolicy] | None = None,
     ) -> KnobPolicies:
         best_fixed = FixedArmPolicy(sections, {s: arm.index for s, arm in best.items()})
-        return cls(bandit=bandit, default=FixedArmPolicy(sections), best_fixed=best_fixed)
+        return cls(
+            bandit=bandit,
+            default=FixedArmPolicy(sections),
+            best_fixed=best_fixed,
+            best_fixed_logged=FixedArmPolicy(sections, dict(fixed_logged))
+            if fixed_logged is not None
+            else None,
+            context_oracle=context_oracle,
+            curve=dict(curve or {}),
+        )
 
     def by_replay_name(self) -> dict[str, KnobPolicy]:
         """The policies under their names of `simulator.compare_settings.REPLAY_POLICIES`."""

@@ -15,61 +15,22 @@ import functools
 import math
 import types
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
+from simulator.compare_answers import (
+    BanditHeadroom,
+    FeatureCheck,
+)
+from simulator.compare_intervals import Difference, Interval, MeanBounds
 from simulator.compare_seed import LogSummary
 from simulator.compare_settings import CompareSettings
 from simulator.errors import CompareInputError
 
 SCHEMA_VERSION = 1
 BETTER, WORSE, TIE = "better", "worse", "tie"
-
-
-# --- intervals ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean over seeds with its 95% Student-t interval (`simulator.compare_stats.interval`).
-
-    Attributes
-    ----------
-    mean : float
-        NaN when no seed has a value.
-    low, high : float
-        The interval's ends; NaN with fewer than two values.
-    n : int
-        Seeds with a value.
-    per_seed : tuple of float, shape (n,)
-        The per-seed values, in seed order.
-    """
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    per_seed: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Difference(Interval):
-    """A paired difference a - b over seeds (`Interval` of the per-seed differences) with its verdict:
-    ``better`` when the interval lies above 0, ``worse`` below, ``tie`` otherwise (or with fewer than two
-    seeds)."""
-
-    verdict: str
-
-
-@dataclass(frozen=True)
-class MeanBounds:
-    """The mean and interval ends of a difference, without the per-seed values."""
-
-    mean: float
-    low: float
-    high: float
 
 
 # --- the answers --------------------------------------------------------------------------------------------
@@ -323,73 +284,6 @@ class Conclusions:
     closest_replay_estimator: str | None
 
 
-@dataclass(frozen=True)
-class FeatureEffect:
-    """Question 7: a model with a feature minus the same model trained without it (paired over seeds).
-
-    Attributes
-    ----------
-    clicks, ndcg : Difference
-    baseline : float
-        Clicks per request of the model without the feature (mean over seeds).
-    """
-
-    clicks: Difference
-    ndcg: Difference
-    baseline: float
-
-
-@dataclass(frozen=True)
-class FeatureFinding:
-    """Question 7: one section-specific feature, each model trained with and without it.
-
-    Attributes
-    ----------
-    feature, context : str
-        The feature and the context kind whose sections carry it.
-    carrying, default_only : tuple of str
-        The sections that carry the feature, and those that only see its default value.
-    consolidated : mapping group -> FeatureEffect
-        Every section, then ``carrying`` and ``default_only``: their requests pooled.
-    independent : mapping section -> FeatureEffect
-        Each carrying section's independent model.
-    finding : {"regression", "no_regression", "too_noisy"}
-        In the default-only sections pooled, clicks: the interval below 0; its lower end above
-        ``-tolerance * baseline`` (a loss that large is ruled out); neither.
-    regressed_in : tuple of str
-        Default-only sections whose clicks or NDCG interval lies below 0.
-    """
-
-    feature: str
-    context: str
-    carrying: tuple[str, ...]
-    default_only: tuple[str, ...]
-    consolidated: Mapping[str, FeatureEffect]
-    independent: Mapping[str, FeatureEffect]
-    finding: str
-    regressed_in: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FeatureCheck:
-    """Question 7: does a feature added for one section make the others worse? (`simulator.feature_check`)
-
-    Attributes
-    ----------
-    tolerance : float
-        The relative loss of clicks a ``no_regression`` finding rules out.
-    features : tuple of FeatureFinding
-        Each feature, the models with it served as they should be (defaulted outside its sections).
-    leaking : tuple of FeatureFinding
-        With the injected bug (``settings.feature_leak``; else empty): the model with each feature served
-        computing it in every section, the same models without it and the same requests.
-    """
-
-    tolerance: float
-    features: tuple[FeatureFinding, ...]
-    leaking: tuple[FeatureFinding, ...]
-
-
 # --- what was run -------------------------------------------------------------------------------------------
 
 
@@ -469,6 +363,9 @@ class CompareResults:
     runtime : Runtime
     feature_check : FeatureCheck or None
         Question 7, None when no feature was checked (and in results written before it).
+    bandit_headroom : BanditHeadroom or None
+        The bandit against the context oracle and the best logged fixed arm (None in results written before
+        those strategies existed).
     """
 
     schema_version: int
@@ -494,6 +391,7 @@ class CompareResults:
     log: tuple[LogSummary, ...]
     runtime: Runtime
     feature_check: FeatureCheck | None = None
+    bandit_headroom: BanditHeadroom | None = field(default=None, metadata={"omit_if_none": True})
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -536,7 +434,11 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, ConfigLines):  # the counts beside "sources", in one object
         return {**_to_json(value.by_strategy), "sources": _to_json(value.sources)}
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _to_json(getattr(value, f.name))
+            for f in fields(value)
+            if not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, str | bool):

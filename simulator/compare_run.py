@@ -8,8 +8,11 @@ For a seed s, `run_seed`:
 3. trains every ranker design the strategies need (`simulator.compare_train`): one independent model per
    section, the consolidated model with each union strategy, the base ranker, and the cross-learning curve's
    models with the curve section's lists subsampled;
-4. learns the VW knob policy on the decisions before the test window (`simulator.compare_knobs`);
-5. chooses the base ranker's best fixed arm per section on ``tune_requests`` fresh requests;
+4. learns the VW knob policy on the decisions before the test window and ships what the promotion gate passes
+   on the test window's decisions (`simulator.compare_knobs.ship_bandit`; also the best logged fixed arms),
+   and the same on the latest `KNOB_CURVE_SHARES` of the learning window (the knobs' learning curve);
+5. values every arm on ``tune_requests`` fresh requests: the base ranker's best fixed arm per section and the
+   context oracle (`simulator.compare_oracle`);
 6. replays the bandit, the default arms and the best fixed arms on the test window's decisions, with the exact
    truth of those very requests under the logging scorer (`simulator.compare_replay`);
 7. runs every strategy on ``eval_requests`` other fresh requests of the test window's period
@@ -32,15 +35,21 @@ import numpy as np
 import pandas as pd
 
 from bandits.log import DecisionLog
+from bandits.shipped import ShippedPolicy
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from ranker.dataset import PreparedLog, prepare_log
 from ranker.rerank.items import ItemAttributes
 from simulator.compare_evaluate import Evaluation, build_strategies, evaluate, sample_window
-from simulator.compare_knobs import KnobPolicies, LearnedBandit, best_fixed_arms, learn_bandit
+from simulator.compare_knobs import KnobPolicies, ShippedBandit, ship_bandit, tuning_values
 from simulator.compare_replay import logged_requests, replay_estimates
 from simulator.compare_seed import BestFixedArm, LogSummary, MetricMean, ReplayEstimate, SeedResult
-from simulator.compare_settings import CompareSettings, curve_section
+from simulator.compare_settings import (
+    KNOB_CURVE_SHARES,
+    CompareSettings,
+    curve_section,
+    knob_curve_strategy,
+)
 from simulator.compare_timing import StepClock
 from simulator.compare_train import (
     CurveModels,
@@ -158,18 +167,36 @@ def _train(run: _Seed, logged: _Logged) -> tuple[TrainedDesigns, CurveModels]:
 
 def _knobs(
     run: _Seed, logged: _Logged, designs: TrainedDesigns
-) -> tuple[LearnedBandit, dict[str, BestFixedArm]]:
-    """Learn the bandit on the decisions before the test window; choose the best fixed arms on fresh
-    requests."""
+) -> tuple[ShippedBandit, dict[str, BestFixedArm], KnobPolicies]:
+    """Learn the bandit on the decisions before the test window and ship what the gate passes on the test
+    window (also at the learning curve's shorter logs); choose the best fixed arms and the context oracle on
+    fresh requests."""
     cut = logged.test_window_start
     run.notify("learning the bandit")
     with run.clock("learn"):
-        bandit = learn_bandit(logged.path, run.sections, run.root / "policy", until=cut, seed=run.seed)
+        bandit = ship_bandit(logged.path, run.sections, run.root / "policy", cut=cut, seed=run.seed)
+    curve = {}
+    start = float(run.world_config.start_time)
+    for share in KNOB_CURVE_SHARES:
+        since = cut - share * (cut - start)
+        shipped = ship_bandit(
+            logged.path, run.sections, run.root / f"policy@{share:g}", cut=cut, seed=run.seed, since=since
+        )
+        curve[knob_curve_strategy(share)] = shipped.policy
     run.notify("choosing the best fixed arm")
     with run.clock("tune"):
         tuning = run.fresh_requests(run.settings.tune_requests, 2, cut)
-        best = best_fixed_arms(run.world, tuning, run.sections, run.items, designs.base_rankers(), run.seed)
-    return bandit, best
+        values = tuning_values(run.world, tuning, run.sections, run.items, designs.base_rankers(), run.seed)
+        best = values.best_fixed(run.sections)
+    policies = KnobPolicies.build(
+        bandit.policy,
+        run.sections,
+        best,
+        fixed_logged=bandit.fixed_logged,
+        context_oracle=values.context_oracle(run.sections),
+        curve=curve,
+    )
+    return bandit, best, policies
 
 
 def _replay(run: _Seed, logged: _Logged, policies: KnobPolicies) -> tuple[ReplayEstimate, ...]:
@@ -265,12 +292,13 @@ def run_seed(
         )
         logged = _log(run)
         designs, curve = _train(run, logged)
-        bandit, best = _knobs(run, logged, designs)
-        policies = KnobPolicies.build(bandit.policy, sections, best)
+        bandit, best, policies = _knobs(run, logged, designs)
         replay = _replay(run, logged, policies)
         evaluation = _evaluate(run, logged, designs, curve, policies)
         checked = _feature_check(run, logged, designs)
-        bandit.policy.close()
+        for policy in (bandit.policy, *policies.curve.values()):
+            if isinstance(policy, ShippedPolicy):
+                policy.close()
         policy_bytes = bandit.artifact_bytes
     seconds = run.clock.seconds
     costs = strategy_costs(
@@ -287,4 +315,5 @@ def run_seed(
         training_lists=designs.training_lists(),
         seconds=dict(seconds),
         log=logged.summary,
+        shipped=bandit.shipped(),
     )

@@ -157,6 +157,8 @@ class SeedResult:
     seconds : mapping step -> float
         Wall time of each step.
     log : LogSummary
+    shipped : mapping section -> str
+        What the promotion gate shipped as the bandit in each section (`bandits.shipped.SOURCES`).
     """
 
     seed: int
@@ -169,3 +171,4 @@ class SeedResult:
     training_lists: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     seconds: Mapping[str, float] = field(default_factory=dict)
     log: LogSummary = field(default_factory=lambda: LogSummary(requests=0))
+    shipped: Mapping[str, str] = field(default_factory=dict)

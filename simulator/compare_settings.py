@@ -31,12 +31,26 @@ MAIN_STRATEGIES = (
     "consolidated",
     "base+default",
     "base+best_fixed",
+    "base+best_fixed_logged",
     "base+bandit",
+    "base+context_oracle",
     "consolidated+bandit",
     "oracle",
 )
 #: Strategies that serve through a knob policy, whose arm choices are recorded.
-POLICY_STRATEGIES = ("base+default", "base+best_fixed", "base+bandit", "consolidated+bandit")
+POLICY_STRATEGIES = (
+    "base+default",
+    "base+best_fixed",
+    "base+best_fixed_logged",
+    "base+bandit",
+    "base+context_oracle",
+    "consolidated+bandit",
+)
+#: Shares of the bandit's learning window (its latest part) of the knobs' learning curve; the whole window
+#: is ``base+bandit`` itself.
+KNOB_CURVE_SHARES = (0.25, 0.5)
+#: How ``base+best_fixed_logged`` chooses each section's arm on the log's learning window.
+FIXED_LOGGED_ESTIMATOR = "dr"
 #: Replay targets: name -> the strategy whose knob policy it is.
 REPLAY_POLICIES = {"bandit": "base+bandit", "default": "base+default", "best_fixed": "base+best_fixed"}
 #: The section the base ranker does not serve: the independent model of that section is paired with it.
@@ -48,6 +62,11 @@ CHECKABLE_FEATURES = tuple(name for name, spec in FEATURES.items() if spec.conte
 def union_strategy(union: str) -> str:
     """The strategy name of the consolidated model trained with a union (``traffic`` is ``consolidated``)."""
     return "consolidated" if union == "traffic" else f"consolidated[{union}]"
+
+
+def knob_curve_strategy(share: float) -> str:
+    """The strategy name of the bandit learned on a share of its learning window (1: ``base+bandit``)."""
+    return "base+bandit" if share >= 1.0 else f"base+bandit@{share:g}"
 
 
 def curve_strategy(design: str, share: float) -> str:

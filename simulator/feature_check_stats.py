@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ranker.config import RankerConfig
-from simulator.compare_results import WORSE, FeatureCheck, FeatureEffect, FeatureFinding
+from simulator.compare_answers import FeatureCheck, FeatureEffect, FeatureFinding
+from simulator.compare_results import WORSE
 from simulator.compare_seed import SeedResult
 from simulator.compare_settings import ALL, PRIMARY, CompareSettings
 from simulator.compare_stats import difference

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from simulator.compare_results import CompareResults, FeatureEffect, FeatureFinding
+from simulator.compare_answers import FeatureEffect, FeatureFinding
+from simulator.compare_results import CompareResults
 from simulator.report_blocks import Block, Bullets, Heading, Paragraph, Table
 from simulator.report_format import cell, diff_cell, names, num, percent
 

@@ -18,6 +18,7 @@ from simulator.report_feature_check import ANCHOR as FEATURE_CHECK_ANCHOR
 from simulator.report_feature_check import TITLE as FEATURE_CHECK_TITLE
 from simulator.report_feature_check import does_a_section_feature_hurt_the_others
 from simulator.report_format import cell, diff_cell, fmt, names, num, percent
+from simulator.report_headroom import headroom_blocks
 from simulator.report_plots import PLOTS
 
 ALL = "all"
@@ -407,6 +408,7 @@ def does_the_bandit_beat_fixed_knobs(results: CompareResults) -> list[Block]:
         figure(results, "bandit_arms"),
         Paragraph("The best fixed arm of each section (chosen per seed on the tuning sample):"),
         Table(("section", "arms chosen", "distinct"), best_rows),
+        *headroom_blocks(results),
     ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from heuristics import ContextBatch, ItemBatch
-from ranker.features import IdIndex
+from ranker.ids import IdIndex
 from ranker.requests import Requests
 
 DAY = 86400.0

@@ -9,7 +9,7 @@ import click
 from bandits.dataset_read import open_log
 from bandits.learn import LearnSettings, learn_policy
 from bandits.rewards import REWARDS
-from bandits.vw_policy import EXPLORATIONS, VWSettings
+from bandits.vw_policy import CB_TYPES, EXPLORATIONS, VWSettings
 from heuristics import SectionsConfig
 from sectionrank.commands.options import config_option, log_option
 from sectionrank.progress import progress
@@ -69,6 +69,35 @@ def log_window_options(func):
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="VW's random seed.")
 @click.option(
+    "--cb-type",
+    type=click.Choice(CB_TYPES),
+    default=VWSettings.cb_type,
+    show_default=True,
+    help="VW's contextual-bandit reduction.",
+)
+@click.option(
+    "--factored/--no-factored",
+    default=True,
+    show_default=True,
+    help="Write each knob as a knob=value indicator, shared by the arms with that value, not a number.",
+)
+@click.option(
+    "--section-interactions/--no-section-interactions",
+    default=VWSettings.section_interactions,
+    show_default=True,
+    help="Cross pairs of context features (section x segment, ...) with the arm features (VW --cubic UUA).",
+)
+@click.option(
+    "--passes",
+    type=click.IntRange(1, 100),
+    default=VWSettings.passes,
+    show_default=True,
+    help="Passes over the data; VW stops early when its held-out loss (every 10th example) stops improving.",
+)
+@click.option(
+    "--l2", type=click.FloatRange(min=0), default=VWSettings.l2, show_default=True, help="L2 penalty."
+)
+@click.option(
     "--continue",
     "warm",
     is_flag=True,
@@ -89,6 +118,11 @@ def learn_command(
     squarecb_gamma: float,
     learning_rate: float,
     seed: int,
+    cb_type: str,
+    factored: bool,
+    section_interactions: bool,
+    passes: int,
+    l2: float,
     warm: bool,
 ) -> None:
     """Learn a contextual-bandit knob policy (Vowpal Wabbit cb_explore_adf) from logged decisions.
@@ -117,6 +151,11 @@ def learn_command(
             squarecb_gamma=squarecb_gamma,
             learning_rate=learning_rate,
             seed=seed,
+            cb_type=cb_type,
+            factored=factored,
+            section_interactions=section_interactions,
+            passes=passes,
+            l2=l2,
         ),
     )
     with open_log(log_path) as log:

@@ -12,7 +12,7 @@ import pytest
 
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
 from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
-from bandits.vw_policy import VWKnobPolicy, VWSettings
+from bandits.vw_policy import VWKnobPolicy, VWSettings, arm_action_lines
 from tests.bandits.policy_factories import CONFIG, best_arm, fitted_vw, make_context
 
 
@@ -39,6 +39,9 @@ INVALID_OPTIONS = [
     (lambda: VWSettings(exploration="bagging"), r"Expected `exploration` in epsilon, softmax, squarecb"),
     (lambda: VWSettings(epsilon=-0.1), r"Expected `epsilon` in \[0, 1\], found -0.1"),
     (lambda: VWSettings(bits=31), r"Expected `bits` in \[1, 30\], found 31"),
+    (lambda: VWSettings(cb_type="dm"), r"Expected `cb_type` in mtr, dr, ips, found 'dm'"),
+    (lambda: VWSettings(passes=0), r"Expected `passes` in \[1, 100\], found 0"),
+    (lambda: VWSettings(l2=-1.0), r"Expected `l2` >= 0, found -1.0"),
 ]
 
 
@@ -125,6 +128,12 @@ INVALID_ARTIFACTS = [
         r"written in feature format 'older-format'",
     ),
     (
+        # A model learned with factored knob features, whose settings were edited to claim the plain format.
+        lambda path: _edit_metadata(path, lambda m: m["settings"].update(factored=True)),
+        r"written in feature format 'context-v1\+arm-id-knob-values-v1', this code writes "
+        r"'context-v1\+arm-id-knob-indicators-v1'",
+    ),
+    (
         lambda path: _edit_metadata(path, lambda m: m.update(vowpalwabbit="8.11.0")),
         r"saved with vowpalwabbit 8.11.0, installed 9\.",
     ),
@@ -144,3 +153,18 @@ def test_vw_policy_load_missing_directory(tmp_path: Path) -> None:
         VWKnobPolicy.load(tmp_path, CONFIG)
     with pytest.raises(PolicyContractError, match=r"nowhere: no such policy file or directory"):
         VWKnobPolicy.load(tmp_path / "nowhere", CONFIG)
+
+
+def test_vw_factored_action_lines_share_knob_value_indicators() -> None:
+    plain = arm_action_lines(CONFIG)
+    factored = arm_action_lines(CONFIG, factored=True)
+    for section in CONFIG:
+        for arm, line, other in zip(section.arms, plain[section.name], factored[section.name], strict=True):
+            ident = f"arm={arm.id}"
+            assert line.split()[1:] == [ident] + [f"{name}:{float(v)!r}" for name, v in arm.knobs.items()]
+            assert other.split()[1:] == [ident] + [f"{name}={float(v)!r}" for name, v in arm.knobs.items()]
+    # The indicator of one knob value is the same feature in every arm (and section) that has it.
+    lines = [line for section_lines in factored.values() for line in section_lines]
+    with_zero = [line for line in lines if "freshness.weight=0.0" in line.split()]
+    arms = [arm for section in CONFIG for arm in section.arms if arm.knobs.get("freshness.weight") == 0]
+    assert len(with_zero) == len(arms) > len(CONFIG.sections)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ import bandits
 from bandits.base import KnobPolicy
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from bandits.replay import parse_policy
+from bandits.shipped import ShippedPolicy, publish_version
 from bandits.vw_policy import EXPLORATIONS, VWKnobPolicy, VWSettings
 from tests.bandits.policy_factories import CONFIG, fitted_vw, make_context
 
@@ -51,6 +53,24 @@ def _vw_case(exploration: str) -> PolicyCase:
     )
 
 
+def _shipped() -> ShippedPolicy:
+    """A shipped version: the VW bandit in discover and search, fixed arms elsewhere."""
+    root = Path(tempfile.mkdtemp(prefix="shipped-contract-"))
+    learned = fitted_vw(VWSettings(factored=True), n=3_000)
+    model = learned.save(root / "candidates")
+    learned.close()
+    sources = {
+        s.name: {"kind": "vw", "model": "model-x.vw", "from": "candidate"}
+        if s.name in ("discover", "search")
+        else {"kind": "fixed", "arm": s.arms[-1].id, "from": "best_fixed_logged"}
+        for s in CONFIG
+    }
+    (root / "candidates" / "model-x.vw").write_bytes(model.read_bytes())
+    (root / "candidates" / "model-x.json").write_bytes(model.with_suffix(".json").read_bytes())
+    publish_version(root / "policy", sources, {"model-x.vw": root / "candidates" / "model-x.vw"}, {})
+    return ShippedPolicy.load(root / "policy", CONFIG)
+
+
 POLICIES: dict[str, PolicyCase] = {
     "fixed-default": PolicyCase(lambda: FixedArmPolicy(CONFIG), lambda p, d: "default"),
     "fixed-last": PolicyCase(
@@ -61,6 +81,13 @@ POLICIES: dict[str, PolicyCase] = {
     "epsilon-0.3": PolicyCase(lambda: EpsilonGreedyPolicy(CONFIG, epsilon=0.3), lambda p, d: "epsilon:0.3"),
     "epsilon-0": PolicyCase(lambda: EpsilonGreedyPolicy(CONFIG, epsilon=0.0), lambda p, d: "epsilon:0"),
     **{f"vw-{exploration}": _vw_case(exploration) for exploration in EXPLORATIONS},
+    "vw-every-learner-setting": PolicyCase(
+        build=lambda: fitted_vw(
+            VWSettings(factored=True, section_interactions=True, passes=3, cb_type="dr", l2=1e-6), n=3_000
+        ),
+        spec=lambda policy, directory: str(policy.save(directory)),
+    ),
+    "shipped": PolicyCase(build=_shipped, spec=lambda policy, directory: str(policy.root.parents[1])),
 }
 
 

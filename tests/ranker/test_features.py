@@ -9,7 +9,8 @@ import pytest
 from bandits.log import DecisionLog
 from ranker.dataset import STATS
 from ranker.errors import FeatureInputError, FeatureTableError, RequestError
-from ranker.features import FEATURES, FeatureBuilder, FeatureTables, IdIndex
+from ranker.features import FEATURES, FeatureBuilder, FeatureTables
+from ranker.ids import IdIndex
 from ranker.requests import Requests
 from ranker.stats import item_stats
 

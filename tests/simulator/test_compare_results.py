@@ -184,6 +184,7 @@ def test_compare_results_json_has_the_documented_fields(results):
         "schema_version", "created", "world", "seeds", "settings", "primary_metric", "interval", "sections",
         "strategies", "metrics", "headline", "designs", "cross_learning", "reversals", "stratification",
         "bandit", "replay", "costs", "conclusions", "config_lines", "log", "runtime", "feature_check",
+        "bandit_headroom",
     ]  # fmt: skip
     assert list(data["metrics"]["consolidated"]["discover"]["clicks"]) == [
         "mean",

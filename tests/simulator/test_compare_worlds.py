@@ -7,7 +7,7 @@ import pytest
 
 from heuristics import SectionsConfig
 from simulator.compare import compare
-from simulator.compare_settings import ALL, CompareSettings
+from simulator.compare_settings import ALL, QUICK, CompareSettings
 
 SETTINGS = CompareSettings(
     log_requests=10_000,
@@ -63,3 +63,17 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
     assert results.bandit.freshness_zero_share["discover"] >= 0.95
     assert conclusions.freshness_zero_share >= 0.9
     assert results.bandit.by_section[ALL].vs_best_fixed.n == 5
+
+
+@pytest.mark.slow
+def test_compare_context_flip_world_has_segment_headroom_and_the_gate_never_ships_a_loser():
+    # The world's claim (simulator/worlds/context_flip.toml), at the quick size.
+    results = compare("context_flip", seeds=5, settings=QUICK)
+    headroom = results.bandit_headroom
+    assert headroom is not None
+    for group in ("category_explore", "search", ALL):
+        assert headroom.by_section[group].headroom.low >= 0.05 - 0.02, group
+        assert headroom.by_section[group].headroom.mean >= 0.05, group
+    for group, row in headroom.by_section.items():
+        assert row.vs_best_fixed_logged.verdict != "worse", (group, row.vs_best_fixed_logged)
+    assert sum(n for sources in headroom.shipped.values() for n in sources.values()) == 5 * 4

@@ -117,18 +117,25 @@ def test_does_consolidation_learn_across_sections_without_a_gain():
 
 def test_does_the_overall_winner_lose_a_section_finds_none_on_a_tie(tie):
     text = text_of(does_the_overall_winner_lose_a_section(tie))
-    assert "No reversal among the 60 (pair, section) checks." in text
+    assert "No reversal among the 84 (pair, section) checks." in text
 
 
 def test_does_the_overall_winner_lose_a_section_flags_the_reversal():
     # consolidated wins overall (+0.4 - 0.2 over four sections) but loses every seed in search.
     results = make_results({("consolidated", "discover"): 0.4, ("consolidated", "search"): -0.2}, jitter=0.0)
     blocks = does_the_overall_winner_lose_a_section(results)
-    assert "5 reversal(s) among the 60 (pair, section) checks" in text_of(blocks)
+    assert "6 reversal(s) among the 84 (pair, section) checks" in text_of(blocks)
     (table,) = tables_of(blocks)
     assert {(row[0], row[2]) for row in table.rows} == {
         (f"`consolidated` over `{other}`", "`search`")
-        for other in ("independent", "base+default", "base+best_fixed", "base+bandit", "consolidated+bandit")
+        for other in (
+            "independent",
+            "base+default",
+            "base+best_fixed",
+            "base+best_fixed_logged",
+            "base+bandit",
+            "consolidated+bandit",
+        )
     }
 
 

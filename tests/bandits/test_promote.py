@@ -1,0 +1,181 @@
+"""The promotion gate: paired DR valuation, per-section decisions, refusal, and atomic shipped versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bandits.errors import GateError, InvalidArgumentError, PolicyContractError
+from bandits.learn import LearnSettings, learn_policy, read_decisions
+from bandits.log import DecisionLog
+from bandits.ope import DoublyRobust, cross_fit_qhat, prepare
+from bandits.policies import FixedArmPolicy
+from bandits.promote import GateSettings, best_logged_arms, fixed_arm_dr_values, promote
+from bandits.replay import logged_bandit, parse_policy, target_distribution
+from bandits.shipped import ShippedPolicy, current_version, publish_version, read_version
+from bandits.vw_policy import VWKnobPolicy, VWSettings
+from tests.bandits.gate_factories import GATE_SECTIONS, T0, write_gate_log
+from tests.bandits.policy_factories import CONFIG
+
+N_LEARN, N_WINDOW = 8_000, 3_000
+CUT = T0 + N_LEARN
+
+
+@pytest.fixture(scope="module")
+def gate_log(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("gate") / "log.db"
+    write_gate_log(path, N_LEARN, seed=1)
+    write_gate_log(path, N_WINDOW, seed=2, start=CUT, first_id=N_LEARN)
+    return path
+
+
+def _learn(log_path: Path, out: Path, *, negate: bool = False) -> Path:
+    """A candidate learned before the window; with `negate`, on negated rewards (a deliberately bad one)."""
+    settings = LearnSettings(until=CUT)
+    with DecisionLog.open(log_path) as log:
+        if not negate:
+            policy, path = learn_policy(log, CONFIG, out, settings)
+            policy.close()
+            return path
+        data = read_decisions(log, CONFIG, settings)
+    policy = VWKnobPolicy(CONFIG, VWSettings()).fit(
+        data.context, data.arm_index, -data.reward, data.propensity
+    )
+    meta = {"training_window": {"since": None, "until": CUT}, "reward": "clicks", "wait_seconds": 3600.0}
+    path = policy.save(out, meta)
+    policy.close()
+    return path
+
+
+def _promote(log_path: Path, policy_dir: Path, candidate: Path, **settings):
+    with DecisionLog.open(log_path) as log:
+        return promote(
+            log, CONFIG, policy_dir, candidate=candidate, settings=GateSettings(n_bootstrap=100, **settings)
+        )
+
+
+def test_gate_ships_a_good_candidate(gate_log, tmp_path):
+    candidate = _learn(gate_log, tmp_path / "policy" / "candidates")
+    version, decision = _promote(gate_log, tmp_path / "policy", candidate)
+    assert version == "0001"
+    assert current_version(tmp_path / "policy") == "0001"
+    for section in GATE_SECTIONS:
+        verdict = decision.sections[section]
+        assert verdict.shipped == "candidate", verdict.reason
+        assert verdict.best_alternative == "best_fixed_logged"
+        assert verdict.difference.low > 0  # context matters here: the candidate clearly beats any fixed arm
+        assert verdict.decisions > 1000
+    shipped = ShippedPolicy.load(tmp_path / "policy", CONFIG)
+    learned = VWKnobPolicy.load(candidate, CONFIG)
+    with DecisionLog.open(gate_log) as log:
+        context = read_decisions(log, CONFIG, LearnSettings(since=CUT)).context
+    context = context.take(np.flatnonzero(context.section == "discover")[:50])
+    served, own = shipped.distribution(context), learned.distribution(context)
+    np.testing.assert_allclose(np.stack(served), np.stack(own))
+    shipped.close()
+    learned.close()
+    meta = read_version(tmp_path / "policy")
+    assert meta["decision"]["window"]["since"] == CUT
+    assert meta["decision"]["margin"] == 0.0
+    assert meta["sections"]["discover"]["kind"] == "vw"
+
+
+def test_gate_ships_the_alternative_for_a_bad_candidate(gate_log, tmp_path):
+    bad = _learn(gate_log, tmp_path / "bad", negate=True)
+    _, decision = _promote(gate_log, tmp_path / "policy", bad, margin=0.01)
+    for section in GATE_SECTIONS:
+        verdict = decision.sections[section]
+        assert verdict.shipped == "best_fixed_logged", verdict.reason
+        assert verdict.difference.high < 0
+        # Two thirds of the users are not heavy: arm 0 is the best fixed arm (0.6 vs 0.4 for the last).
+        assert verdict.fixed_arm == CONFIG[section].arms[0].id
+    shipped = ShippedPolicy.load(tmp_path / "policy", CONFIG)
+    assert shipped.specs["discover"] == {
+        "kind": "fixed",
+        "arm": CONFIG["discover"].arms[0].id,
+        "from": "best_fixed_logged",
+    }
+    # Sections without a decision in the log keep their default arm.
+    assert shipped.specs["similar_items"]["from"] == "default"
+
+
+def test_gate_keeps_the_incumbent_against_a_bad_candidate(gate_log, tmp_path):
+    good = _learn(gate_log, tmp_path / "good")
+    bad = _learn(gate_log, tmp_path / "bad", negate=True)
+    _promote(gate_log, tmp_path / "policy", good)
+    version, decision = _promote(gate_log, tmp_path / "policy", bad)
+    assert version == "0002"
+    for section in GATE_SECTIONS:
+        assert decision.sections[section].best_alternative == "incumbent"
+        assert decision.sections[section].shipped == "incumbent"
+    first, second = read_version(tmp_path / "policy", "0001"), read_version(tmp_path / "policy")
+    assert second["sections"]["discover"]["model"] == first["sections"]["discover"]["model"]
+    assert second["decision"]["incumbent"] == "0001"
+    # The carried-over model file is in the new version's own directory.
+    assert (tmp_path / "policy" / "versions" / "0002" / second["sections"]["discover"]["model"]).is_file()
+    ShippedPolicy.load(tmp_path / "policy", CONFIG).close()
+
+
+def test_gate_refuses_a_window_with_too_few_decisions(gate_log, tmp_path):
+    candidate = _learn(gate_log, tmp_path / "candidates")
+    with DecisionLog.open(gate_log) as log, pytest.raises(GateError, match="too few decisions in the window"):
+        promote(log, CONFIG, tmp_path / "policy", candidate=candidate, until=CUT + 100)
+    assert current_version(tmp_path / "policy") is None
+
+
+def test_fixed_arm_dr_values_match_doubly_robust_of_a_fixed_policy(gate_log):
+    with DecisionLog.open(gate_log) as log:
+        data = read_decisions(log, CONFIG, LearnSettings(until=T0 + 2000))
+    logged = logged_bandit(data, CONFIG)
+    qhat = cross_fit_qhat(logged, n_actions=logged.n_actions)
+    values = fixed_arm_dr_values(logged, qhat)
+    section = np.asarray(data.context.section) == "discover"
+    for arm in (0, 5, 11):
+        policy = FixedArmPolicy(CONFIG, {"discover": arm, "search": min(arm, 8)})
+        reference = DoublyRobust().round_values(
+            prepare(logged, target_distribution(policy, data, CONFIG), qhat=qhat)
+        )
+        np.testing.assert_allclose(values[section, arm], reference.value[section])
+    best = best_logged_arms(data, CONFIG)
+    assert set(best) == set(GATE_SECTIONS)
+    for index, estimates in best.values():
+        assert index == int(np.argmax(estimates))
+
+
+def test_publish_version_is_atomic_and_numbered(tmp_path):
+    specs = {s.name: {"kind": "fixed", "arm": s.default_arm.id, "from": "default"} for s in CONFIG}
+    (tmp_path / "versions" / ".tmp-0001-99").mkdir(parents=True)  # a crashed write: never read
+    assert publish_version(tmp_path, specs, {}, {"note": 1}) == "0001"
+    assert publish_version(tmp_path, specs, {}, {"note": 2}) == "0002"
+    assert (tmp_path / "current").read_text() == "0002\n"
+    assert not (tmp_path / "current.tmp").exists()
+    first = json.loads((tmp_path / "versions" / "0001" / "version.json").read_text())
+    assert first["decision"] == {"note": 1}
+    policy = parse_policy(str(tmp_path), CONFIG)
+    assert isinstance(policy, ShippedPolicy)
+    assert policy.version == "shipped-0002"
+
+
+def test_shipped_policy_refuses_a_dangling_pointer(tmp_path):
+    (tmp_path / "current").write_text("0007\n")
+    with pytest.raises(PolicyContractError, match="not a complete version"):
+        ShippedPolicy.load(tmp_path, CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    # Invalid gate settings.
+    [
+        ({"margin": -0.1}, "margin"),
+        ({"margin": float("nan")}, "margin"),
+        ({"min_decisions": 0}, "min_decisions"),
+        ({"n_bootstrap": 5}, "n_bootstrap"),
+        ({"alpha": 1.0}, "alpha"),
+    ],
+)
+def test_gate_settings_invalid(kwargs, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        GateSettings(**kwargs)
