@@ -217,12 +217,27 @@ def serve_command(
         click.echo(" ".join(shlex.quote(a) for a in argv))
         return
     compile_models(config, sections_in_use(config))
+    create_log(config.log)
     # Metrics summed over every worker (service.metrics): gunicorn's on_starting hook empties this directory.
     if not env.get(MULTIPROC_ENV):
         env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")
     click.echo(f"  metrics of all workers -> {env[MULTIPROC_ENV]}")
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
+
+
+def create_log(path: Path) -> None:
+    """Create the decision log (its schema, WAL mode) before the workers start. Workers that found no log
+    created it at the same moment and raced for its write lock; the one that lost failed to boot, and a
+    worker that fails to boot makes gunicorn's master stop."""
+    from bandits.errors import LogError
+    from bandits.log import DecisionLog
+
+    try:
+        with DecisionLog.open(path, create=True, busy_timeout=30.0):
+            pass
+    except LogError as exc:
+        raise click.ClickException(f"log: {exc}") from None
 
 
 def _load(table: str, store: Path, file: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -229,3 +230,20 @@ def test_serve_refuses_a_section_no_design_serves_in_one_line(store_db, saved, t
     result = CliRunner().invoke(main, ["serve", "--config", str(path), *args, "--dry-run"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: section_models.feed: no design serves section 'feed'"
+
+
+def test_serve_creates_the_log_before_its_workers_start(tmp_path):
+    """Two workers that found no log created it at once; the one that lost the race failed to boot, and
+    gunicorn's master stopped. `serve` now creates it first, so the workers only open it."""
+    from bandits.log import DecisionLog
+    from sectionrank.commands.serve import create_log
+
+    log = tmp_path / "served.db"
+    create_log(log)
+    create_log(log)  # an existing log is opened as it is
+    with DecisionLog.open(log) as opened:
+        assert len(opened.decisions()) == 0
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(click.ClickException, match=r"^log: "):
+        create_log(blocked / "served.db")
