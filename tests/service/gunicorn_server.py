@@ -1,6 +1,7 @@
 """A real `sectionrank serve` (gunicorn) on 127.0.0.1 for the end-to-end tests: `start` runs one, `stop`
 kills it and its workers, the `server` fixture yields one with 2 workers; `request` is one HTTP call on a new
-connection and `worker_pids` the master's live workers (read from /proc)."""
+connection, `worker_pids` the master's live workers (read from /proc) and `metric` one metric of a /metrics
+scrape."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
@@ -114,3 +116,13 @@ def server(tmp_path, store_db, saved):
     process, port, log, out = start(tmp_path, store_db, saved)
     yield process, port, log, out
     stop(process)
+
+
+def metric(text: bytes, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named `name` in a Prometheus text exposition, by their sorted label pairs."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+        if sample.name == name
+    }

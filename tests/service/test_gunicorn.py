@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bandits.log import DecisionLog
-from tests.service.gunicorn_server import STOP_TIMEOUT, request, start, stop
+from tests.service.gunicorn_server import STOP_TIMEOUT, metric, request, start, stop
 
 pytestmark = pytest.mark.slow
 
@@ -89,16 +88,6 @@ def test_sigterm_while_serving_loses_no_acknowledged_decision(server):
         logged = set(decision_log.decisions()["event_id"])
     missing = sorted(set(acknowledged) - logged)
     assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged decisions not in the log"
-
-
-def metric(text: bytes, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """The samples named `name` in a Prometheus text exposition, by their sorted label pairs."""
-    return {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text.decode())
-        for sample in family.samples
-        if sample.name == name
-    }
 
 
 def test_metrics_count_every_worker_whichever_answers(server):

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.service.gunicorn_server import request, worker_pids
-from tests.service.test_gunicorn import metric
+from tests.service.gunicorn_server import metric, request, worker_pids
 
 pytestmark = pytest.mark.slow
 
