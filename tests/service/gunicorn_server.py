@@ -110,6 +110,16 @@ def worker_pids(master: int) -> set[int]:
     return pids
 
 
+#: A discover rerank of 40 candidates, as the real-server tests send it.
+RERANK = {
+    "section": "discover",
+    "user": {"id": 1},
+    "context": {"device": "mobile"},
+    "candidates": list(range(40)),
+    "k": 10,
+}
+
+
 @pytest.fixture
 def server(tmp_path, store_db, saved):
     """A running `sectionrank serve` with 2 workers: (process, port, log path, stdout path)."""

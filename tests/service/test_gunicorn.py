@@ -16,17 +16,9 @@ from pathlib import Path
 import pytest
 
 from bandits.log import DecisionLog
-from tests.service.gunicorn_server import STOP_TIMEOUT, metric, request, start, stop
+from tests.service.gunicorn_server import RERANK, STOP_TIMEOUT, metric, request, start, stop
 
 pytestmark = pytest.mark.slow
-
-RERANK = {
-    "section": "discover",
-    "user": {"id": 1},
-    "context": {"device": "mobile"},
-    "candidates": list(range(40)),
-    "k": 10,
-}
 
 
 def test_serve_answers_and_its_curl_example_works(server):
@@ -49,13 +41,7 @@ def test_sigterm_while_serving_loses_no_acknowledged_decision(server):
     process, port, log, _ = server
     status, _ = request(port, "GET", "/v1/sections")
     assert status == 200
-    body = {
-        "section": "discover",
-        "user": {"id": 1},
-        "context": {"device": "mobile"},
-        "candidates": list(range(40)),
-        "k": 10,
-    }
+    body = RERANK
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -98,13 +84,7 @@ def test_metrics_count_every_worker_whichever_answers(server):
         assert time.monotonic() < deadline, f"workers never reached 2: {workers}"
         time.sleep(0.2)
         workers = metric(request(port, "GET", "/metrics")[1], "sectionrank_workers")
-    body = {
-        "section": "discover",
-        "user": {"id": 1},
-        "context": {"device": "mobile"},
-        "candidates": list(range(40)),
-        "k": 10,
-    }
+    body = RERANK
     n = 60
     live_pids: set[int] = set()
     for _ in range(n):

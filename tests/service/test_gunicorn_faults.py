@@ -22,17 +22,10 @@ import pytest
 
 from bandits.log import DecisionLog
 from tests.service.faults import bad_artifacts, locked, wait_for
-from tests.service.gunicorn_server import request, start, stop, worker_pids
+from tests.service.gunicorn_server import RERANK, request, start, stop, worker_pids
 
 pytestmark = pytest.mark.slow
 
-RERANK = {
-    "section": "discover",
-    "user": {"id": 1},
-    "context": {"device": "mobile"},
-    "candidates": list(range(40)),
-    "k": 10,
-}
 TOKEN = "fault-token"
 FAULTY_RELOADS = ("truncated model", "garbage model", "garbage policy", "consolidated model in the base slot")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,21 +11,13 @@ import time
 
 import pytest
 
-from tests.service.gunicorn_server import metric, request, worker_pids
+from tests.service.gunicorn_server import RERANK, metric, request, worker_pids
 
 pytestmark = pytest.mark.slow
 
 #: How long the stalled clients keep stalling (the issue's figure), and how many at once.
 HOLD_SECONDS = 40.0
 STALLED = 4
-
-BODY = {
-    "section": "discover",
-    "user": {"id": 1},
-    "context": {"device": "mobile"},
-    "candidates": list(range(40)),
-    "k": 10,
-}
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -72,7 +64,7 @@ def test_stalled_clients_hold_no_worker(server):
     def rerank():
         while not stop.is_set():
             try:
-                status, _ = request(port, "POST", "/v1/rerank", BODY, timeout=5)
+                status, _ = request(port, "POST", "/v1/rerank", RERANK, timeout=5)
             except OSError:
                 status = 0
             reranks.append(status)
@@ -108,7 +100,7 @@ def test_stalled_clients_hold_no_worker(server):
 
 def test_a_client_waiting_for_100_continue_and_a_chunked_body_are_served(server):
     _, port, _, _ = server
-    payload = json.dumps(BODY).encode()
+    payload = json.dumps(RERANK).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
         sock.sendall(b"Expect: 100-continue\r\nContent-Length: " + str(len(payload)).encode() + b"\r\n\r\n")
