@@ -5,9 +5,14 @@
 (``ranker_factory=``) and the model directory it writes has the same format and inference contract as one
 trained in one process: the service loads it as any other.
 
-The training and validation rows are cut into partitions at list boundaries (a ranking group never straddles
-two partitions, as LightGBM's distributed lambdarank requires), about two per worker, and each worker trains
-on its partitions (LightGBM's data-parallel tree learner, over ports it opens between the workers).
+The training rows are cut into partitions at list boundaries (a ranking group never straddles two partitions,
+as LightGBM's distributed lambdarank requires), about two per worker, and each worker trains on its partitions
+(LightGBM's data-parallel tree learner, over ports it opens between the workers). The lists are dealt to the
+partitions in turn (list i to partition i mod P), not cut into consecutive runs: a union is ordered by
+section, and LightGBM builds each feature's bins on the one worker that owns the feature, from that worker's
+rows only (LightGBM issue #5798). With consecutive runs, a feature that only one section carries got its bins
+from a worker holding none of that section's rows (every value its default: one bin), and the model could not
+split on it. Dealt in turn, every worker holds a share of every section.
 LightGBM's Dask interface has no early stopping: every run boosts ``num_boost_round`` iterations with the
 validation NDCG recorded after each, and the model is cut where `LambdaRanker`'s early stopping would have
 stopped (the first best iteration before ``early_stopping_rounds`` without improvement), so the choice of
@@ -34,40 +39,50 @@ from ranker.train import LambdaRanker, Progress
 PARTITIONS_PER_WORKER = 2
 
 
-def list_partitions(group_sizes: np.ndarray, n_partitions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut consecutive lists into at most `n_partitions` runs of whole lists with about equal list counts.
+def dealt_order(group_sizes: np.ndarray, n_partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The order of lists and of rows that deals the lists to `n_partitions` partitions in turn.
 
     Returns
     -------
-    lists_per_partition, rows_per_partition : (P,) int64
-        Both sum to the totals, no partition empty; partition p holds lists
-        ``cumsum(lists)[p-1] .. cumsum(lists)[p] - 1`` and exactly their rows.
+    list_order : (G,) int64
+        Lists ``0, P, 2P, ..., 1, P + 1, ...`` (P = ``min(n_partitions, G)``).
+    row_order : (R,) int64
+        The rows of those lists, each list's rows contiguous and in their original order.
+    lists_per_partition : (P,) int64
+        How many lists each partition takes from the front of `list_order`: partition p holds exactly the
+        lists ``i`` with ``i mod P == p``.
     """
     sizes = np.asarray(group_sizes, dtype=np.int64)
     n = len(sizes)
-    if n == 0:
-        raise TrainingDataError("expected at least one list to partition, found none")
     parts = max(1, min(int(n_partitions), n))
-    edges = np.unique(np.linspace(0, n, parts + 1).round().astype(np.int64))
-    lists = np.diff(edges)
-    row_edges = np.concatenate([[0], np.cumsum(sizes)])[edges]
-    return lists, np.diff(row_edges)
+    lists = np.arange(n, dtype=np.int64)
+    list_order = np.lexsort((lists, lists % parts))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    lengths = sizes[list_order]
+    offsets = np.arange(lengths.sum(), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row_order = np.repeat(starts[list_order], lengths) + offsets
+    lists_per_partition = (n - np.arange(parts, dtype=np.int64) + parts - 1) // parts
+    return list_order, row_order, lists_per_partition
 
 
 def dask_collections(
     client: Any, x: np.ndarray, y: np.ndarray, group_sizes: np.ndarray, n_partitions: int
 ) -> tuple[Any, Any, Any]:
-    """Dask arrays of rows (R, F), labels (R,) and group sizes (G,), partitioned at list boundaries alike,
-    partition p placed on the p-th worker (round robin, in address order) so that a run is repeatable."""
+    """Dask arrays of rows (R, F), labels (R,) and group sizes (G,), the lists dealt to the partitions in turn
+    (`dealt_order`) and partitioned at list boundaries alike, partition p placed on the p-th worker (round
+    robin, in address order) so that a run is repeatable."""
     import dask.array as da
 
-    lists, rows = list_partitions(group_sizes, n_partitions)
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y)
-    groups = np.asarray(group_sizes, dtype=np.int64)
+    if len(group_sizes) == 0:
+        raise TrainingDataError("expected at least one list to partition, found none")
+    list_order, row_order, lists = dealt_order(group_sizes, n_partitions)
+    groups = np.asarray(group_sizes, dtype=np.int64)[list_order]
+    list_edges = np.concatenate([[0], np.cumsum(lists)])
+    rows = np.add.reduceat(groups, list_edges[:-1])
+    x = np.asarray(x, dtype=np.float64)[row_order]
+    y = np.asarray(y)[row_order]
     workers = sorted(client.nthreads())
     row_edges = np.concatenate([[0], np.cumsum(rows)])
-    list_edges = np.concatenate([[0], np.cumsum(lists)])
     parts: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     for p in range(len(rows)):
         r0, r1, l0, l1 = row_edges[p], row_edges[p + 1], list_edges[p], list_edges[p + 1]
