@@ -88,7 +88,7 @@ def dask_collections(
         r0, r1, l0, l1 = row_edges[p], row_edges[p + 1], list_edges[p], list_edges[p + 1]
         where = [workers[p % len(workers)]]
         for out, piece in zip(parts, (x[r0:r1], y[r0:r1], groups[l0:l1]), strict=True):
-            future = client.scatter(piece, workers=where, broadcast=False)
+            future = client.scatter(piece, workers=where, broadcast=False, hash=False)
             out.append(da.from_delayed(future, shape=piece.shape, dtype=piece.dtype))
     return tuple(da.concatenate(p, axis=0) for p in parts)  # type: ignore[return-value]
 
