@@ -1,5 +1,5 @@
-"""Fault injection shared by the service's tests: a log held locked by another writer, a bounded wait, and
-bad artifacts for a reload (files edited and their manifest hashes recomputed)."""
+"""Fault injection shared by the service's tests: a log held locked by another writer, what a log holds, a
+bounded wait, and bad artifacts for a reload (files edited and their manifest hashes recomputed)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bandits.log import DecisionLog
 from bandits.vw_policy import FEATURE_FORMAT, VWSettings
 from heuristics import SectionsConfig
 
@@ -31,6 +32,12 @@ def locked(path: str | Path, timeout: float = 0.1) -> Iterator[None]:
     finally:
         conn.execute("ROLLBACK")
         conn.close()
+
+
+def in_log(path: Path) -> tuple[set[str], set[str]]:
+    """Event ids of the decisions and of the feedback in the log."""
+    with DecisionLog.open(path) as log:
+        return set(log.decisions()["event_id"]), set(log.feedback()["event_id"])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

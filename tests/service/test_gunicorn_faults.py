@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bandits.log import DecisionLog
-from tests.service.faults import bad_artifacts, locked, wait_for
+from tests.service.faults import bad_artifacts, in_log, locked, wait_for
 from tests.service.gunicorn_server import RERANK, request, start, stop, worker_pids
 
 pytestmark = pytest.mark.slow
@@ -109,12 +108,6 @@ class Load:
         with self._lock:
             answers = self.reranks if kind == "rerank" else self.feedbacks
             return {a.event_id: a.at for a in answers if a.status == 200 and a.logged}
-
-
-def in_log(path: Path) -> tuple[set[str], set[str]]:
-    """Event ids of the decisions and of the feedback in the log."""
-    with DecisionLog.open(path) as log:
-        return set(log.decisions()["event_id"]), set(log.feedback()["event_id"])
 
 
 def integrity(path: Path) -> str:
