@@ -106,6 +106,7 @@ PARTS = {
     "parse": "parse + validate",
     "features": "features",
     "predict": "predict",
+    "items": "items + policy context",
     "policy": "knob policy",
     "heuristics": "heuristics",
     "log": "decision queued",
@@ -168,6 +169,13 @@ def _in_process(
             batches[i % count].requests, batches[i % count].candidates.ravel(), one_request
         ),
         "predict": lambda i: model.predict(section, features[i % count]),
+        "items": lambda i: (
+            pipeline.policy_context(
+                batches[i % count],
+                pipeline.items.item_batch(batches[i % count].candidates, batches[i % count].requests.time),
+            ),
+            pipeline.items.request_context(batches[i % count].requests),
+        ),
         "policy": lambda i: pipeline.policy.choose(contexts[i % count], rng),
         "heuristics": lambda i: heuristics.rerank_arms(
             scores[i % count], items[i % count], request_contexts[i % count], arms[i % count], k
@@ -195,11 +203,15 @@ def _in_process(
                 calls[key](i)
                 if i >= 0:
                     parts[key][r, i] = (clock() - t0) * 1e3
+                if key == "log":
+                    state.writer.flush(60)
             t0 = clock()
             whole(i)
             if i >= 0:
                 total[r, i] = (clock() - t0) * 1e3
-        state.writer.flush(60)
+            # The writer thread writes the decision between requests, as it does in a worker while the next
+            # request is on the wire; back to back, it would compete with the next timed call instead.
+            state.writer.flush(60)
     return InProcess(parts, total)
 
 
@@ -403,7 +415,10 @@ def run(quick: bool = False) -> str:
             "requests with candidates sent as ids, k = 20.",
             "In process, one worker's `ServiceState`: each part of a request measured alone on the same 200 "
             "prepared requests (parse + validate: `parse_rerank(parse_json(body))`; features: "
-            "`FeatureBuilder.transform`; predict: the ranker's predictor; knob policy: the VW policy's "
+            "`FeatureBuilder.transform`; predict: the ranker's predictor; items + policy context: the "
+            "candidates' item attributes, the knob policy's context and the heuristics' request context "
+            "(`ItemIndex.item_batch`, `RerankPipeline.policy_context`, `ItemIndex.request_context`); knob "
+            "policy: the VW policy's "
             "`choose`; heuristics: the section's `SectionPipeline.rerank_arms`; decision queued: the "
             "decision record handed to the log writer; serialise: the response payload to JSON bytes), then "
             "the whole "
