@@ -25,9 +25,10 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +78,8 @@ class Experiment:
     name: str
     sections: tuple[str, ...]
     variants: tuple[Variant, ...]
+    _bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _prefix: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name("experiment", self.name)
@@ -96,18 +99,30 @@ class Experiment:
             )
         if not self.sections:
             raise InvalidArgumentError(f"Expected at least one section in experiment {self.name!r}")
+        cum = np.cumsum([v.share for v in self.variants], dtype=np.float64)
+        cum[-1] = 1.0
+        object.__setattr__(self, "_bounds", tuple(cum.tolist()))
+        object.__setattr__(self, "_prefix", _fnv1a(_FNV_OFFSET, f"{self.name}/".encode()))
 
     @property
     def bounds(self) -> np.ndarray:
         """The variants' upper bounds (V,) on [0, 1): cumulative shares, the last one exactly 1."""
-        cum = np.cumsum([v.share for v in self.variants], dtype=np.float64)
-        cum[-1] = 1.0
-        return cum
+        return np.array(self._bounds)
 
     def assign(self, user_ids: np.ndarray) -> np.ndarray:
         """The variant index (B,) int64 of each user id (int or str ids, a (B,) array)."""
         u = hash_unit(self.name, user_ids)
         return np.minimum(np.searchsorted(self.bounds, u, side="right"), len(self.variants) - 1)
+
+    def assign_one(self, user_id: int | str) -> int:
+        """The variant index of one user id: the same as `assign`, in plain integers (one request's path)."""
+        if isinstance(user_id, bool) or not isinstance(user_id, int | str | np.integer | np.str_):
+            raise InvalidArgumentError(f"Expected an int or str user id, found {user_id!r}")
+        h = _fnv1a(self._prefix, str(user_id).encode().rstrip(b"\0"))
+        for shift, factor in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53)):
+            h = ((h ^ (h >> shift)) * factor) & _MASK
+        u = ((h ^ (h >> 33)) >> 11) * 2.0**-53
+        return min(bisect.bisect_right(self._bounds, u), len(self.variants) - 1)
 
     def label(self, index: int) -> str:
         """``"EXPERIMENT/VARIANT"``: the variant as the decision log stores it."""
