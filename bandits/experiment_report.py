@@ -153,15 +153,15 @@ def difference_plot(analysis: ExperimentAnalysis) -> bytes:
 
     others = [v for v in analysis.variants if v != analysis.control]
     sections = list(analysis.sections)
+    found = {(d.section, d.metric, d.variant): d for d in analysis.differences}
+    nan = (math.nan, math.nan, math.nan)  # a section where a variant had no request
     figure = Figure(figsize=(4.2 * len(analysis.metrics) + 1, 0.5 * len(sections) * len(others) + 1.6))
     for j, metric in enumerate(analysis.metrics):
         ax = figure.add_subplot(1, len(analysis.metrics), j + 1)
         y = np.arange(len(sections))[::-1].astype(float)
         for i, variant in enumerate(others):
-            found = [analysis.difference(s, metric, variant) for s in sections]
-            mean = np.array([d.difference for d in found])
-            low = np.array([d.low for d in found])
-            high = np.array([d.high for d in found])
+            rows = [found.get((s, metric, variant)) for s in sections]
+            mean, low, high = np.array([nan if d is None else (d.difference, d.low, d.high) for d in rows]).T
             errors = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
             offset = (i - (len(others) - 1) / 2) * 0.25
             ax.errorbar(mean, y + offset, xerr=np.maximum(errors, 0), fmt="o", capsize=3, label=variant)

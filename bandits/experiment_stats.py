@@ -200,10 +200,11 @@ def user_totals(joined: pd.DataFrame) -> pd.DataFrame:
 
 
 def _split_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    parts = frame["label"].astype(str).str.partition("/")
+    labels = frame["label"].to_numpy(dtype=object).astype(str)
+    experiment, _, variant = np.char.partition(labels, "/").T if len(labels) else (labels, labels, labels)
     out = frame.drop(columns="label")
-    out.insert(0, "variant", parts[2].to_numpy(dtype=object))
-    out.insert(0, "experiment", parts[0].to_numpy(dtype=object))
+    out.insert(0, "variant", variant.astype(object))
+    out.insert(0, "experiment", experiment.astype(object))
     return out[_TOTAL_COLUMNS].reset_index(drop=True)
 
 

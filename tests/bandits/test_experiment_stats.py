@@ -222,3 +222,15 @@ def test_write_report_files(tmp_path, rng):
     assert exp["control"] == "A"
     first = exp["differences"][0]
     assert first["difference"] == pytest.approx(analyses[0].differences[0].difference)
+
+
+def test_write_report_with_a_variant_missing_from_a_section(tmp_path):
+    rows = [
+        ("exp", v, s, u, 1, float(u % 3), 0.0, 0.0) for u in range(40) for v, s in (("A", "x"), ("B", "y"))
+    ]
+    rows += [("exp", "B", "x", 100 + u, 1, 1.0, 0.0, 0.0) for u in range(5)]
+    (analysis,) = analyse(pd.DataFrame(rows, columns=COLUMNS))
+    assert {d.section for d in analysis.differences} == {"x", ALL}  # y has no control: no difference
+    files = write_report((analysis,), tmp_path, source="log.db", wait_seconds=3600.0)
+    assert files.plots[0].stat().st_size > 0
+    assert "| y | B | 40 | 40 |" in files.report.read_text()
