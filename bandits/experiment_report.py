@@ -33,8 +33,9 @@ READING_GUIDE = """## How to read this report
   not a proof of equality: read the interval's width, which shrinks as about 1/sqrt(users).
 - **Reversal check.** Only where the overall difference is significant: a section whose own interval lies
   on the other side of 0 is a `reversal` (the overall winner loses there); `opposite, not significant` is a
-  section whose estimate has the other sign but whose interval contains 0. With 20 sections, about one
-  will look opposite by chance.
+  section whose estimate has the other sign but whose interval contains 0. Where a section's true
+  difference is small, its estimate takes either sign by chance: a few `opposite` marks over many sections
+  are expected.
 - **Many looks.** Each interval is a 95% interval on its own; checking many sections and metrics, or
   re-reading the report as traffic comes in, finds some "significant" differences by chance.
 """
@@ -167,7 +168,8 @@ def difference_plot(analysis: ExperimentAnalysis) -> bytes:
             ax.errorbar(mean, y + offset, xerr=np.maximum(errors, 0), fmt="o", capsize=3, label=variant)
         ax.axvline(0.0, color="grey", linewidth=1)
         ax.set_yticks(y, sections)
-        ax.set_xlabel(f"{metric} per request: variant - {analysis.control}")
+        compared = others[0] if len(others) == 1 else "variant"
+        ax.set_xlabel(f"{metric} per request: {compared} - {analysis.control}")
         if len(others) > 1:
             ax.legend(fontsize="small")
     figure.suptitle(f"Experiment {analysis.name}: differences with 95% intervals over users")
