@@ -65,6 +65,7 @@ DECISION_SCHEMA = pa.schema(
         ("propensity", pa.float64()),
         ("arm_probs", pa.string()),
         ("model_versions", pa.string()),
+        ("variant", pa.string()),
     ]
 )
 #: The Arrow schema of the feedback files.

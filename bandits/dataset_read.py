@@ -128,6 +128,10 @@ class LogDataset:
         for f in files:
             part = pq.read_table(f.path, filesystem=self.fs, columns=columns, filters=filters)
             if len(part):
+                if table == DECISIONS and "variant" in schema.names and "variant" not in part.column_names:
+                    # Shipped before decisions logged their A/B variant: none ("") for each row.
+                    blank = pa.array(np.full(len(part), "", object), pa.string())
+                    part = part.append_column("variant", blank)
                 if table == DECISIONS:
                     rank = np.full(len(part), self._host_rank[f.host], np.int64)
                     part = part.append_column("host_rank", pa.array(rank))

@@ -54,7 +54,7 @@ from bandits.log_codec import (
     joined_frame,
 )
 from bandits.log_schema import check_schema, is_blank
-from bandits.log_sqlite import connect, enable_wal, initialise, translated
+from bandits.log_sqlite import connect, enable_wal, initialise, translated, upgrade
 from bandits.records import DecisionBatch, FeedbackBatch
 
 # `decision_batch_from_frame` and `feedback_batch_from_frame` turn read frames back into records.
@@ -118,7 +118,8 @@ class DecisionLog:
         """Open the decision log at `path`; with ``create=True``, create it if it does not exist.
 
         Opening an existing file only reads it until it is known to be a decision log of this schema
-        version: a file that is not one is refused unchanged.
+        version: a file that is not one is refused unchanged. A log of an older version that
+        `bandits.log_schema.UPGRADES` knows is upgraded in place first, in one transaction.
 
         Parameters
         ----------
@@ -160,6 +161,7 @@ class DecisionLog:
                         )
                     enable_wal(conn, path)
                     initialise(db)
+                upgrade(db, path)
                 check_schema(db, str(path))
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     enable_wal(conn, path)

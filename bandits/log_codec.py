@@ -36,6 +36,7 @@ DECISION_FIELDS: tuple[str, ...] = (
     "propensity",
     "arm_probs",
     "model_versions",
+    "variant",
 )
 #: Feedback columns in the order `feedback_rows` writes them and `feedback_frame` reads them.
 FEEDBACK_FIELDS: tuple[str, ...] = ("event_id", "time", "clicks", "conversions", "revenue", "reward", "late")
@@ -97,6 +98,7 @@ def decision_rows(batch: DecisionBatch) -> list[tuple[Any, ...]]:
     section = _str_ids("section", batch.section, n)
     user_id = _ids("user_id", batch.user_id, n)
     arm_id = _str_ids("arm_id", batch.arm_id, n)
+    variant = np.full(n, "", object) if batch.variant is None else _str_ids("variant", batch.variant, n, True)
     arm_index = _ints("arm_index", batch.arm_index, n)
     propensity = _floats("propensity", batch.propensity, n)
     bad = np.flatnonzero(~((propensity > 0) & (propensity <= 1)))
@@ -150,6 +152,7 @@ def decision_rows(batch: DecisionBatch) -> list[tuple[Any, ...]]:
             propensity.tolist(),
             [encode_list(p) for p in arm_probs],
             versions,
+            variant.tolist(),
             strict=True,
         )
     )
@@ -220,11 +223,11 @@ def _is_id_array(arr: np.ndarray) -> bool:
     )
 
 
-def _str_ids(name: str, value: object, n: int) -> np.ndarray:
+def _str_ids(name: str, value: object, n: int, allow_empty: bool = False) -> np.ndarray:
     arr = _array(name, value, n)
     if arr.size and not _is_str_array(arr):
         raise InvalidBatchError(f"Expected `{name}` of str, found dtype {arr.dtype}")
-    empty = np.flatnonzero(arr == "")
+    empty = np.flatnonzero((arr == "") & (not allow_empty))
     if empty.size:
         raise InvalidBatchError(f"Expected a non-empty `{name}`, found '' at row {empty[0]}")
     return arr
@@ -465,7 +468,7 @@ def decisions_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     Columns: ``event_id, time, section, user_id`` (int64 or str; object when the log mixes both),
     ``context, knobs, model_versions`` (dicts), ``candidates, shown`` (one id array per row),
     ``shown_scores`` (float64 arrays, None when not logged), ``arm_id, arm_index, propensity``,
-    ``arm_probs`` (float64 arrays).
+    ``arm_probs`` (float64 arrays), ``variant`` (str, "" outside any A/B experiment).
     """
     return pd.DataFrame(_decision_columns(_columns(rows, len(DECISION_FIELDS))))
 
@@ -493,6 +496,7 @@ def _decision_columns(cols: list[Sequence[Any]]) -> dict[str, Any]:
         "propensity": np.asarray(c["propensity"], dtype=np.float64),
         "arm_probs": _object_column(decode_number_lists(c["arm_probs"], np.float64)),
         "model_versions": _object_column(decode_dicts(c["model_versions"])),
+        "variant": _str_column(c["variant"]),
     }
 
 
@@ -549,6 +553,7 @@ def decision_batch_from_frame(frame: pd.DataFrame) -> DecisionBatch:
     """A `DecisionBatch` of the rows of a `decisions()` (or `joined()`) frame.
 
     ``shown_scores`` is None when no row has scores; rows without scores among rows with them get NaN.
+    ``variant`` is None when no row was served in an A/B experiment.
     """
     scores = frame["shown_scores"].tolist()
     shown = frame["shown"].tolist()
@@ -573,6 +578,7 @@ def decision_batch_from_frame(frame: pd.DataFrame) -> DecisionBatch:
         arm_probs=frame["arm_probs"].tolist(),
         model_versions=frame["model_versions"].tolist(),
         shown_scores=shown_scores,
+        variant=None if (frame["variant"] == "").all() else frame["variant"].to_numpy(dtype=object),
     )
 
 

@@ -60,6 +60,7 @@ def parquet_schema(id_types: Mapping[str, str]) -> pa.Schema:
             ("propensity", pa.float64()),
             ("arm_probs", pa.list_(pa.float64())),
             ("model_versions", pa.string()),
+            ("variant", pa.string()),
             ("has_feedback", pa.bool_()),
             ("feedback_time", pa.float64()),
             ("clicks", pa.list_(pa.int64())),

@@ -1,6 +1,6 @@
 """The decision log's SQLite schema: tables, indexes, version stamps, and the check made on opening a file.
 
-Version 1 (documented column by column in docs/log-schema.md):
+Version 2 (documented column by column in docs/log-schema.md):
 
 - ``decisions``: one row per re-ranking decision, ``event_id`` unique;
 - ``feedback``: at most one row per ``event_id`` (repeats are ignored), so feedback is idempotent;
@@ -9,6 +9,10 @@ Version 1 (documented column by column in docs/log-schema.md):
 A file is a sectionrank decision log of this version when its ``PRAGMA application_id`` is
 `APPLICATION_ID`, its ``PRAGMA user_version`` and ``meta.schema_version`` are `SCHEMA_VERSION`, and its tables
 have every column listed here. Checking only reads the file.
+
+Version 1 lacked ``decisions.variant`` (the A/B variant of each decision). `upgrade_schema` brings a version-1
+file to version 2 in one transaction: the column is added with ``''`` (no experiment) for every existing row,
+which SQLite does without rewriting the table.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import sqlite_utils
 from bandits.errors import LogSchemaError
 
 #: Bumped whenever a table, column or encoding changes; a file of another version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Older versions that opening a log upgrades, and the statements that bring each to the next version.
+UPGRADES: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE decisions ADD COLUMN variant TEXT NOT NULL DEFAULT ''",),
+}
 #: ``PRAGMA application_id`` of every decision log: the ASCII bytes "SRDL" (sectionrank decision log).
 APPLICATION_ID = 0x5352444C
 #: ``meta.format`` of every decision log.
@@ -45,6 +53,7 @@ DECISION_COLUMNS: dict[str, str] = {
     "propensity": "REAL",
     "arm_probs": "TEXT",
     "model_versions": "TEXT",
+    "variant": "TEXT",
 }
 #: Column -> SQLite type of the feedback table, in table order. ``reward`` NULL means "no explicit reward".
 FEEDBACK_COLUMNS: dict[str, str] = {
@@ -90,6 +99,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
         DECISION_COLUMNS,
         pk="seq",
         not_null=[c for c in DECISION_COLUMNS if c not in ("seq", "shown_scores")],
+        defaults={"variant": ""},
     )
     db.create_table(
         "feedback",
@@ -112,6 +122,28 @@ def create_schema(db: sqlite_utils.Database) -> None:
     # Both pragmas write the database header, inside the same transaction as the tables.
     db.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def upgradable_version(db: sqlite_utils.Database) -> int | None:
+    """The version of a decision log that `upgrade_schema` would upgrade, or None (current, or not one)."""
+    if _pragma(db, "application_id") != APPLICATION_ID:
+        return None
+    version = _pragma(db, "user_version")
+    return version if version in UPGRADES else None
+
+
+def upgrade_schema(db: sqlite_utils.Database) -> None:
+    """Bring an older decision log to `SCHEMA_VERSION` (see `UPGRADES`); nothing when it is current.
+
+    Call inside a write transaction (``BEGIN IMMEDIATE``): the log is upgraded whole or not at all.
+    """
+    version = upgradable_version(db)
+    while version is not None and version in UPGRADES:
+        for statement in UPGRADES[version]:
+            db.conn.execute(statement)
+        version += 1
+        db.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        db.conn.execute(f"PRAGMA user_version = {version}")
 
 
 def check_schema(db: sqlite_utils.Database, path: str) -> None:
@@ -172,7 +204,10 @@ __all__ = [
     "FORMAT_NAME",
     "INDEXES",
     "SCHEMA_VERSION",
+    "UPGRADES",
     "check_schema",
     "create_schema",
     "is_blank",
+    "upgradable_version",
+    "upgrade_schema",
 ]

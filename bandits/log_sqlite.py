@@ -14,9 +14,9 @@ from pathlib import Path
 import sqlite_utils
 
 from bandits.errors import LogError, LogLockedError, LogNotFoundError, LogSchemaError
-from bandits.log_schema import create_schema, is_blank
+from bandits.log_schema import SCHEMA_VERSION, create_schema, is_blank, upgradable_version, upgrade_schema
 
-__all__ = ["connect", "enable_wal", "initialise", "translated"]
+__all__ = ["connect", "enable_wal", "initialise", "translated", "upgrade"]
 
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = (
     5,
@@ -75,6 +75,30 @@ def initialise(db: sqlite_utils.Database) -> None:
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        raise
+
+
+def upgrade(db: sqlite_utils.Database, path: Path) -> None:
+    """Upgrade an older decision log to the current schema in one transaction (`log_schema.upgrade_schema`),
+    unless another connection did so first; nothing for a current log. A file that cannot be written stays
+    as it is and raises `LogSchemaError`."""
+    version = upgradable_version(db)
+    if version is None:
+        return
+    conn = db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        upgrade_schema(db)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF == _SQLITE_READONLY:
+            raise LogSchemaError(
+                path,
+                f"schema version {version}, expected {SCHEMA_VERSION}; opening upgrades it, which needs "
+                "write access",
+            ) from exc
         raise
 
 

@@ -50,6 +50,9 @@ class DecisionBatch:
         Versions of the models that made the decision, e.g. ``{"ranker": ..., "policy": ...}``.
     shown_scores : list of B arrays, optional
         The final score of each shown item.
+    variant : (B,) str, optional
+        The A/B variant that served each decision, ``"EXPERIMENT/VARIANT"``
+        (`bandits.experiment_assign`); ``""`` outside any experiment. None: no row was in one.
     """
 
     event_id: np.ndarray
@@ -66,6 +69,7 @@ class DecisionBatch:
     arm_probs: list[np.ndarray]
     model_versions: list[dict[str, str]]
     shown_scores: list[np.ndarray] | None = None
+    variant: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -80,6 +84,17 @@ class DecisionBatch:
             values = [getattr(b, name) for b in batches]
             if name == "shown_scores":
                 out[name] = None if any(v is None for v in values) else [x for v in values for x in v]
+            elif name == "variant":
+                out[name] = (
+                    None
+                    if all(v is None for v in values)
+                    else np.concatenate(
+                        [
+                            np.full(len(b), "", object) if v is None else np.asarray(v, object)
+                            for b, v in zip(batches, values, strict=True)
+                        ]
+                    )
+                )
             elif isinstance(values[0], np.ndarray):
                 out[name] = np.concatenate(values)
             else:

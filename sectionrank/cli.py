@@ -89,6 +89,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "sectionrank.commands.replay:replay_command",
         "Estimate target policies' values offline from logged decisions (off-policy evaluation).",
     ),
+    "experiment-report": LazyCommand(
+        "sectionrank.commands.experiment_report:experiment_report_command",
+        "Compare the variants of the log's A/B experiments per section and overall, with intervals.",
+    ),
     "policy-value": LazyCommand(
         "sectionrank.commands.policy_value:policy_value_command",
         "Exact expected outcome per request of knob policies, from the world's click model.",

@@ -17,6 +17,9 @@ Keys (docs/serve.md lists them with their defaults)::
     base = "models/base"
     [section_models]                    # which design serves each section (defaults below)
     search = "independent"
+    [experiments.NAME]                  # A/B tests between designs (service/experiments.py)
+    sections = ["similar_items"]
+    variants = { A = { share = 0.5 }, B = { share = 0.5, design = "consolidated" } }
 
 Relative paths are resolved against the directory of the TOML file, the shipped one's included (against
 the working directory for a dict). The environment overrides the file: ``SECTIONRANK_ADMIN_TOKEN``,
@@ -41,6 +44,7 @@ from typing import Any
 
 from heuristics.config_reader import ConfigChecks
 from service.errors import ServiceConfigError
+from service.experiments import ExperimentConfig, designs_of, experiment_problems, parse_experiments
 
 DESIGNS = ("base", "consolidated", "independent")
 
@@ -85,6 +89,7 @@ _KNOWN = frozenset(
         "spill_dir",
         "models",
         "section_models",
+        "experiments",
     }
 )
 
@@ -110,6 +115,8 @@ class ServiceConfig:
     policy : str
         A `bandits.replay.parse_policy` spec, or a VW policy directory (resolved to an absolute path when it
         exists relative to the config file).
+    experiments : tuple of ExperimentConfig
+        ``[experiments]``: A/B tests between designs (`service.experiments`); empty when none.
     """
 
     store: Path
@@ -125,6 +132,7 @@ class ServiceConfig:
     heuristics: bool = True
     reload_timeout_seconds: float = 60.0
     spill_dir: Path | None = None
+    experiments: tuple[ExperimentConfig, ...] = ()
     source: str = "<dict>"
 
     @classmethod
@@ -187,6 +195,11 @@ class ServiceConfig:
                 "reload_timeout_seconds", values.get("reload_timeout_seconds", 60.0), low=1.0
             ),
             spill_dir=_path("spill_dir", values["spill_dir"], base) if values.get("spill_dir") else None,
+            experiments=parse_experiments(
+                values.get("experiments", {}),
+                designs=DESIGNS,
+                policy=lambda value, key: _policy(value, base, key),
+            ),
             source=source,
         )
 
@@ -223,7 +236,13 @@ class ServiceConfig:
             problems.append(
                 ServiceConfigError(f"models.{design}", f"no model directory, but it serves {listing}")
             )
+        problems += experiment_problems(self.experiments, names, self.models)
         return problems
+
+    def designs_in_use(self, sections: Iterable[str]) -> set[str]:
+        """The designs that serve `sections`: by ``[section_models]`` and by any experiment's variant."""
+        in_use = {self.section_models[name] for name in sections if name in self.section_models}
+        return in_use | designs_of(self.experiments)
 
     def public(self) -> dict[str, Any]:
         """The config without the admin token, JSON-able."""
@@ -240,6 +259,7 @@ class ServiceConfig:
             "heuristics": self.heuristics,
             "reload_timeout_seconds": self.reload_timeout_seconds,
             "spill_dir": "" if self.spill_dir is None else str(self.spill_dir),
+            "experiments": {e.name: e.public() for e in self.experiments},
         }
 
 
@@ -276,10 +296,10 @@ def _section_models(table: Any) -> dict[str, str]:
     }
 
 
-def _policy(value: Any, base: Path) -> str:
+def _policy(value: Any, base: Path, key: str = "policy") -> str:
     """A policy spec, or a policy directory resolved against `base`."""
     if not isinstance(value, str) or not value:
-        raise ServiceConfigError("policy", f"expected a policy spec or directory, found {value!r}")
+        raise ServiceConfigError(key, f"expected a policy spec or directory, found {value!r}")
     if ":" in value or value in _POLICY_NAMES:
         return value
-    return str(_path("policy", value, base))
+    return str(_path(key, value, base))

@@ -1,6 +1,9 @@
 """Building a pipeline from a service config: every artifact loaded, each contract and slot design checked,
 a smoke prediction in every section. `build_pipeline` is run by a reload's validating process
 (`service.reload_check`) and then by the worker itself (`service.state.ServiceState`).
+
+With ``[experiments]`` (`service.experiments`) every variant gets a pipeline of its own, sharing the loaded
+models, store tables and (when the spec is the same) knob policies; `Loaded.route` picks a request's.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from bandits.base import KnobPolicy
 from bandits.errors import BanditsError
+from bandits.experiment_assign import Experiment
 from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
 from ranker.errors import PipelineConfigError, RankerError
@@ -23,6 +27,7 @@ from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline
 from service.config import ServiceConfig
 from service.errors import LoadError, ServiceConfigError, ServiceError
+from service.experiments import designs_of
 from service.store import ServiceStore
 
 #: The errors a bad config, store, artifact or policy raises while loading.
@@ -31,17 +36,44 @@ LOAD_ERRORS = (RankerError, BanditsError, HeuristicsError, ServiceError, OSError
 
 @dataclass
 class Loaded:
-    """A built pipeline and what it was built from; its caches go with it (a reload starts them empty)."""
+    """A built pipeline and what it was built from; its caches go with it (a reload starts them empty).
+
+    Attributes
+    ----------
+    variants : mapping label -> RerankPipeline
+        The pipeline of each experiment variant, by its label ``"EXPERIMENT/VARIANT"``.
+    experiments : mapping section -> Experiment
+        The experiment that assigns each section's requests (sections in none are absent).
+    caches : mapping (section, variant label) -> OrderedDict
+    """
 
     config: ServiceConfig
     pipeline: RerankPipeline
     models: dict[str, RankerModel]
     loaded_at: float
-    caches: dict[str, OrderedDict] = field(default_factory=dict)
+    caches: dict[tuple[str, str], OrderedDict] = field(default_factory=dict)
+    variants: dict[str, RerankPipeline] = field(default_factory=dict)
+    experiments: dict[str, Experiment] = field(default_factory=dict)
 
     @property
     def sections(self) -> SectionsConfig:
         return self.pipeline.sections
+
+    def route(self, section: str, user_id: object) -> tuple[RerankPipeline, str]:
+        """The pipeline that serves `user_id` in `section`, and its variant label (``""``: no experiment)."""
+        experiment = self.experiments.get(section)
+        if experiment is None:
+            return self.pipeline, ""
+        label = experiment.label(experiment.assign_one(user_id))
+        return self.variants[label], label
+
+    def policies(self) -> list[KnobPolicy]:
+        """Every distinct knob policy of the pipelines (to close them once)."""
+        out: list[KnobPolicy] = []
+        for pipeline in (self.pipeline, *self.variants.values()):
+            if all(pipeline.policy is not p for p in out):
+                out.append(pipeline.policy)
+        return out
 
 
 def _load_step(key: str, step, *args, **kwargs):
@@ -76,7 +108,7 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
         raise LoadError(problems[0].key, problems[0].problem)
     designs = {section.name: config.section_models[section.name] for section in sections}
     models = {}
-    for design in sorted(set(designs.values())):
+    for design in sorted(set(designs.values()) | designs_of(config.experiments)):
         model = step(
             f"models.{design}",
             RankerModel.load,
@@ -91,10 +123,11 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
                 f"{config.models[design]} holds a {model.design} model; this slot takes a {design} model",
             )
         models[design] = model
-    policy = step("policy", parse_policy, config.policy, sections)
-    if not isinstance(policy, KnobPolicy):
-        raise LoadError("policy", f"{config.policy!r} is not a policy the service can serve")
+    policies: dict[str, KnobPolicy] = {}
+    policy = _policy(step, "policy", config.policy, sections, policies)
     rankers = {section: models[design] for section, design in designs.items()}
+    variants: dict[str, RerankPipeline] = {}
+    routes: dict[str, Experiment] = {}
     try:
         items = step("store", ItemAttributes, catalog, users)
         pipeline = step(
@@ -109,12 +142,38 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
             num_threads=1,
         )
         step("models", smoke_test, pipeline, catalog, users)
+        for experiment in config.experiments:
+            plan = experiment.plan()
+            for index, variant in enumerate(experiment.variants):
+                key = f"{experiment.key}.variants.{variant.name}"
+                spec = config.policy if variant.policy is None else variant.policy
+                chosen = _policy(step, f"{key}.policy", spec, sections, policies)
+                served = dict(rankers)
+                if variant.design is not None:
+                    served.update({s: models[variant.design] for s in experiment.sections})
+                heuristics = config.heuristics if variant.heuristics is None else variant.heuristics
+                options = {"heuristics": heuristics, "seed": config.seed, "num_threads": 1}
+                built = step(f"{key}.design", RerankPipeline, sections, served, items, chosen, **options)
+                step(key, smoke_test, built, catalog, users)
+                variants[plan.label(index)] = built
+            routes.update(dict.fromkeys(experiment.sections, plan))
     except LoadError:
-        close = getattr(policy, "close", None)  # a refused VW workspace must not leak
-        if callable(close):
-            close()
+        for opened in policies.values():  # a refused VW workspace must not leak
+            close = getattr(opened, "close", None)
+            if callable(close):
+                close()
         raise
-    return Loaded(config, pipeline, models, time.time())
+    return Loaded(config, pipeline, models, time.time(), variants=variants, experiments=routes)
+
+
+def _policy(step, key: str, spec: str, sections: SectionsConfig, loaded: dict[str, KnobPolicy]) -> KnobPolicy:
+    """The knob policy of `spec`, loaded once per spec into `loaded` (`step` names `key` on failure)."""
+    if spec not in loaded:
+        policy = step(key, parse_policy, spec, sections)
+        if not isinstance(policy, KnobPolicy):
+            raise LoadError(key, f"{spec!r} is not a policy the service can serve")
+        loaded[spec] = policy
+    return loaded[spec]
 
 
 def check_section_names(config: ServiceConfig, named: Mapping[str, str]) -> None:

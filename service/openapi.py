@@ -115,6 +115,10 @@ SCHEMAS: dict[str, Any] = {
                 "description": "false when neither the log nor the spill journal can take the decision",
             },
             "request_id": {"type": "string"},
+            "variant": {
+                "type": "string",
+                "description": "the A/B variant that served the request, EXPERIMENT/VARIANT (absent outside)",
+            },
         },
         ["event_id", "section", "items", "arm", "model_versions", "timing", "fallback", "cached", "logged"],
     ),

@@ -194,10 +194,12 @@ class ServiceState:
         with self._rerank_lock:
             old, self.loaded = self.loaded, loaded
             self.metrics.set_loaded(True)
-            if old is not None and old.pipeline.policy is not loaded.pipeline.policy:
-                close = getattr(old.pipeline.policy, "close", None)
-                if callable(close):
-                    close()
+            if old is not None:
+                kept = loaded.policies()
+                for policy in old.policies():
+                    close = getattr(policy, "close", None)
+                    if callable(close) and all(policy is not k for k in kept):
+                        close()
 
     def require_loaded(self) -> Loaded:
         loaded = self.loaded
@@ -214,9 +216,10 @@ class ServiceState:
         started = time.perf_counter()
         loaded = self.require_loaded()
         request = parse_rerank(body, loaded.sections)
+        _, variant = loaded.route(request.section, request.user_id)
         size = loaded.sections[request.section].serving.cache_size
         key = cache_key(body) if size > 0 else None
-        cache = loaded.caches.setdefault(request.section, OrderedDict()) if key is not None else None
+        cache = None if key is None else loaded.caches.setdefault((request.section, variant), OrderedDict())
         cached = None
         if cache is not None:
             with self._rerank_lock:
@@ -227,7 +230,8 @@ class ServiceState:
             result = self._from_cache(cached, request)
         else:
             with self._rerank_lock:
-                result = (self.loaded or loaded).pipeline.rerank(request)
+                pipeline, variant = (self.loaded or loaded).route(request.section, request.user_id)
+                result = with_variant(pipeline.rerank(request), variant)
                 if cache is not None and result.fallback is None:
                     cache[key] = result
                     while len(cache) > size:
@@ -238,7 +242,7 @@ class ServiceState:
             request.section, elapsed, arm=result.arm_id, fallback=result.fallback, cached=cached is not None
         )
         return response_payload(
-            result, request, cached=cached is not None, total_ms=elapsed * 1e3, logged=logged
+            result, request, cached=cached is not None, total_ms=elapsed * 1e3, logged=logged, variant=variant
         )
 
     def _from_cache(self, first: RerankResult, request: RerankRequest) -> RerankResult:
@@ -322,9 +326,10 @@ class ServiceState:
         self.writer.close()
         self.recent.close()
         if self.loaded is not None:
-            close = getattr(self.loaded.pipeline.policy, "close", None)
-            if callable(close):
-                close()
+            for policy in self.loaded.policies():
+                close = getattr(policy, "close", None)
+                if callable(close):
+                    close()
         if self in _OPEN:
             _OPEN.remove(self)
 
@@ -366,8 +371,21 @@ def positions(
     return np.unique(out)
 
 
+def with_variant(result: RerankResult, variant: str) -> RerankResult:
+    """`result` with its decision marked as served by the experiment variant `variant` ("" for none)."""
+    if not variant or result.decision is None:
+        return result
+    return replace(result, decision=replace(result.decision, variant=np.array([variant], dtype=object)))
+
+
 def response_payload(
-    result: RerankResult, request: RerankRequest, *, cached: bool, total_ms: float, logged: bool = True
+    result: RerankResult,
+    request: RerankRequest,
+    *,
+    cached: bool,
+    total_ms: float,
+    logged: bool = True,
+    variant: str = "",
 ) -> dict[str, Any]:
     """The JSON body of a rerank response."""
     ids = result.item_ids.tolist()
@@ -387,6 +405,8 @@ def response_payload(
     }
     if request.request_id is not None:
         payload["request_id"] = request.request_id
+    if variant:
+        payload["variant"] = variant
     return payload
 
 

@@ -85,7 +85,7 @@ def preflight(config: ServiceConfig) -> list[str]:
     except HeuristicsError as exc:
         return [*problems, f"sections_config: {exc}"]
     problems += [f"{problem.key}: {problem.problem}" for problem in config.serving_problems(sections)]
-    in_use = {config.section_models[name] for name in sections if name in config.section_models}
+    in_use = config.designs_in_use(sections)
     for design in sorted(in_use & set(config.models)):
         if not config.models[design].is_dir():
             problems.append(f"models.{design}: {config.models[design]} is not a directory")
@@ -110,7 +110,7 @@ def compile_models(config: ServiceConfig, sections: list[str]) -> None:
     if not compiled.enabled():
         click.echo(f"  compiled predictor off ({compiled.ENV}=0): LightGBM scores")
         return
-    in_use = {config.section_models[name] for name in sections if name in config.section_models}
+    in_use = config.designs_in_use(sections)
     for design in sorted(in_use & set(config.models)):
         started = time.perf_counter()
         try:

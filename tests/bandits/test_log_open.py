@@ -74,7 +74,7 @@ def test_wal_mode_and_synchronous(log: DecisionLog, log_path: Path) -> None:
         assert full.db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
-@pytest.mark.parametrize("version", [0, 2, 3])
+@pytest.mark.parametrize("version", [0, 3, 4])
 def test_open_other_schema_version_raises(log_path: Path, version: int) -> None:
     DecisionLog.open(log_path, create=True).close()
     conn = sqlite3.connect(log_path)

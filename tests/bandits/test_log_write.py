@@ -91,7 +91,7 @@ def test_log_empty_batches_write_nothing(log: DecisionLog) -> None:
     assert log.append_feedback(FeedbackBatch(np.array([], str), np.array([]), [])) == 0
     assert log.count() == 0
     assert log.decisions().empty
-    assert list(log.decisions().columns) == list(log.joined().columns)[:14]
+    assert list(log.decisions().columns) == list(log.joined().columns)[:15]
     assert log.id_types() == {"user_id": "none", "candidates": "none", "shown": "none"}
 
 
