@@ -120,8 +120,7 @@ def policy_value_command(
         )
         click.echo(f"  {'per-request oracle':<{width}} {row['oracle']:8.4f}")
     click.echo(
-        "\n"
-        + READING_NOTE.format(requests=len(requests), full=FULL.log_requests, quick=QUICK.log_requests)
+        "\n" + READING_NOTE.format(requests=len(requests), full=FULL.log_requests, quick=QUICK.log_requests)
     )
     if out is not None:
         out.write_text(json.dumps({"outcome": outcome, "sections": result}, indent=2))
