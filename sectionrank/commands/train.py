@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -49,10 +50,13 @@ def context_note(config: RankerConfig, models: Iterable[tuple[str, str, Iterable
         if blind:
             where = " and ".join(f"{s} ({kind})" for s, kind in blind.items())
             notes.append(
-                f"{name}: it has no section-context feature, so in {where} it ranks without the request's "
-                "context and trails the designs that have it. In serving, those sections' heuristics "
-                "(shipped: source similarity, category match) add that context on top of its order "
-                "(docs/ranker.md)."
+                textwrap.fill(
+                    f"{name}: it has no section-context feature, so in {where} it ranks without the "
+                    "request's context and trails the designs that have it. In serving, those sections' "
+                    "heuristics (shipped: source similarity, category match) add that context on top of "
+                    "its order (docs/ranker.md).",
+                    width=110,
+                )
             )
     return "\n".join(notes) or None
 

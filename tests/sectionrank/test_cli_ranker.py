@@ -88,7 +88,7 @@ def test_cli_evaluate_prints_designs_side_by_side_and_writes_json(models, sim_di
     assert (
         "base: it has no section-context feature, so in similar_items (source_item) and category_explore "
         "(category)"
-    ) in result.stdout
+    ) in " ".join(result.stdout.split())
     assert "consolidated: it has no" not in result.stdout
     data = json.loads(out.read_text())
     assert data["settings"]["n_bootstrap"] == 50
