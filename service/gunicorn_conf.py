@@ -14,6 +14,9 @@
   ``PROMETHEUS_MULTIPROC_DIR`` (a new temporary directory when it is unset) before any of them starts, and
   ``child_exit`` marks a dead worker's files, so its live gauges leave the sums while its counts stay. This
   module does not import prometheus_client: the master must set the variable before anything imports it.
+- ``post_worker_init`` also prints `sectionrank serve`'s banner (where it listens, a curl command, the
+  notes given with ``--note``) again once every worker of the first start has loaded, below gunicorn's
+  start-up lines, which had scrolled it away (`announce_ready`).
 - ``worker_exit`` closes the worker's decision writer, draining its queue into the log: a SIGTERM to the
   master (graceful stop) loses no decision that a response acknowledged. An ``atexit`` hook in
   service.state does the same when a worker exits another way.
@@ -29,6 +32,11 @@ from pathlib import Path
 
 #: The variable that switches prometheus_client to its multiprocess mode (read when it is imported).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The variable holding `sectionrank serve`'s banner, printed again once every worker is ready.
+BANNER_ENV = "SECTIONRANK_BANNER"
+#: Files `announce_ready` leaves in the metrics directory: one per ready worker, and one once it printed.
+READY_PREFIX = "ready-"
+ANNOUNCED = "banner-shown"
 
 preload_app = False
 worker_class = "service.worker.BufferingSyncWorker"
@@ -50,8 +58,8 @@ def prepare_metrics_dir(environ: dict[str, str] | os._Environ = os.environ) -> P
         value = environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")
     directory = Path(value)
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+    for stale in [*directory.glob("*.db"), *directory.glob(READY_PREFIX + "*"), directory / ANNOUNCED]:
+        stale.unlink(missing_ok=True)
     return directory
 
 
@@ -98,6 +106,32 @@ def post_worker_init(worker) -> None:
         )
         time.sleep(LOAD_FAILURE_PAUSE)
         sys.exit(1)
+    announce_ready(worker)
+
+
+def announce_ready(worker, environ: dict[str, str] | os._Environ = os.environ, out=None) -> bool:
+    """Print the banner of `BANNER_ENV` once all ``worker.cfg.workers`` workers of the first start are ready.
+
+    Each ready worker leaves a ``ready-<pid>`` file in the metrics directory (emptied before the workers
+    start); the worker that completes the count and first creates ``banner-shown`` (an exclusive create, so
+    one of two workers ready at once) prints. A worker started later to replace one prints nothing. Returns
+    whether this worker printed."""
+    import sys
+
+    banner, directory = environ.get(BANNER_ENV), environ.get(MULTIPROC_ENV)
+    if not banner or not directory:
+        return False
+    directory = Path(directory)
+    (directory / f"{READY_PREFIX}{worker.pid}").touch()
+    if len(list(directory.glob(READY_PREFIX + "*"))) < worker.cfg.workers:
+        return False
+    try:
+        os.close(os.open(directory / ANNOUNCED, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    out = sys.stdout if out is None else out
+    print(f"{banner}\n", file=out, flush=True)
+    return True
 
 
 def worker_exit(server, worker) -> None:

@@ -16,6 +16,7 @@ from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+table { display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f3f3f3; }
 td.r { text-align: right; white-space: nowrap; }

@@ -213,3 +213,109 @@ def test_docs_sections_config_documents_every_key():
 
     for key in sorted(_TOP_KEYS | _SECTION_KEYS | set(ServingSettings._LIMITS)):
         assert f"| `{key}` |" in CONFIG_DOC, f"docs/sections-config.md has no table row for `{key}`"
+
+
+# Output shown in the docs is checked against the commands, so that it cannot go stale. A ```text block whose
+# first line is `$ sectionrank ...` shows commands and their output: each `$` line is run (in an empty
+# directory, help at a fixed width) and what follows it, up to the next `$` line, must be its output. The
+# docs shorten and generalise explicitly with `…`: a line that is only `…` stands for any number of lines,
+# and `…` inside a line for any text on it (a path, a temporary directory). A block whose commands need files
+# the test does not have is marked on the line above its fence: `<!-- output not checked: why -->`.
+# Help blocks (`Usage: sectionrank ...`) must start with their `$ sectionrank ... --help` line.
+
+#: The width help is rendered at in the docs (the project's line length).
+HELP_WIDTH = 110
+NOT_CHECKED = re.compile(r"<!-- output not checked: [^>]+ -->")
+ELLIPSIS = "…"
+
+
+def output_blocks(text: str) -> list[tuple[int, str, bool]]:
+    """(line number, body, checked) of every ```text block that starts with `$ sectionrank `."""
+    blocks = []
+    for match in re.finditer(r"^```text[^\n]*\n(.*?)^```", text, flags=re.S | re.M):
+        body = match.group(1)
+        if not body.startswith(f"$ {PROGRAM} "):
+            continue
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        line = text.count("\n", 0, match.start()) + 1
+        blocks.append((line, body, not NOT_CHECKED.fullmatch(before.strip())))
+    return blocks
+
+
+def block_commands(body: str) -> list[tuple[list[str], str]]:
+    """The block's (arguments, expected output) pairs, one per `$` line."""
+    pairs = []
+    for part in re.split(rf"^\$ {PROGRAM} ", body, flags=re.M)[1:]:
+        command, _, expected = part.partition("\n")
+        pairs.append((shlex.split(command), expected))
+    return pairs
+
+
+def output_pattern(expected: str) -> re.Pattern[str]:
+    """A regex of the shown output: `…` alone on a line is any lines, `…` in a line any text on it."""
+    parts = []
+    for line in expected.splitlines():
+        if line.strip() == ELLIPSIS:
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            parts.append(".*?".join(re.escape(piece) for piece in line.split(ELLIPSIS)) + r"[ \t]*\n")
+    return re.compile("".join(parts))
+
+
+def run_shown(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, args, prog_name=PROGRAM, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH
+    )
+    return result.exit_code, result.output
+
+
+def _doc_output_cases() -> list:
+    cases = []
+    for page in sorted(DOCS.glob("*.md")):
+        for line, body, checked in output_blocks(page.read_text()):
+            for args, expected in block_commands(body):
+                marks = () if checked else (pytest.mark.skip(reason="marked: output not checked"),)
+                cases.append(
+                    pytest.param(args, expected, id=f"{page.name}:{line} {' '.join(args)}"[:90], marks=marks)
+                )
+    return cases
+
+
+@pytest.mark.parametrize(("args", "expected"), _doc_output_cases())
+def test_docs_shown_output_is_what_the_command_prints(args, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, output = run_shown(args)
+    assert code == (1 if expected.startswith("Error:") else 0), output
+    assert output_pattern(expected).fullmatch(output), (
+        f"`{PROGRAM} {shlex.join(args)}` prints, against the docs:\n{output}"
+    )
+
+
+def test_docs_help_blocks_are_checked():
+    for page in sorted(DOCS.glob("*.md")):
+        for block in fenced_blocks(page.read_text(), "text"):
+            assert not block.startswith(f"Usage: {PROGRAM}"), (
+                f"docs/{page.name}: start the help block {block.splitlines()[0]!r} with its `$ {PROGRAM} ... "
+                "--help` line, so that it is checked"
+            )
+
+
+def test_docs_output_pattern_reads_ellipses_as_any_text():
+    pattern = output_pattern("Config: /…/sections.toml\n\n[a]\n…\n  end\n")
+    assert pattern.fullmatch("Config: /x/y/sections.toml\n\n[a]\n  one\n  two\n  end\n")
+    assert pattern.fullmatch("Config: /x/sections.toml\n\n[a]\n  end\n")
+    assert not pattern.fullmatch("Config: /x/sections.toml\n\n[b]\n  end\n")
+    assert not pattern.fullmatch("Config: /x/sections.toml\n\n[a]\n  end\n  extra\n")
+    assert output_pattern("Error: x (…)\n").fullmatch("Error: x (anything here)\n")
+
+
+def test_docs_output_blocks_skip_only_the_marked_ones():
+    text = (
+        "```text\n$ sectionrank sections\nA\n```\n\n<!-- output not checked: needs files -->\n"
+        "```text\n$ sectionrank x --y\nB\n$ sectionrank z\nC\n```\n\n```text\nnot output\n```\n"
+    )
+    blocks = output_blocks(text)
+    assert [(checked, block_commands(body)) for _, body, checked in blocks] == [
+        (True, [(["sections"], "A\n")]),
+        (False, [(["x", "--y"], "B\n"), (["z"], "C\n")]),
+    ]

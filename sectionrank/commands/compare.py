@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from heuristics import SectionsConfig
-from sectionrank.progress import progress
+from sectionrank.progress import progress_by_group
 from simulator.compare_settings import FULL, QUICK
 
 
@@ -107,6 +107,7 @@ def compare_command(
     """
     # The comparison (LightGBM, VW) and the report (matplotlib) load only when the command runs.
     from simulator.compare import compare, write_outputs
+    from simulator.compare_run import STEPS
     from simulator.report import headline_text
 
     settings = QUICK if quick else FULL
@@ -129,7 +130,9 @@ def compare_command(
         seeds=seeds,
         settings=settings,
         sections=sections,
-        progress=lambda steps: progress(steps, total=len(steps), desc="comparing"),
+        progress=lambda steps: progress_by_group(
+            steps, total=len(steps), group=len(STEPS), desc="comparing", what="seed"
+        ),
     )
     paths = write_outputs(results, out)
     click.echo(

@@ -172,9 +172,9 @@ def learn_command(
         counts = meta["counts"]
         click.echo(
             f"Wrote {path} ({policy.version}) from {counts['decisions']:,} decisions "
-            f"({counts['with_feedback']:,} with feedback); progressive validation loss "
-            f"{meta['progressive_loss']:.4f}; mean {reward} {meta['mean_reward']:.4f}"
+            f"({counts['with_feedback']:,} with feedback)"
         )
+        click.echo(progressive_text(meta["progressive_loss"], meta["mean_reward"], reward))
         for section, n in counts["by_section"].items():
             click.echo(f"  {section:<18} {n:>9,} decisions")
         skipped = {k: v for k, v in counts["skipped"].items() if v}
@@ -182,3 +182,16 @@ def learn_command(
             click.echo(f"  skipped: {skipped}")
     finally:
         policy.close()
+
+
+def progressive_text(loss: float | None, mean_reward: float, reward: str) -> str:
+    """The progressive validation loss as what it measures: VW's loss is a cost, and cost = -reward."""
+    if loss is None or loss != loss:  # no example learned from, or an older policy without the number
+        return f"  {reward} per decision: {mean_reward:.4f} logged"
+    return (
+        f"  {reward} per decision: {-loss:.4f} estimated for the policy as it learned, {mean_reward:.4f} "
+        "logged.\n"
+        "  (Progressive validation: each decision is valued, off-policy from its logged probability, under\n"
+        "  the policy learned from the decisions before it. Vowpal Wabbit reports it as a loss, a cost, and\n"
+        f"  cost = -reward: its loss here is {loss:.4f}, negative because rewards are positive.)"
+    )

@@ -15,7 +15,7 @@ import click
 from heuristics import HeuristicsError, SectionsConfig
 from service.config import CONFIG_ENV, MODELS_ENV, ServiceConfig
 from service.errors import StoreError
-from service.gunicorn_conf import MULTIPROC_ENV
+from service.gunicorn_conf import BANNER_ENV, MULTIPROC_ENV
 from service.store import ServiceStore, read_input
 
 #: The WSGI target gunicorn loads in each worker, after the fork.
@@ -170,6 +170,13 @@ def compile_models(config: ServiceConfig, sections: list[str]) -> None:
     "--policy", default=None, help="Overrides the config's knob policy (spec or VW policy directory)."
 )
 @click.option(
+    "--note",
+    "notes",
+    multiple=True,
+    help="A line to add to the banner (repeatable), such as where a report is; the banner is printed again "
+    "once every worker is ready.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Check the config and print the gunicorn command; do not start."
 )
 def serve_command(
@@ -182,12 +189,14 @@ def serve_command(
     log_path: Path | None,
     models_dir: Path | None,
     policy: str | None,
+    notes: tuple[str, ...],
     dry_run: bool,
 ) -> None:
     """Serve the HTTP API with gunicorn: POST /v1/rerank, /v1/feedback, GET /v1/sections, /metrics, ...
 
     Each worker builds its pipeline after the fork (no --preload). SIGTERM drains every worker's decision
-    queue into the log before it exits. Prints where it listens and a curl command to try.
+    queue into the log before it exits. Prints where it listens and a curl command to try (with the --note
+    lines), and again once every worker is ready.
 
     \b
     Example:
@@ -209,10 +218,16 @@ def serve_command(
     if problems:
         raise click.ClickException("; ".join(problems))
     argv = gunicorn_argv(host, port, workers, timeout)
-    click.echo(f"sectionrank: serving {config.source} on http://{host}:{port} with {workers} workers")
-    click.echo(f"  decisions -> {config.log}; policy {config.policy}")
-    click.echo("Try:")
-    click.echo(f"  {curl_example(config, host, port)}")
+    banner = "\n".join(
+        [
+            f"sectionrank: serving {config.source} on http://{host}:{port} with {workers} workers",
+            f"  decisions -> {config.log}; policy {config.policy}",
+            *(f"  {note}" for note in notes),
+            "Try:",
+            f"  {curl_example(config, host, port)}",
+        ]
+    )
+    click.echo(banner)
     if dry_run:
         click.echo(" ".join(shlex.quote(a) for a in argv))
         return
@@ -222,6 +237,7 @@ def serve_command(
     if not env.get(MULTIPROC_ENV):
         env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="sectionrank-metrics-")
     click.echo(f"  metrics of all workers -> {env[MULTIPROC_ENV]}")
+    env[BANNER_ENV] = banner
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
 

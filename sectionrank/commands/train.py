@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +28,37 @@ LOGGED_NOTE = (
     f"{LOGGED}: the order the logging policy showed; click labels favour it (users click where they look), "
     "so compare the designs with each other."
 )
+
+
+def context_blind_sections(config: RankerConfig, design: str, sections: Iterable[str]) -> dict[str, str]:
+    """Sections among `sections` whose request context (a source item, a category, a query) the design's
+    features never see: section -> its context kind. The base design's are similar_items and
+    category_explore."""
+    from ranker.feature_defs import FEATURES
+
+    kinds = {FEATURES[f].context for f in config.design(design).features if f in FEATURES}
+    contexts = config.section_contexts
+    return {s: contexts[s] for s in sections if contexts.get(s, "none") not in {"none", *kinds}}
+
+
+def context_note(config: RankerConfig, models: Iterable[tuple[str, str, Iterable[str]]]) -> str | None:
+    """Why a design without section-context features trails in the sections that have a context, for the
+    (name, design, sections) of the models shown; None when no model is blind to a context."""
+    notes = []
+    for name, design, sections in models:
+        blind = context_blind_sections(config, design, sections)
+        if blind:
+            where = " and ".join(f"{s} ({kind})" for s, kind in blind.items())
+            notes.append(
+                textwrap.fill(
+                    f"{name}: it has no section-context feature, so in {where} it ranks without the "
+                    "request's context and trails the designs that have it. In serving, those sections' "
+                    "heuristics (shipped: source similarity, category match) add that context on top of "
+                    "its order (docs/ranker.md).",
+                    width=110,
+                )
+            )
+    return "\n".join(notes) or None
 
 
 def _bar(iterable: Iterable[T], description: str) -> Iterable[T]:
@@ -162,6 +194,9 @@ def train_command(
         f"Held-out metrics (k = {config.evaluation.k}, {1 - config.evaluation.alpha:.0%} bootstrap CI):"
     )
     click.echo(format_table(result.metrics.assign(model=design), [design], result.model.sections))
+    note = context_note(config, [(design, design, result.model.sections)])
+    if note:
+        click.echo(f"\n{note}")
     if compiled.enabled():
         kinds = compiled.prepare(path)
         click.echo(f"Compiled for serving: scored by {', '.join(sorted(set(kinds.values())))}")
@@ -254,6 +289,9 @@ def evaluate_command(
     click.echo(report.table())
     if not no_logged:
         click.echo(f"\n{LOGGED_NOTE}")
+    note = context_note(config, [(m.name, m.design, m.sections) for m in report.models if m.name != LOGGED])
+    if note:
+        click.echo(f"\n{note}")
     if out is not None:
         report.write_json(out)
         click.echo(f"Metrics written to {out}")

@@ -84,6 +84,12 @@ def test_cli_evaluate_prints_designs_side_by_side_and_writes_json(models, sim_di
     header = next(line for line in result.stdout.splitlines() if line.strip().startswith("metric"))
     assert header.split() == ["metric", "logged", "base", "consolidated"]
     assert "ndcg@5" in result.stdout
+    # Why base trails where sections carry a context, said under the table; the consolidated model sees it.
+    assert (
+        "base: it has no section-context feature, so in similar_items (source_item) and category_explore "
+        "(category)"
+    ) in " ".join(result.stdout.split())
+    assert "consolidated: it has no" not in result.stdout
     data = json.loads(out.read_text())
     assert data["settings"]["n_bootstrap"] == 50
     assert {m["name"] for m in data["models"]} == {"logged", "base", "consolidated"}
