@@ -15,6 +15,7 @@ import numpy as np
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
 from bandits.errors import BanditsError
+from bandits.policies import ExploringPolicy
 from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
 from ranker.errors import PipelineConfigError, RankerError
@@ -101,6 +102,8 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
     policy = step("policy", parse_policy, spec, sections)
     if not isinstance(policy, KnobPolicy):
         raise LoadError("policy", f"{config.policy!r} is not a policy the service can serve")
+    if config.policy_explore > 0:
+        policy = ExploringPolicy(policy, config.policy_explore)
     rankers = {section: models[design] for section, design in designs.items()}
     try:
         items = step("store", ItemAttributes, catalog, users)
@@ -124,13 +127,13 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
     return Loaded(config, pipeline, models, time.time(), policy_version=version, policy_spec=spec)
 
 
-def load_policy(spec: str, sections: SectionsConfig) -> KnobPolicy:
-    """The knob policy of `spec` (`bandits.replay.parse_policy`); `LoadError` naming ``policy`` if it
-    cannot be served."""
+def load_policy(spec: str, sections: SectionsConfig, explore: float = 0.0) -> KnobPolicy:
+    """The knob policy of `spec` (`bandits.replay.parse_policy`), mixed with `explore` uniform exploration
+    when it is > 0; `LoadError` naming ``policy`` if it cannot be served."""
     policy = _load_step("policy", parse_policy, spec, sections)
     if not isinstance(policy, KnobPolicy):
         raise LoadError("policy", f"{spec!r} is not a policy the service can serve")
-    return policy
+    return ExploringPolicy(policy, explore) if explore > 0 else policy
 
 
 def build_policy(config: ServiceConfig, on_step: Callable[[str], None] | None = None) -> KnobPolicy:
@@ -143,7 +146,7 @@ def build_policy(config: ServiceConfig, on_step: Callable[[str], None] | None = 
     if on_step is not None:
         on_step("policy")
     spec, _ = _load_step("policy", policy_source, config)
-    policy = load_policy(spec, sections)
+    policy = load_policy(spec, sections, config.policy_explore)
     names = np.array([s.name for s in sections])
     n = len(names)
     context = PolicyContext(

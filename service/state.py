@@ -228,7 +228,7 @@ class ServiceState:
             try:
                 config = loaded.config.with_reload({"policy": spec})
                 validate_in_child(config, timeout=config.reload_timeout_seconds, policy_only=True)
-                policy = load_policy(spec, loaded.sections)
+                policy = load_policy(spec, loaded.sections, config.policy_explore)
             except ServiceError as exc:
                 self.metrics.inc("sectionrank_policy_follows_total", result="refused")
                 self.policy_refused = {
