@@ -1,5 +1,6 @@
 """Every gunicorn worker follows the published policy version within the poll interval, without a failed
-request: the fallback first, two published versions, a rollback, and a bad version refused by both."""
+request: the fallback first, two published versions, a rollback, and a bad version refused by both; then the
+learning loop learns what the workers logged."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import threading
 import time
 
 import pytest
+from click.testing import CliRunner
 
+from bandits.log import DecisionLog
 from bandits.shipped import publish_version, rollback
 from heuristics import SectionsConfig
+from sectionrank.cli import main
 from tests.service.gunicorn_server import RERANK, metric, request, start, stop, worker_pids
 
 SECTIONS = SectionsConfig.load()
@@ -77,7 +81,7 @@ def test_gunicorn_workers_follow_published_versions_and_rollback_without_failed_
 ):
     policy_dir = tmp_path / "policy"
     policy_dir.mkdir()
-    process, port, _, out = start(
+    process, port, log_path, out = start(
         tmp_path, store_db, saved, config=f"policy_poll_seconds = {POLL_SECONDS}", policy=str(policy_dir)
     )
     traffic = Traffic(port)
@@ -104,6 +108,22 @@ def test_gunicorn_workers_follow_published_versions_and_rollback_without_failed_
         traffic.stop()
         assert traffic.sent > 0
         assert traffic.failed == []
+        # The learning loop reads what the workers served: one cycle learns every decision logged so far.
+        served = log_path.parent / "loop.toml"
+        served.write_text(
+            f'store = "{store_db}"\nlog = "{log_path}"\npolicy = "{policy_dir}"\nreward_wait_seconds = 0.0\n'
+            "[loop]\nsettle_seconds = 0.0\nmin_decisions = 10\n"
+        )
+        with DecisionLog.open(log_path) as log:
+            logged = -1
+            while logged != log.count():  # the workers' queues drain within a second or so
+                logged = log.count()
+                time.sleep(1.5)
+        result = CliRunner().invoke(main, ["loop", "--config", str(served), "--once"])
+        assert result.exit_code == 0, result.output
+        line = result.output.splitlines()[-1]
+        assert f"decisions (seq 1..{logged})" in line, result.output
+        assert "gate: no candidate yet; learned candidates/policy-0001.vw" in line, result.output
     except BaseException:
         print(out.read_text()[-5000:])
         raise
