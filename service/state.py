@@ -35,8 +35,15 @@ from bandits.shipped import VERSIONS, current_version
 from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
 from service.errors import ApiError, LoadError, ServiceError
-from service.follow import PolicyFollower, followed_directory, read_views, workers_dir, write_view
-from service.loading import Loaded, build_pipeline, check_section_names, load_policy
+from service.follow import (
+    PolicyFollower,
+    followed_directory,
+    load_policy,
+    read_views,
+    workers_dir,
+    write_view,
+)
+from service.loading import Loaded, build_pipeline, check_section_names
 from service.log_writer import LogWriter
 from service.metrics import Metrics
 from service.reload_check import validate as validate_in_child
