@@ -13,6 +13,11 @@ Keys (docs/serve.md lists them with their defaults)::
     heuristics = true                   # false serves the ranker's order
     spill_dir = ""                      # spill journal directory; "" = "<log>.spill" beside the log
     reload_timeout_seconds = 60.0       # a reload's validation in a separate process is refused past this
+    policy_poll_seconds = 5.0           # how often each worker checks DIR/current of a policy directory
+    policy_fallback = "uniform"         # served while the policy directory has published no version yet
+    policy_explore = 0.0                # mixes the served policy with this share of uniform exploration
+    [loop]                              # the learning loop beside the service (`sectionrank loop`)
+    every_seconds = 60.0
     [models]                            # model directories by design; omit the designs you do not serve
     base = "models/base"
     [section_models]                    # which design serves each section (defaults below)
@@ -42,6 +47,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bandits.rewards import REWARDS
 from heuristics.config_reader import ConfigChecks
 from service.errors import ServiceConfigError
 from service.experiments import ExperimentConfig, designs_of, experiment_problems, parse_experiments
@@ -90,6 +96,26 @@ _KNOWN = frozenset(
         "models",
         "section_models",
         "experiments",
+        "policy_poll_seconds",
+        "policy_fallback",
+        "policy_explore",
+        "loop",
+    }
+)
+
+#: ``[loop]`` keys (`sectionrank loop`; docs/serve.md) and their defaults.
+LOOP_DEFAULTS = MappingProxyType(
+    {
+        "every_seconds": 60.0,
+        "min_decisions": 1000,
+        "settle_seconds": 2.0,
+        "reward": "clicks",
+        "default_reward": 0.0,
+        "margin": 0.0,
+        "gate_min_decisions": 200,
+        "n_bootstrap": 200,
+        "fixed_arm_decisions": 100_000,
+        "seed": 0,
     }
 )
 
@@ -117,6 +143,14 @@ class ServiceConfig:
         exists relative to the config file).
     experiments : tuple of ExperimentConfig
         ``[experiments]``: A/B tests between designs (`service.experiments`); empty when none.
+    policy_poll_seconds : float
+        How often each worker looks for a newly published version of a policy directory (0: never).
+    policy_fallback : str
+        The policy spec (not a path) served while the policy directory has published no version.
+    policy_explore : float in [0, 1]
+        Share of uniform exploration mixed into the served policy (`bandits.policies.ExploringPolicy`).
+    loop : mapping
+        The ``[loop]`` table, every key of `LOOP_DEFAULTS` present and checked.
     """
 
     store: Path
@@ -133,6 +167,10 @@ class ServiceConfig:
     reload_timeout_seconds: float = 60.0
     spill_dir: Path | None = None
     experiments: tuple[ExperimentConfig, ...] = ()
+    policy_poll_seconds: float = 5.0
+    policy_fallback: str = "uniform"
+    policy_explore: float = 0.0
+    loop: Mapping[str, Any] = field(default_factory=lambda: dict(LOOP_DEFAULTS))
     source: str = "<dict>"
 
     @classmethod
@@ -200,6 +238,14 @@ class ServiceConfig:
                 designs=DESIGNS,
                 policy=lambda value, key: _policy(value, base, key),
             ),
+            policy_poll_seconds=_CHECK.number(
+                "policy_poll_seconds", values.get("policy_poll_seconds", 5.0), low=0.0
+            ),
+            policy_fallback=_fallback(values.get("policy_fallback", "uniform")),
+            policy_explore=_CHECK.number(
+                "policy_explore", values.get("policy_explore", 0.0), low=0.0, high=1.0
+            ),
+            loop=MappingProxyType(_loop(values.get("loop", {}))),
             source=source,
         )
 
@@ -260,6 +306,10 @@ class ServiceConfig:
             "reload_timeout_seconds": self.reload_timeout_seconds,
             "spill_dir": "" if self.spill_dir is None else str(self.spill_dir),
             "experiments": {e.name: e.public() for e in self.experiments},
+            "policy_poll_seconds": self.policy_poll_seconds,
+            "policy_fallback": self.policy_fallback,
+            "policy_explore": self.policy_explore,
+            "loop": dict(self.loop),
         }
 
 
@@ -303,3 +353,30 @@ def _policy(value: Any, base: Path, key: str = "policy") -> str:
     if ":" in value or value in _POLICY_NAMES:
         return value
     return str(_path(key, value, base))
+
+
+def _fallback(value: Any) -> str:
+    """``policy_fallback``: a policy spec that is not a path (uniform, default, epsilon:EPS, fixed:...)."""
+    spec = _CHECK.string("policy_fallback", value)
+    if (spec not in _POLICY_NAMES and ":" not in spec) or spec == "logging":
+        raise ServiceConfigError(
+            "policy_fallback", f"expected uniform, default, epsilon:EPS or fixed:SECTION=ARM, found {spec!r}"
+        )
+    return spec
+
+
+def _loop(table: Any) -> dict[str, Any]:
+    """``[loop]``: every key of `LOOP_DEFAULTS`, checked, the defaults filling those not given."""
+    given = {**LOOP_DEFAULTS, **_CHECK.keys("loop", table, LOOP_DEFAULTS)}
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        name = f"loop.{key}"
+        if key == "reward":
+            out[key] = _CHECK.string(name, value, choices=REWARDS)
+        elif isinstance(LOOP_DEFAULTS[key], int):
+            out[key] = _CHECK.integer(name, value, low={"seed": 0, "n_bootstrap": 10}.get(key, 1))
+        elif key == "default_reward":
+            out[key] = _CHECK.number(name, value)
+        else:
+            out[key] = _CHECK.number(name, value, low=0.0, low_open=key == "every_seconds")
+    return out

@@ -18,6 +18,7 @@ import numpy as np
 from bandits.base import KnobPolicy
 from bandits.errors import BanditsError
 from bandits.experiment_assign import Experiment
+from bandits.policies import ExploringPolicy
 from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
 from ranker.errors import PipelineConfigError, RankerError
@@ -28,6 +29,7 @@ from ranker.rerank.pipeline import RerankPipeline
 from service.config import ServiceConfig
 from service.errors import LoadError, ServiceConfigError, ServiceError
 from service.experiments import designs_of
+from service.follow import policy_source
 from service.store import ServiceStore
 
 #: The errors a bad config, store, artifact or policy raises while loading.
@@ -54,6 +56,10 @@ class Loaded:
     caches: dict[tuple[str, str], OrderedDict] = field(default_factory=dict)
     variants: dict[str, RerankPipeline] = field(default_factory=dict)
     experiments: dict[str, Experiment] = field(default_factory=dict)
+    #: The shipped version the policy is (``DIR/current`` of a followed policy directory), or None.
+    policy_version: str | None = None
+    #: The policy spec loaded: the config's, a pinned ``DIR/versions/<id>``, or the fallback.
+    policy_spec: str = ""
 
     @property
     def sections(self) -> SectionsConfig:
@@ -124,7 +130,8 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
             )
         models[design] = model
     policies: dict[str, KnobPolicy] = {}
-    policy = _policy(step, "policy", config.policy, sections, policies)
+    spec, version = step("policy", policy_source, config)
+    policy = _policy(step, "policy", spec, sections, policies, config.policy_explore)
     rankers = {section: models[design] for section, design in designs.items()}
     variants: dict[str, RerankPipeline] = {}
     routes: dict[str, Experiment] = {}
@@ -146,8 +153,15 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
             plan = experiment.plan()
             for index, variant in enumerate(experiment.variants):
                 key = f"{experiment.key}.variants.{variant.name}"
-                spec = config.policy if variant.policy is None else variant.policy
-                chosen = _policy(step, f"{key}.policy", spec, sections, policies)
+                # A variant without its own policy serves the service's (the followed version, when the
+                # policy is a directory: a new version replaces it in these variants too).
+                chosen = (
+                    policy
+                    if variant.policy is None
+                    else _policy(
+                        step, f"{key}.policy", variant.policy, sections, policies, config.policy_explore
+                    )
+                )
                 served = dict(rankers)
                 if variant.design is not None:
                     served.update({s: models[variant.design] for s in experiment.sections})
@@ -163,16 +177,28 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
             if callable(close):
                 close()
         raise
-    return Loaded(config, pipeline, models, time.time(), variants=variants, experiments=routes)
+    return Loaded(
+        config,
+        pipeline,
+        models,
+        time.time(),
+        variants=variants,
+        experiments=routes,
+        policy_version=version,
+        policy_spec=spec,
+    )
 
 
-def _policy(step, key: str, spec: str, sections: SectionsConfig, loaded: dict[str, KnobPolicy]) -> KnobPolicy:
-    """The knob policy of `spec`, loaded once per spec into `loaded` (`step` names `key` on failure)."""
+def _policy(
+    step, key: str, spec: str, sections: SectionsConfig, loaded: dict[str, KnobPolicy], explore: float = 0.0
+) -> KnobPolicy:
+    """The knob policy of `spec` (with `explore` uniform exploration mixed in, `ExploringPolicy`), loaded
+    once per spec into `loaded` (`step` names `key` on failure)."""
     if spec not in loaded:
         policy = step(key, parse_policy, spec, sections)
         if not isinstance(policy, KnobPolicy):
             raise LoadError(key, f"{spec!r} is not a policy the service can serve")
-        loaded[spec] = policy
+        loaded[spec] = ExploringPolicy(policy, explore) if explore > 0 else policy
     return loaded[spec]
 
 
