@@ -271,6 +271,11 @@ def _designs(table: SeedTable, groups: Sequence[str]) -> DesignComparison:
         ("consolidated", "base+best_fixed"),
         ("consolidated+bandit", "base+bandit"),
         ("consolidated+bandit", "consolidated"),
+        # The ranker's effect and the knobs' effect read apart: both designs without knobs, then the knobs
+        # on the base ranker.
+        ("consolidated", "base"),
+        ("base+bandit", "base"),
+        ("base+best_fixed", "base"),
     ]
     return DesignComparison(
         pairs=tuple(
