@@ -203,6 +203,11 @@ def assemble_results(
         ),
         feature_check=summarize_feature_check(results, settings, sections=names, ranker_config=ranker_config),
         bandit_headroom=knob_headroom(results, sections=names),
+        arm_knobs={
+            s: {arm.id: {k: float(v) for k, v in arm.knobs.items()} for arm in sections[s].arms}
+            for s in names
+            if s in sections.sections
+        },
     )
 
 
