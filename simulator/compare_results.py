@@ -111,11 +111,16 @@ class Reversal:
 
 @dataclass(frozen=True)
 class Reversals:
-    """Question 3: the rule, how many (pair, section) checks it made, and the reversals it flagged."""
+    """Question 3: the rule, how many (pair, section) checks it made, and the reversals it flagged.
+
+    ``no_overall_winner`` lists the pairs (``"a vs b"``) whose overall difference is not significant: they
+    have no overall winner, so nothing is flagged for them (empty in results written before the rule).
+    """
 
     rule: str
     pairs_checked: int
     flagged: tuple[Reversal, ...]
+    no_overall_winner: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
