@@ -15,7 +15,7 @@ from simulator.report_format import arm_label, knob_short
 from simulator.report_verdict import group_verdicts, run_mode, verdict_items, verdict_text
 from tests.simulator.test_compare_results import SECTION_NAMES, make_results
 
-#: A signed or unsigned number followed by its interval, as the verdict writes it: ``+0.200 [+0.197, +0.202]``.
+#: A number followed by its interval, as the verdict writes it: ``+0.200 [+0.197, +0.202]``.
 TRIPLE = re.compile(r"([+-]?\d+\.\d+) \[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]")
 
 
@@ -74,7 +74,8 @@ def test_every_number_in_the_verdict_appears_with_its_interval_in_results_json(m
     ("edge", "overall", "choice"),
     [
         (0.2, "**Run the consolidated model**: overall it earns +0.200", "consolidated"),
-        (-0.2, "**Run the base ranker with tuned heuristics**: overall `consolidated` − `base+bandit` is -0.2", "base + tuned heuristics"),
+        (-0.2, "**Run the base ranker with tuned heuristics**: overall `consolidated` − `base+bandit` "
+         "is -0.2", "base + tuned heuristics"),
         (0.0, "**No significant difference overall**", "no significant difference"),
     ],
 )  # fmt: skip
