@@ -160,6 +160,8 @@ def _attribution_sentence(overall: GroupVerdict) -> str | None:
         knobs_against = overall.knobs.verdict == ("worse" if verdict == "better" else "better")
         if knobs_against and not ranker_carries:
             text += ", so the difference comes from the knobs, not from the ranker"
+        elif ranker_carries and overall.knobs.verdict == verdict:
+            text += ", so the difference comes from the ranker, the knobs winning back part of it"
         elif ranker_carries and not knobs_against:
             text += ", so the difference comes from the ranker"
         elif ranker_carries:
@@ -256,9 +258,9 @@ def _knobs_sentence(results: CompareResults) -> str | None:
     overall = results.bandit.by_section.get(ALL)
     if overall is None:
         return None
-    words = {"better": "gains", "worse": "loses", "tie": "gains nothing significant"}
+    words = {"better": "beats", "worse": "loses to", "tie": "does not differ significantly from"}
     text = (
-        f"Knobs: the bandit {words[overall.vs_best_fixed.verdict]} against each section's best fixed arm "
+        f"Knobs: the bandit {words[overall.vs_best_fixed.verdict]} each section's best fixed arm "
         f"({cell(overall.vs_best_fixed, signed=True)} clicks per request overall)"
     )
     if results.bandit.best_fixed_arms:
@@ -306,7 +308,7 @@ def _headroom_caveat(results: CompareResults) -> str | None:
         )
     text += f"; the shipped bandit gains {cell(row.gain, signed=True)}"
     if math.isfinite(row.capture.mean):
-        text += f", capturing {cell(row.capture, 2)} of it"
+        text += f", capturing {cell(row.capture, 2, signed=True)} of it"
     else:
         text += ", and there is no significant headroom to capture"
     return text + "."
@@ -318,14 +320,16 @@ def _feature_caveat(results: CompareResults) -> list[str]:
         return []
     words = {
         "regression": "makes the sections that only see its default worse",
-        "no_regression": "does not make the sections that only see its default worse (a "
-        f"{percent(check.tolerance)} loss ruled out)",
+        "no_regression": "does not make the sections that only see its default worse",
         "too_noisy": "cannot be told apart from noise in the sections that only see its default",
     }
     out = []
     for f in check.features:
         pooled = f.consolidated.get("default_only")
-        number = f" ({cell(pooled.clicks, signed=True)})" if pooled is not None else ""
+        number = f" ({cell(pooled.clicks, signed=True)} clicks per request" if pooled is not None else " ("
+        if f.finding == "no_regression":
+            number += ("; " if pooled is not None else "") + f"a {percent(check.tolerance)} loss ruled out"
+        number = number + ")" if number != " (" else ""
         finding = words.get(f.finding, f.finding)
         out.append(f"Feature check: `{f.feature}` in the consolidated model {finding}{number}.")
     return out

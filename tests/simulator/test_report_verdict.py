@@ -109,6 +109,9 @@ def test_verdict_puts_a_gap_down_to_the_knobs_when_the_rankers_tie():
     # The ranker carries it when the consolidated ranker itself is ahead.
     ahead = make_results(edges("consolidated", 0.1), jitter=0.0)
     assert verdict_items(ahead)[0][1].endswith("so the difference comes from the ranker.")
+    # Knobs that add 0.1 to the base ranker win back part of a 0.2 ranker lead.
+    both = make_results({**edges("consolidated", 0.2), **edges("base+bandit", 0.1)}, jitter=0.0)
+    assert verdict_items(both)[0][1].endswith("from the ranker, the knobs winning back part of it.")
 
 
 def test_verdict_lets_cost_decide_a_tie_and_states_both_costs(mixed):
