@@ -20,7 +20,9 @@ table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f3f3f3; }
 td.r { text-align: right; white-space: nowrap; }
-code { background: #f5f5f5; padding: 0 0.2em; overflow-wrap: anywhere; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+p code, li code { overflow-wrap: anywhere; }
+td code, th code { white-space: nowrap; }
 #verdict { border: 2px solid #4a6fa5; border-radius: 6px; padding: 0 1em 0.5em; margin: 1em 0; }
 #verdict > ul li { margin: 0.3em 0; }
 figure { margin: 1em 0; }
