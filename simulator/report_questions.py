@@ -436,10 +436,9 @@ def does_the_bandit_beat_fixed_knobs(results: CompareResults) -> list[Block]:
         Paragraph(fresh_text),
         figure(results, "bandit_arms"),
         Paragraph(
-            "The best fixed arm of each section (chosen per seed on the tuning sample), by its knob values "
-            "(seeds):"
+            "The best fixed arm of each section (chosen per seed on the tuning sample), by its knob values:"
         ),
-        Table(("section", "arms chosen", "distinct"), best_rows),
+        Table(("section", "arms chosen (seeds)", "distinct"), best_rows, "llr"),
         *headroom_blocks(results),
     ]
 
