@@ -308,9 +308,13 @@ def _headroom_caveat(results: CompareResults) -> str | None:
         )
     text += f"; the shipped bandit gains {cell(row.gain, signed=True)}"
     if math.isfinite(row.capture.mean):
-        text += f", capturing {cell(row.capture, 2, signed=True)} of it"
-    else:
+        text += f" (capture = gain / headroom: {cell(row.capture, 2, signed=True)})"
+    if row.headroom.verdict != "better":
         text += ", and there is no significant headroom to capture"
+    elif row.gain.verdict == "better":
+        text += ", so it captures part of the headroom"
+    else:
+        text += ", so it captures none of the headroom that the intervals can show"
     return text + "."
 
 
