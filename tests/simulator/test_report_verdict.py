@@ -149,6 +149,19 @@ def test_verdict_caveats_name_the_log_size_and_the_headroom(mixed):
     assert any(c.startswith("Knob headroom: the context the bandit observes can gain") for c in caveats)
 
 
+@pytest.mark.parametrize(
+    ("bandit", "words"),
+    [(0.0, "so it captures none of the headroom that the intervals can show"), (0.05, "so it captures part")],
+)
+def test_verdict_says_whether_the_bandit_captured_the_headroom(bandit, words):
+    # The context oracle gains 0.1 over the best fixed arm everywhere; the bandit 0 or 0.05.
+    results = make_results({**edges("base+context_oracle", 0.1), **edges("base+bandit", bandit)}, jitter=0.0)
+    caveat = next(c for c in verdict_items(results)[1] if c.startswith("Knob headroom"))
+    assert "can gain +0.100 [+0.100, +0.100] clicks per request over the best fixed arm overall" in caveat
+    assert "(by section: `discover` +0.100 [+0.100, +0.100]," in caveat
+    assert words in caveat
+
+
 def test_verdict_flags_a_reversal_only_against_a_significant_overall_choice():
     tilted = make_results({("consolidated", "discover"): 0.4, ("consolidated", "search"): -0.2}, jitter=0.0)
     caveats = verdict_items(tilted)[1]
