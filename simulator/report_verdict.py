@@ -165,7 +165,11 @@ def _attribution_sentence(overall: GroupVerdict) -> str | None:
         elif ranker_carries and not knobs_against:
             text += ", so the difference comes from the ranker"
         elif ranker_carries:
-            text += ", so both the ranker and the knobs contribute"
+            # The gap is exactly the ranker's part minus the knobs' (paired means are linear).
+            knob_part = -overall.knobs.mean / overall.design.mean if overall.design.mean else math.nan
+            most = "the knobs" if knob_part > 0.5 else "the ranker"
+            share = knob_part if knob_part > 0.5 else 1 - knob_part
+            text += f", so both contribute, {most} most ({percent(share)} of the gap)"
     return text + "."
 
 

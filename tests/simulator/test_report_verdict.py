@@ -112,6 +112,9 @@ def test_verdict_puts_a_gap_down_to_the_knobs_when_the_rankers_tie():
     # Knobs that add 0.1 to the base ranker win back part of a 0.2 ranker lead.
     both = make_results({**edges("consolidated", 0.2), **edges("base+bandit", 0.1)}, jitter=0.0)
     assert verdict_items(both)[0][1].endswith("from the ranker, the knobs winning back part of it.")
+    # A ranker ahead by 0.05 and knobs losing 0.15: the 0.2 gap is three quarters the knobs'.
+    split = make_results({**edges("consolidated", 0.05), **edges("base+bandit", -0.15)}, jitter=0.0)
+    assert verdict_items(split)[0][1].endswith("so both contribute, the knobs most (75% of the gap).")
 
 
 def test_verdict_lets_cost_decide_a_tie_and_states_both_costs(mixed):
