@@ -224,7 +224,7 @@ def _cost_sentence(results: CompareResults, overall: GroupVerdict) -> str | None
     return text
 
 
-def _cross_learning_sentence(results: CompareResults) -> str:
+def _cross_learning_sentence(results: CompareResults, overall: GroupVerdict) -> str:
     cross = results.cross_learning
     gains = [p for p in cross.curve if p.gain.verdict == "better" and p.share < 1]
     if cross.gain_sections:
@@ -245,6 +245,11 @@ def _cross_learning_sentence(results: CompareResults) -> str:
     if cross.loss_sections:
         text += "; it is worse in " + ", ".join(
             f"`{s}` ({cell(cross.by_section[s], signed=True)})" for s in cross.loss_sections
+        )
+    if overall.design.verdict == "better" and not cross.gain_sections and not gains:
+        text += (
+            "; so its lead over `base+bandit` does not come from learning across sections: independent "
+            "per-section models do as well" + (" or better" if cross.loss_sections else "")
         )
     return text + "."
 
@@ -367,7 +372,7 @@ def verdict_items(results: CompareResults) -> tuple[list[str], list[str]]:
         _attribution_sentence(overall),
         _fixed_sentence(results),
         _cost_sentence(results, overall),
-        _cross_learning_sentence(results),
+        _cross_learning_sentence(results, overall),
         _knobs_sentence(results),
     ]
     caveats = [

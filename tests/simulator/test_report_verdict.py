@@ -142,6 +142,15 @@ def test_verdict_states_the_cross_learning_answer_both_ways():
     text = next(s for s in verdict_items(none)[0] if s.startswith("Cross-learning"))
     assert "in no section and at no share of `category_explore`'s own data: no cross-learning gain" in text
     assert "it is worse in `discover` (-0.100 [-0.100, -0.100])" in text
+    assert "does not come from learning across sections" not in text  # no lead over base+bandit here
+    # Consolidated ahead of base+bandit, level with the independent models everywhere (the curve too).
+    level = {(f"independent@{s:g}", "category_explore"): 0.3 * (1 - s) for s in (0.05, 0.2)}
+    both = {**edges("consolidated", 0.2), **edges("independent", 0.2), **level}
+    text = next(s for s in verdict_items(make_results(both, jitter=0.0))[0] if s.startswith("Cross-learning"))
+    assert text.endswith(
+        "so its lead over `base+bandit` does not come from learning across sections: independent "
+        "per-section models do as well."
+    )
 
 
 def test_verdict_caveats_name_the_log_size_and_the_headroom(mixed):
