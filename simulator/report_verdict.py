@@ -324,6 +324,18 @@ def _headroom_caveat(results: CompareResults) -> str | None:
         text += ", so it captures part of the headroom"
     else:
         text += ", so it captures none of the headroom that the intervals can show"
+    logged = row.vs_best_fixed_logged
+    against = _effect(logged, "gains", "loses", "does not differ significantly")
+    text += f"; against the fixed arm a team would pick from the log it {against}"
+    design = _pair(results, *DESIGN)
+    if row.headroom.verdict == "better" and design is not None and ALL in design:
+        now = design[ALL].mean
+        captured = now - (row.headroom.mean - row.gain.mean)
+        if now >= 0 > captured:
+            text += (
+                "; a bandit that captured all of the headroom would put `base+bandit` ahead of "
+                "`consolidated` by the means"
+            )
     return text + "."
 
 

@@ -172,6 +172,9 @@ def test_verdict_says_whether_the_bandit_captured_the_headroom(bandit, words):
     assert "can gain +0.100 [+0.100, +0.100] clicks per request over the best fixed arm overall" in caveat
     assert "(by section: `discover` +0.100 [+0.100, +0.100]," in caveat
     assert words in caveat
+    assert "against the fixed arm a team would pick from the log it" in caveat
+    # With the bandit level with consolidated, capturing the 0.1 would tip the decision to base+bandit.
+    assert ("would put `base+bandit` ahead of `consolidated` by the means" in caveat) == (bandit == 0.0)
 
 
 def test_verdict_flags_a_reversal_only_against_a_significant_overall_choice():
