@@ -60,6 +60,8 @@ STRATEGY_DESCRIPTIONS = {
     "independent": "one LightGBM model per section, trained on that section's lists only; its own order",
     "consolidated": "one multi-task LightGBM model (task_type, section-context features, traffic union); "
     "its own order",
+    "base": "the shared base ranker (search: the independent search model) in its own order, heuristics "
+    "off (no knobs): what the ranker alone serves",
     "base+default": "the shared base ranker (search: the independent search model) with each section's "
     "hand-set default knob arm",
     "base+best_fixed": "the base ranker with each section's best fixed arm, chosen on a separate tuning "
@@ -201,6 +203,11 @@ def assemble_results(
         ),
         feature_check=summarize_feature_check(results, settings, sections=names, ranker_config=ranker_config),
         bandit_headroom=knob_headroom(results, sections=names),
+        arm_knobs={
+            s: {arm.id: {k: float(v) for k, v in arm.knobs.items()} for arm in sections[s].arms}
+            for s in names
+            if s in sections.sections
+        },
     )
 
 
@@ -282,6 +289,7 @@ def config_lines_by_strategy(sections: SectionsConfig, ranker_config: RankerConf
     counts = {
         "independent": ranker(["independent"]),
         "consolidated": ranker(["consolidated"]),
+        "base": base,
         "base+default": base + heuristics,
         "base+best_fixed": base + heuristics + len(names),
         "base+bandit": base + heuristics + bandit,

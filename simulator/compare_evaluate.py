@@ -78,6 +78,7 @@ def build_strategies(
         Strategy("random", bound="random"),
         Strategy("oracle", bound="oracle"),
         Strategy("independent", rankers={s: t.model for s, t in designs.independent.items()}),
+        Strategy("base", rankers=base),
         Strategy("base+default", rankers=base, policy=policies.default),
         Strategy("base+best_fixed", rankers=base, policy=policies.best_fixed),
         Strategy("base+bandit", rankers=base, policy=policies.bandit),

@@ -111,11 +111,16 @@ class Reversal:
 
 @dataclass(frozen=True)
 class Reversals:
-    """Question 3: the rule, how many (pair, section) checks it made, and the reversals it flagged."""
+    """Question 3: the rule, how many (pair, section) checks it made, and the reversals it flagged.
+
+    ``no_overall_winner`` lists the pairs (``"a vs b"``) whose overall difference is not significant: they
+    have no overall winner, so nothing is flagged for them (empty in results written before the rule).
+    """
 
     rule: str
     pairs_checked: int
     flagged: tuple[Reversal, ...]
+    no_overall_winner: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -366,6 +371,9 @@ class CompareResults:
     bandit_headroom : BanditHeadroom or None
         The bandit against the context oracle and the best logged fixed arm (None in results written before
         those strategies existed).
+    arm_knobs : mapping section -> arm id -> knob -> float, or None
+        The knob values of every arm, so that the report names arms by their values (None in results
+        written before it was recorded).
     """
 
     schema_version: int
@@ -392,6 +400,9 @@ class CompareResults:
     runtime: Runtime
     feature_check: FeatureCheck | None = None
     bandit_headroom: BanditHeadroom | None = field(default=None, metadata={"omit_if_none": True})
+    arm_knobs: Mapping[str, Mapping[str, Mapping[str, float]]] | None = field(
+        default=None, metadata={"omit_if_none": True}
+    )
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ MAIN_STRATEGIES = (
     "random",
     "independent",
     "consolidated",
+    "base",
     "base+default",
     "base+best_fixed",
     "base+best_fixed_logged",

@@ -262,6 +262,7 @@ def strategy_costs(
     return {
         "independent": _total(list(designs.independent.values())),
         "consolidated": consolidated,
+        "base": base,
         "base+default": base,
         "base+best_fixed": replace(base, train_seconds=base.train_seconds + tune_seconds),
         "base+bandit": _plus_policy(base, learn_seconds, policy_bytes),

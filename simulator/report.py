@@ -12,10 +12,11 @@ from __future__ import annotations
 from simulator.compare_results import CompareResults
 from simulator.report_blocks import Block, Bullets, Heading, Paragraph, Table
 from simulator.report_format import cell, fmt, num, plus_minus
-from simulator.report_questions import QUESTIONS, SECTIONS, section_heading, which_design_wins
+from simulator.report_questions import QUESTIONS, SECTIONS, figure, section_heading, which_design_wins
 from simulator.report_render import to_html, to_markdown
+from simulator.report_verdict import run_header, verdict_blocks, verdict_text
 
-__all__ = ["SECTIONS", "build_blocks", "headline_text", "render_html", "render_markdown"]
+__all__ = ["SECTIONS", "build_blocks", "headline_text", "render_html", "render_markdown", "verdict_text"]
 
 ALL = "all"
 METRIC_NAMES = {
@@ -56,7 +57,14 @@ def all_metrics(results: CompareResults) -> list[Block]:
     """A table per metric: every main strategy and union model, per section and overall."""
     headline = results.headline.strategies
     order = [*headline] + [s for s in results.metrics if s.startswith("consolidated[") and s not in headline]
-    blocks: list[Block] = [section_heading("metrics")]
+    blocks: list[Block] = [
+        section_heading("metrics"),
+        Paragraph(
+            "Clicks per request of every main strategy with its own (unpaired) interval: these overlap where "
+            "the paired differences of the verdict and question 1 may not."
+        ),
+        figure(results, "section_bars"),
+    ]
     for metric, title in METRIC_NAMES.items():
         digits = 1 if metric in ("revenue", "age_days") else 3
         rows = tuple(
@@ -121,7 +129,11 @@ def method(results: CompareResults) -> list[Block]:
 
 def build_blocks(results: CompareResults) -> list[Block]:
     """The whole report as blocks."""
-    blocks: list[Block] = [Heading(f"Design comparison on the `{results.world.name}` world", 1)]
+    blocks: list[Block] = [
+        Heading(f"Design comparison on the `{results.world.name}` world", 1),
+        Paragraph(run_header(results)),
+    ]
+    blocks += verdict_blocks(results)
     blocks += introduction(results)
     blocks += which_design_wins(results)
     for question in QUESTIONS:

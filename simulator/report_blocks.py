@@ -64,4 +64,14 @@ class Figure:
     draw: Callable[[], bytes] = field(compare=False, repr=False)
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the report that stays together (``<section id=anchor>`` in HTML): a level-2 heading
+    and its blocks (no nested sections)."""
+
+    anchor: str
+    title: str
+    blocks: tuple[Heading | Paragraph | Bullets | Table | Figure, ...]
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | Section

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from simulator.compare_results import Difference, Interval
+from simulator.compare_intervals import Difference, Interval
+from simulator.compare_results import CompareResults
 
 #: The mark of each verdict in a table cell.
 VERDICT_MARK = {"better": "▲", "worse": "▼", "tie": "="}
@@ -66,3 +67,26 @@ def percent(value: float | None, digits: int = 0) -> str:
     """A share as a percentage ("–" for a missing value)."""
     x = num(value)
     return "–" if not math.isfinite(x) else f"{100 * x:.{digits}f}%"
+
+
+#: Short names of knobs in arm labels (the knob's heuristic, or these).
+_KNOB_SHORT = {"category_cap": "cap", "source_similarity": "similarity", "category_match": "match"}
+
+
+def knob_short(knob: str) -> str:
+    """A knob's short name: its heuristic (``freshness.weight`` -> ``freshness``; ``category_cap.cap`` ->
+    ``cap``), or the whole name for a knob that is not its heuristic's weight-like first setting."""
+    head, _, tail = knob.partition(".")
+    if tail in ("weight", "lambda", "cap", ""):
+        return _KNOB_SHORT.get(head, head)
+    return knob
+
+
+def arm_label(results: CompareResults, section: str, arm: str) -> str:
+    """An arm by its knob values, ``freshness 0.5, mmr 0.8, cap 4``: the knobs whose value differs between
+    the section's arms (the arm id itself when the results do not record the arms' knobs)."""
+    arms = (results.arm_knobs or {}).get(section, {})
+    if arm not in arms:
+        return f"`{arm}`"
+    varying = [k for k in arms[arm] if len({a.get(k) for a in arms.values()}) > 1]
+    return ", ".join(f"{knob_short(k)} {arms[arm][k]:g}" for k in varying) or "its only arm"

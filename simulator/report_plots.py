@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from simulator.compare_results import CompareResults, Interval
+from simulator.report_format import knob_short
 
 ALL = "all"
 _DPI = 100
@@ -42,6 +43,69 @@ def _empty(figure: Figure, message: str) -> bytes:
     ax = figure.add_subplot()
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.set_axis_off()
+    return _png(figure)
+
+
+#: The forest plot's paired differences, in drawing order: (a, b, label); the first is the decision.
+FOREST_PAIRS = (
+    ("consolidated", "base+bandit", "consolidated − base+bandit (the decision)"),
+    ("consolidated", "base", "ranker: consolidated − base (no knobs on either)"),
+    ("base+bandit", "base", "knobs: base+bandit − base"),
+    ("consolidated", "base+best_fixed", "consolidated − base+best_fixed (fixed-tuning ceiling)"),
+)
+
+
+def forest(results: CompareResults) -> bytes:
+    """The paired differences that decide the verdict, per section and overall, each with its 95% interval
+    over the seeds' differences; a filled marker where the interval excludes 0."""
+    pairs = {(p.a, p.b): p.by_section for p in results.designs.pairs}
+    shown = [(a, b, label) for a, b, label in FOREST_PAIRS if (a, b) in pairs]
+    if not shown:
+        return _empty(Figure(figsize=(6, 2)), "no paired differences of the designs")
+    groups = list(results.groups)
+    figure = Figure(figsize=(9, 1.0 + 0.75 * len(groups)))
+    ax = figure.add_subplot()
+    y = np.arange(len(groups))[::-1].astype(np.float64)
+    step = 0.7 / max(len(shown), 1)
+    colors = ("black", "tab:blue", "tab:orange", "tab:grey")
+    for i, (a, b, label) in enumerate(shown):
+        cells = [pairs[(a, b)].get(g) for g in groups]
+        means, errors = _errors(cells)
+        offset = y + 0.35 - (i + 0.5) * step
+        significant = np.array([c is not None and c.verdict != "tie" for c in cells])
+        ax.errorbar(
+            means,
+            offset,
+            xerr=errors,
+            fmt="none",
+            ecolor=colors[i],
+            capsize=3,
+            linewidth=2 if i == 0 else 1.2,
+        )
+        ax.scatter(
+            means[significant],
+            offset[significant],
+            color=colors[i],
+            marker="o",
+            s=40 if i == 0 else 25,
+            zorder=3,
+        )
+        ax.scatter(
+            means[~significant],
+            offset[~significant],
+            facecolors="white",
+            edgecolors=colors[i],
+            marker="o",
+            s=40 if i == 0 else 25,
+            zorder=3,
+            label=label,
+        )
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, groups, fontsize=11)
+    ax.set_xlabel("paired difference in expected clicks per request (95% interval over seeds)", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Paired differences per section (filled: the interval excludes 0)", fontsize=12)
+    ax.legend(fontsize=10, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.3 / len(groups)), ncols=2)
     return _png(figure)
 
 
@@ -131,9 +195,11 @@ def bandit_gains(results: CompareResults) -> bytes:
     """The bandit's gain over the best fixed arm and over the default arm, per section and user segment."""
     by_section = results.bandit.by_section
     groups = list(by_section)
-    figure = Figure(figsize=(11, 3.8))
+    figure = Figure(figsize=(12, 4.4))
+    first = None
     for j, key in enumerate(("vs_best_fixed", "vs_default")):
-        ax = figure.add_subplot(1, 2, j + 1)
+        ax = figure.add_subplot(1, 2, j + 1, sharey=first)
+        first = first or ax
         segments = sorted({s for g in groups for s in by_section[g].by_segment})
         columns = [*segments, ALL]
         width = 0.8 / len(columns)
@@ -157,9 +223,10 @@ def bandit_gains(results: CompareResults) -> bytes:
                 label=segment,
             )
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x, groups, rotation=20)
-        ax.set_ylabel("clicks per request, bandit minus " + ("best fixed" if j == 0 else "default"))
-        ax.legend(title="segment", fontsize="x-small")
+        ax.set_xticks(x, [g.replace("_", "_\n") for g in groups], fontsize=10)
+        ax.set_title("bandit minus " + ("the best fixed arm" if j == 0 else "the default arm"), fontsize=11)
+        ax.set_ylabel("clicks per request (paired difference)")
+        ax.legend(title="segment", fontsize="small")
     figure.suptitle("Bandit knobs: paired gain per section and user segment (95% intervals)")
     return _png(figure)
 
@@ -172,9 +239,12 @@ def bandit_arms(results: CompareResults) -> bytes:
         return _empty(Figure(figsize=(6, 2)), "no knob with more than one value was chosen by the bandit")
     cols = 3
     rows = math.ceil(len(panels) / cols)
-    figure = Figure(figsize=(4.2 * cols, 2.6 * rows))
+    figure = Figure(figsize=(4.6 * cols, 2.9 * rows), layout="constrained")
+    axes = []
+    image = None
     for i, (section, knob, shares) in enumerate(panels):
         ax = figure.add_subplot(rows, cols, i + 1)
+        axes.append(ax)
         segments = [s for s in shares if s != ALL] + [ALL]
         values = sorted({v for s in shares.values() for v in s}, key=float)
         matrix = np.array([[shares[s].get(v, 0.0) for s in segments] for v in values])
@@ -186,15 +256,16 @@ def bandit_arms(results: CompareResults) -> bytes:
                 f"{share:.0%}",
                 ha="center",
                 va="center",
-                fontsize="x-small",
+                fontsize=10,
                 color="white" if share > 0.6 else "black",
             )
-        ax.set_xticks(range(len(segments)), segments, fontsize="small")
-        ax.set_yticks(range(len(values)), values, fontsize="small")
-        ax.set_title(f"{section}: {knob}", fontsize="small")
-        figure.colorbar(image, ax=ax, fraction=0.046)
-    figure.suptitle("Knob values the bandit chose, share of requests per user segment")
-    figure.tight_layout()
+        ax.set_xticks(range(len(segments)), segments, fontsize=10)
+        ax.set_yticks(range(len(values)), values, fontsize=10)
+        ax.set_xlabel("user segment", fontsize=10)
+        ax.set_ylabel(f"{knob_short(knob)} value", fontsize=10)
+        ax.set_title(f"{section}: {knob}", fontsize=11)
+    figure.colorbar(image, ax=axes, fraction=0.03, label="share of the segment's requests (one scale)")
+    figure.suptitle("Knob values the bandit chose, share of requests per user segment", fontsize=13)
     return _png(figure)
 
 
@@ -203,15 +274,28 @@ def replay_vs_truth(results: CompareResults) -> bytes:
     rows = [r for r in results.replay.rows if r.section != ALL]
     if not rows:
         return _empty(Figure(figsize=(6, 2)), "no replay rows")
-    estimators = list(dict.fromkeys(r.estimator for r in rows))
-    figure = Figure(figsize=(3.2 * len(estimators), 3.4))
+    # Two large panels: the estimator closest to the truth and the furthest (every estimator's error is
+    # in question 6's table).
+    accuracy = results.replay.by_estimator
+    ranked = sorted(accuracy, key=lambda e: accuracy[e].abs_relative_error) or list(
+        dict.fromkeys(r.estimator for r in rows)
+    )
+    estimators = list(dict.fromkeys([ranked[0], ranked[-1]]))
+    figure = Figure(figsize=(6.0 * len(estimators), 5.2), layout="constrained")
     truths = [p.truth for r in rows for p in r.per_seed]
     low, high = min(truths), max(truths)
     pad = 0.15 * (high - low or 1.0)
     markers = {"bandit": "o", "default": "s", "best_fixed": "^"}
     for i, estimator in enumerate(estimators):
         ax = figure.add_subplot(1, len(estimators), i + 1)
-        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linewidth=0.8)
+        ax.plot(
+            [low - pad, high + pad],
+            [low - pad, high + pad],
+            color="grey",
+            linewidth=1,
+            linestyle="--",
+            label="y = x (estimate = truth)",
+        )
         for policy, marker in markers.items():
             points = [p for r in rows if r.estimator == estimator and r.policy == policy for p in r.per_seed]
             if not points:
@@ -226,26 +310,27 @@ def replay_vs_truth(results: CompareResults) -> bytes:
                 yerr=np.nan_to_num(errors),
                 fmt=marker,
                 capsize=2,
-                markersize=4,
+                markersize=6,
                 alpha=0.75,
                 label=policy,
             )
-        ax.set_title(estimator)
-        ax.set_xlabel("truth (clicks per request)")
-        if i == 0:
-            ax.set_ylabel("replay estimate (95% bootstrap interval)")
-            ax.legend(fontsize="x-small")
-    figure.suptitle("Offline replay estimates against the exact truth: every seed and section")
-    figure.tight_layout()
+        error = accuracy[estimator].abs_relative_error if estimator in accuracy else math.nan
+        which = "closest" if i == 0 else "furthest"
+        ax.set_title(f"{estimator}: the {which} estimator (mean |relative error| {error:.1%})", fontsize=11)
+        ax.set_xlabel("truth (clicks per request)", fontsize=11)
+        ax.set_ylabel("replay estimate (95% bootstrap interval)", fontsize=11)
+        ax.legend(fontsize=10, title="policy", loc="upper left")
+    figure.suptitle("Offline replay estimates against the exact truth: every seed and section", fontsize=13)
     return _png(figure)
 
 
 #: Plot id -> (title, function): every plot of the HTML report, in order.
 PLOTS: dict[str, tuple[str, Callable[[CompareResults], bytes]]] = {
-    "section_bars": ("Clicks per request by section", section_bars),
+    "forest": ("Paired differences per section: what decides the verdict", forest),
     "cross_learning": ("Cross-learning curve", cross_learning),
     "stratification": ("Union strategies", stratification),
     "bandit_gains": ("Bandit gains by segment", bandit_gains),
     "bandit_arms": ("The bandit's knob choices by segment", bandit_arms),
     "replay_vs_truth": ("Replay estimates against the truth", replay_vs_truth),
+    "section_bars": ("Clicks per request by section (unpaired intervals)", section_bars),
 }

@@ -17,7 +17,7 @@ from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, 
 from simulator.report_feature_check import ANCHOR as FEATURE_CHECK_ANCHOR
 from simulator.report_feature_check import TITLE as FEATURE_CHECK_TITLE
 from simulator.report_feature_check import does_a_section_feature_hurt_the_others
-from simulator.report_format import cell, diff_cell, fmt, names, num, percent
+from simulator.report_format import arm_label, cell, diff_cell, fmt, names, num, percent
 from simulator.report_headroom import headroom_blocks
 from simulator.report_plots import PLOTS
 
@@ -104,16 +104,34 @@ def which_design_wins(results: CompareResults) -> list[Block]:
         best = max(designs, key=lambda s: overall[s])
         oracle, random = overall.get("oracle", math.nan), overall.get("random", math.nan)
         share = (overall[best] - random) / (oracle - random) if oracle > random else math.nan
+        close = [
+            s
+            for s in designs
+            if s != best and (diff := _headline_diff(results, best, s)) is not None and diff.verdict == "tie"
+        ]
         blocks.append(
             Paragraph(
                 f"Overall, `{best}` earns the most clicks per request among the designs "
                 f"({cell(headline.rows[ALL][best])}); the random order earns {fmt(random)} and the oracle "
-                f"bound {fmt(oracle)}, so `{best}` closes {percent(share)} of the gap between them. Whether "
-                "its lead over the other designs is significant is answered pairwise below."
+                f"bound {fmt(oracle)}, so `{best}` closes {percent(share)} of the gap between them. "
+                + (
+                    f"Its lead is not significant over {names(close)} (paired differences of question 1); "
+                    if close
+                    else ""
+                )
+                + "which design to run is decided by the paired differences of the verdict, not by this "
+                "table's unpaired intervals."
             )
         )
-    blocks.append(figure(results, "section_bars"))
     return blocks
+
+
+def _headline_diff(results: CompareResults, a: str, b: str) -> Difference | None:
+    """The paired difference ``a - b`` overall, where question 1 has the pair (either way round)."""
+    for pair in results.designs.pairs:
+        if {pair.a, pair.b} == {a, b} and ALL in pair.by_section:
+            return pair.by_section[ALL]
+    return None
 
 
 # --- question 1 ---------------------------------------------------------------------------------------------
@@ -240,6 +258,13 @@ def does_the_overall_winner_lose_a_section(results: CompareResults) -> list[Bloc
     rev = results.reversals
     flagged = rev.flagged
     blocks: list[Block] = [section_heading("q3-reversals"), Paragraph(f"Rule: {rev.rule}")]
+    if rev.no_overall_winner:
+        blocks.append(
+            Paragraph(
+                f"No overall winner in {len(rev.no_overall_winner)} pair(s), whose overall difference is not "
+                "significant: " + ", ".join(f"`{p}`" for p in rev.no_overall_winner) + "."
+            )
+        )
     if not flagged:
         blocks.append(Paragraph(f"No reversal among the {rev.pairs_checked} (pair, section) checks."))
         return blocks
@@ -391,7 +416,11 @@ def does_the_bandit_beat_fixed_knobs(results: CompareResults) -> list[Block]:
         else "No section has a freshness weight knob."
     )
     best_rows = tuple(
-        (f"`{s}`", ", ".join(f"`{a}`" for a in dict.fromkeys(ids)), str(len(set(ids))))
+        (
+            f"`{s}`",
+            "; ".join(f"{arm_label(results, s, a)} ({ids.count(a)})" for a in dict.fromkeys(ids)),
+            str(len(set(ids))),
+        )
         for s, ids in bandit.best_fixed_arms.items()
     )
     return [
@@ -406,8 +435,10 @@ def does_the_bandit_beat_fixed_knobs(results: CompareResults) -> list[Block]:
         Table(("section", "knob", *segments, "all"), _knob_choice_rows(results, segments)),
         Paragraph(fresh_text),
         figure(results, "bandit_arms"),
-        Paragraph("The best fixed arm of each section (chosen per seed on the tuning sample):"),
-        Table(("section", "arms chosen", "distinct"), best_rows),
+        Paragraph(
+            "The best fixed arm of each section (chosen per seed on the tuning sample), by its knob values:"
+        ),
+        Table(("section", "arms chosen (seeds)", "distinct"), best_rows, "llr"),
         *headroom_blocks(results),
     ]
 
@@ -465,7 +496,41 @@ def _replay_sentences(results: CompareResults) -> list[str]:
         )
     else:
         sentences.append("Over all sections, no relative error is significantly different from 0.")
+    reconcile = _replay_reconciliation(results)
+    if reconcile:
+        sentences.append(reconcile)
     return sentences
+
+
+def _replay_reconciliation(results: CompareResults) -> str | None:
+    """How the replay's truth (under the logging scorer) orders the bandit and the best fixed arm, against
+    question 5 (on top of the base ranker), in words: the two measure different things."""
+    truth = {
+        r.policy: r.truth
+        for r in results.replay.rows
+        if r.section == ALL and r.estimator == next(iter(results.replay.by_estimator), r.estimator)
+    }
+    gain = results.bandit.by_section.get(ALL)
+    if "bandit" not in truth or "best_fixed" not in truth or gain is None:
+        return None
+    replay_ahead = num(truth["bandit"].mean) > num(truth["best_fixed"].mean)
+    served = gain.vs_best_fixed
+    order = "above" if replay_ahead else "below"
+    head = (
+        f"The replay's truth puts the bandit {order} the best fixed arm ({fmt(truth['bandit'].mean)} against "
+        f"{fmt(truth['best_fixed'].mean)} clicks per request on the log's test window)"
+    )
+    agrees = served.verdict == "tie" or (served.verdict == "better") == replay_ahead
+    if agrees:
+        return head + f", in line with question 5 ({cell(served, signed=True)})."
+    return (
+        head
+        + f", while question 5 finds it {cell(served, signed=True)} against the best fixed arm. Both are "
+        "exact, but of different things: the replay values each policy on the logged requests under the "
+        "logging scorer (the order the log was written with), question 5 on fresh requests on top of the "
+        "base ranker, for which the best fixed arm was chosen; an arm that helps one scorer can hurt the "
+        "other."
+    )
 
 
 def does_replay_recover_the_truth(results: CompareResults) -> list[Block]:

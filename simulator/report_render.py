@@ -11,16 +11,20 @@ import html
 import re
 from collections.abc import Iterable
 
-from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Table
+from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Section, Table
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-table { display: block; max-width: 100%; overflow-x: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 0.8em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 th { background: #f3f3f3; }
 td.r { text-align: right; white-space: nowrap; }
 code { background: #f5f5f5; padding: 0 0.2em; }
+p code, li code { overflow-wrap: anywhere; }
+td code, th code { white-space: nowrap; }
+#verdict { border: 2px solid #4a6fa5; border-radius: 6px; padding: 0 1em 0.5em; margin: 1em 0; }
+#verdict > ul li { margin: 0.3em 0; }
 figure { margin: 1em 0; }
 img { max-width: 100%; }
 """.strip()
@@ -47,6 +51,9 @@ def _markdown_block(block: Block) -> str:
         return _markdown_table(block)
     if isinstance(block, Figure):
         return f"*Plot: {block.title} (in report.html).*"
+    if isinstance(block, Section):
+        heading = _markdown_block(Heading(block.title, 2, block.anchor))
+        return "\n\n".join([heading, *(_markdown_block(b) for b in block.blocks)])
     raise TypeError(f"Expected a report block, found {type(block).__name__}")
 
 
@@ -73,7 +80,8 @@ def _html_table(table: Table) -> str:
         + "</tr>"
         for row in table.rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="table-wrap">{table_html}</div>'
 
 
 def _html_figure(figure: Figure) -> str:
@@ -98,6 +106,9 @@ def _html_block(block: Block) -> str:
         return _html_table(block)
     if isinstance(block, Figure):
         return _html_figure(block)
+    if isinstance(block, Section):
+        inner = "\n".join(_html_block(b) for b in block.blocks)
+        return f'<section id="{block.anchor}">\n<h2>{_inline(block.title)}</h2>\n{inner}\n</section>'
     raise TypeError(f"Expected a report block, found {type(block).__name__}")
 
 

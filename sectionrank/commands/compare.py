@@ -97,8 +97,9 @@ def compare_command(
     bandit on it, then value every strategy exactly on the same fresh requests; --feature-check retrains the
     consolidated model without each named feature and says whether the feature made the sections that never
     see it worse. Writes report.html (with
-    plots), report.md and results.json to --out and prints the headline table: clicks per request of each
-    strategy, mean ± 95% interval half-width over the seeds.
+    plots), report.md and results.json to --out and prints the headline table (clicks per request of each
+    strategy, mean ± 95% interval half-width over the seeds), then the verdict: which design to run per
+    section and overall, its cost, and the caveats that could change it.
 
     \b
     Example:
@@ -108,7 +109,7 @@ def compare_command(
     # The comparison (LightGBM, VW) and the report (matplotlib) load only when the command runs.
     from simulator.compare import compare, write_outputs
     from simulator.compare_run import STEPS
-    from simulator.report import headline_text
+    from simulator.report import headline_text, verdict_text
 
     settings = QUICK if quick else FULL
     changes: dict[str, object] = {}
@@ -144,6 +145,7 @@ def compare_command(
         f"\nExpected clicks per request (mean ± 95% interval half-width over {len(results.seeds)} seeds):"
     )
     click.echo(headline_text(results))
+    click.echo("\n" + verdict_text(results))
 
 
 __all__ = ["compare_command"]

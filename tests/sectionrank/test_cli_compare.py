@@ -14,9 +14,10 @@ from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from sectionrank.cli import main
 from simulator import WorldConfig
+from simulator.compare import read_results
 from simulator.compare_run import run_seed
 from simulator.compare_settings import MAIN_STRATEGIES, CompareSettings
-from simulator.report import SECTIONS
+from simulator.report import SECTIONS, verdict_text
 from simulator.report_plots import PLOTS
 from simulator.strategies import SLATE_METRICS
 
@@ -70,6 +71,10 @@ def test_compare_cli_writes_the_reports_and_prints_the_headline(tmp_path):
         src = parser.figures[f"plot-{key}"]
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
     assert "With 2 seeds (fewer than 5)" in (out / "report.md").read_text()
+    # The verdict comes last, after the headline table, and is the one the results give.
+    assert result.output.index("\noracle ") < result.output.index("Verdict on world")
+    assert result.output.rstrip().endswith(verdict_text(read_results(out)).rstrip())
+    assert "Only 2 seeds" in result.output.split("Verdict on world")[1]
 
 
 # Errors a user can cause: (arguments, exit code, start of the output).

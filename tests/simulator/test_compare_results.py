@@ -184,7 +184,7 @@ def test_compare_results_json_has_the_documented_fields(results):
         "schema_version", "created", "world", "seeds", "settings", "primary_metric", "interval", "sections",
         "strategies", "metrics", "headline", "designs", "cross_learning", "reversals", "stratification",
         "bandit", "replay", "costs", "conclusions", "config_lines", "log", "runtime", "feature_check",
-        "bandit_headroom",
+        "bandit_headroom", "arm_knobs",
     ]  # fmt: skip
     assert list(data["metrics"]["consolidated"]["discover"]["clicks"]) == [
         "mean",
@@ -213,6 +213,7 @@ def test_compare_results_read_a_results_json_written_before_typing():
         "feature_check": [],
         "feature_leak": False,
     }
+    assert written["reversals"].pop("no_overall_winner") == []
     assert written == raw
     assert results.seeds == (0, 1)
     assert isinstance(results.designs.pairs[0].by_section[ALL], Difference)

@@ -119,7 +119,27 @@ def test_reversals_flag_the_overall_winner_losing_a_section():
     others = ("independent", "base+default", "base+best_fixed", "base+bandit", "consolidated+bandit")
     assert flagged == {("consolidated", other, "search") for other in others}
     assert all(f.overall_significant for f in out.flagged)
-    assert out.pairs_checked == 15 * 2
+    # Pairs without a significant overall difference have no winner and are not checked.
+    assert out.pairs_checked + 2 * len(out.no_overall_winner) == 15 * 2
+    assert all("consolidated " not in p for p in out.no_overall_winner)
+
+
+def test_reversals_flag_nothing_for_a_pair_without_an_overall_winner():
+    # consolidated wins discover and loses search by the same amount: the overall difference is a tie.
+    noise = np.linspace(-0.01, 0.01, 5)
+    values = {(s, g): list(1.0 + 0 * noise) for s in ("base+bandit",) for g in ("discover", "search", ALL)}
+    values[("consolidated", "discover")] = list(1.3 + noise)
+    values[("consolidated", "search")] = list(0.7 - noise)
+    values[("consolidated", ALL)] = list(1.0 + noise)
+    out = _reversals(SeedTable(_seed_results(values)), ["discover", "search"])
+    assert out.flagged == ()
+    assert out.no_overall_winner == ("consolidated vs base+bandit",)
+    assert out.pairs_checked == 0
+    # Tilt the overall difference above 0: consolidated now wins overall and search is flagged.
+    values[("consolidated", ALL)] = list(1.1 + noise)
+    out = _reversals(SeedTable(_seed_results(values)), ["discover", "search"])
+    assert {(f.winner, f.section) for f in out.flagged} == {("consolidated", "search")}
+    assert out.no_overall_winner == ()
 
 
 def test_knob_value_share_matches_a_count(default_config):

@@ -18,7 +18,7 @@ from simulator.compare import write_outputs
 from simulator.compare_results import CompareResults
 from simulator.compare_settings import ALL, MAIN_STRATEGIES
 from simulator.report import SECTIONS, build_blocks, headline_text, render_html, render_markdown
-from simulator.report_blocks import Figure, Heading
+from simulator.report_blocks import Figure, Heading, Section
 from simulator.report_plots import PLOTS
 from tests.simulator.test_compare_results import SECTION_NAMES, make_results
 
@@ -58,6 +58,11 @@ def test_report_html_has_every_section_and_every_plot(results):
     parser.feed(page)
     for anchor in SECTIONS:
         assert parser.ids.get(anchor) == "h2", f"missing section {anchor}"
+    assert parser.ids.get("verdict") == "section"
+    # The verdict comes first after the title, and every table scrolls inside its own box.
+    assert page.index('<section id="verdict">') < page.index("<h2")
+    assert page.count("<table>") == page.count('<div class="table-wrap"><table>')
+    assert ".table-wrap { overflow-x: auto;" in page
     for key in PLOTS:
         src = parser.images.get(f"plot-{key}")
         assert src is not None, f"missing plot {key}"
@@ -132,6 +137,10 @@ def test_report_renders_the_same_from_the_results_read_back(results):
 
 def test_report_blocks_have_every_section_and_every_plot_once(results):
     blocks = build_blocks(results)
+    # The verdict is the first section after the title and the run's header, and holds the forest plot.
+    assert isinstance(blocks[2], Section)
+    assert blocks[2].anchor == "verdict"
+    flat = [inner for b in blocks for inner in (b.blocks if isinstance(b, Section) else (b,))]
     anchors = [b.anchor for b in blocks if isinstance(b, Heading) and b.anchor]
     assert anchors == list(SECTIONS)
-    assert [b.key for b in blocks if isinstance(b, Figure)] == list(PLOTS)
+    assert [b.key for b in flat if isinstance(b, Figure)] == list(PLOTS)

@@ -3,9 +3,12 @@ earns 1.0 clicks per request plus an edge; without jitter, strategies without an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from heuristics import SectionsConfig
+from simulator.compare_results import Difference
 from simulator.compare_settings import ALL
 from simulator.report_blocks import Bullets, Figure, Heading, Paragraph, Table
 from simulator.report_questions import (
@@ -71,7 +74,23 @@ def test_which_design_wins_names_the_leader_and_its_share_of_the_gap(consolidate
     # random 0.5, oracle 1.5, consolidated 1.2 above the seed's wobble: 0.7 of the gap.
     assert "Overall, `consolidated` earns the most clicks per request among the designs" in text_of(blocks)
     assert "so `consolidated` closes 70% of the gap between them" in text_of(blocks)
-    assert [b.key for b in blocks if isinstance(b, Figure)] == ["section_bars"]
+    assert "decided by the paired differences of the verdict" in text_of(blocks)
+    assert "Its lead is not significant" not in text_of(blocks)  # +0.2 over base+bandit, paired
+    # The unpaired bars are no longer the headline's picture (the verdict's forest plot is).
+    assert [b.key for b in blocks if isinstance(b, Figure)] == []
+
+
+def test_which_design_wins_says_when_the_leader_ties_a_design(consolidated_ahead):
+    # The same means, but the paired difference to base+bandit made a tie: the lead is then not significant.
+    first = consolidated_ahead.designs.pairs[0]
+    tied = Difference(mean=0.2, low=-0.1, high=0.5, n=5, per_seed=(), verdict="tie")
+    pair = replace(first, by_section={**first.by_section, ALL: tied})
+    results = replace(
+        consolidated_ahead,
+        designs=replace(consolidated_ahead.designs, pairs=(pair, *consolidated_ahead.designs.pairs[1:])),
+    )
+    text = text_of(which_design_wins(results))
+    assert "Its lead is not significant over `base+bandit`" in text
 
 
 def test_does_consolidation_beat_the_tuned_base_ranker_when_clearly_better(consolidated_ahead):
@@ -117,19 +136,24 @@ def test_does_consolidation_learn_across_sections_without_a_gain():
 
 def test_does_the_overall_winner_lose_a_section_finds_none_on_a_tie(tie):
     text = text_of(does_the_overall_winner_lose_a_section(tie))
-    assert "No reversal among the 84 (pair, section) checks." in text
+    # Every pair of the 8 designs ties overall: none has an overall winner, so none is checked or flagged.
+    assert "No overall winner in 28 pair(s), whose overall difference is not significant" in text
+    assert "`consolidated vs base+bandit`" in text
+    assert "No reversal among the 0 (pair, section) checks." in text
 
 
 def test_does_the_overall_winner_lose_a_section_flags_the_reversal():
     # consolidated wins overall (+0.4 - 0.2 over four sections) but loses every seed in search.
     results = make_results({("consolidated", "discover"): 0.4, ("consolidated", "search"): -0.2}, jitter=0.0)
     blocks = does_the_overall_winner_lose_a_section(results)
-    assert "6 reversal(s) among the 84 (pair, section) checks" in text_of(blocks)
+    # Only consolidated's 7 pairs have an overall winner (the others tie exactly): 7 x 4 checks.
+    assert "7 reversal(s) among the 28 (pair, section) checks" in text_of(blocks)
     (table,) = tables_of(blocks)
     assert {(row[0], row[2]) for row in table.rows} == {
         (f"`consolidated` over `{other}`", "`search`")
         for other in (
             "independent",
+            "base",
             "base+default",
             "base+best_fixed",
             "base+best_fixed_logged",

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Table
+from simulator.report_blocks import Block, Bullets, Figure, Heading, Paragraph, Section, Table
 from simulator.report_render import to_html, to_markdown
 
 PNG = b"\x89PNG\r\n\x1a\nnot-really-a-png"
@@ -41,8 +41,15 @@ SAMPLES: dict[type, tuple[Block, str, str]] = {
     Table: (
         Table(("name", "value"), (("`a`", "1.0"), ("b", "2.0"))),
         "| name | value |\n| --- | ---: |\n| `a` | 1.0 |\n| b | 2.0 |",
-        '<table><thead><tr><th>name</th><th>value</th></tr></thead><tbody><tr><td class="l"><code>a</code>'
-        '</td><td class="r">1.0</td></tr><tr><td class="l">b</td><td class="r">2.0</td></tr></tbody></table>',
+        '<div class="table-wrap"><table><thead><tr><th>name</th><th>value</th></tr></thead><tbody><tr>'
+        '<td class="l"><code>a</code></td><td class="r">1.0</td></tr><tr><td class="l">b</td>'
+        '<td class="r">2.0</td></tr></tbody></table></div>',
+    ),
+    Section: (
+        Section("verdict", "Verdict: `a`", (Paragraph("Run **a**."), Bullets(("one",)))),
+        "## Verdict: `a`\n\nRun **a**.\n\n- one",
+        '<section id="verdict">\n<h2>Verdict: <code>a</code></h2>\n<p>Run <strong>a</strong>.</p>\n'
+        "<ul><li>one</li></ul>\n</section>",
     ),
     Figure: (
         Figure("bars", "Clicks <by> section", lambda: PNG),
