@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -280,14 +280,50 @@ def feedback_body(
     )
 
 
-@dataclass
-class _Chunk:
-    """Requests in flight, their replies filled in by the pool's threads."""
+@dataclass(frozen=True)
+class Draw:
+    """Consecutive requests of a live run and the uniform numbers their clicks are drawn from.
+
+    Attributes
+    ----------
+    first : int
+        Index of the first request in the run.
+    requests : RequestBatch of B requests
+    u_click, u_conversion : (B, n) float64 in [0, 1)
+        One number per candidate slot of each request (n candidates >= any slate's length).
+    """
 
     first: int
     requests: RequestBatch
     u_click: np.ndarray
     u_conversion: np.ndarray
+
+
+def draw_chunks(world: World, n: int, *, seed: int, chunk: int) -> Iterator[Draw]:
+    """The n requests of a live run with `seed`, in time order, `chunk` at a time.
+
+    Three streams of ``SeedSequence([LIVE_STREAM, seed])`` draw the request times, the requests with their
+    candidates, and the click numbers; the same seed and chunk give the same bytes.
+    """
+    _positive_int("n", n, 1)
+    _positive_int("seed", seed, 0)
+    _positive_int("chunk", chunk, 1)
+    time_rng, request_rng, click_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([LIVE_STREAM, seed]).spawn(3)
+    )
+    times = world.sample_times(n, time_rng)
+    for first in range(0, n, chunk):
+        stop = min(first + chunk, n)
+        requests = world.sample_requests(stop - first, request_rng, times=times[first:stop])
+        shape = (stop - first, requests.n_candidates)
+        yield Draw(first, requests, click_rng.random(shape), click_rng.random(shape))
+
+
+@dataclass
+class _Chunk:
+    """Requests in flight, their replies filled in by the pool's threads."""
+
+    draw: Draw
     replies: list[Reply | None]
     left: int
     done: threading.Event = field(default_factory=threading.Event)
@@ -383,26 +419,17 @@ def run_live(
         raise SimulationInputError(f"Expected `settings` to be LiveSettings, found {type(settings).__name__}")
     check_service(world, settings.url, settings.timeout)
     n = settings.requests
-    time_rng, request_rng, click_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([LIVE_STREAM, settings.seed]).spawn(3)
-    )
-    times = world.sample_times(n, time_rng)
-    delay = (
-        world.config.requests.feedback_delay_s if settings.feedback_delay is None else settings.feedback_delay
-    )
+    delay = world.config.requests.feedback_delay_s
+    delay = delay if settings.feedback_delay is None else settings.feedback_delay
     world_delay = world.config.requests.feedback_delay_s
     columns = _Columns(n)
     with HttpPool(settings.url, connections=settings.connections, timeout=settings.timeout) as pool:
         feedback = _Feedback(pool, n, settings.feedback_retries, settings.feedback_backoff)
         start = time.monotonic() + 0.05
         in_flight: list[_Chunk] = []
-        for first in range(0, n, settings.chunk):
-            stop = min(first + settings.chunk, n)
-            requests = world.sample_requests(stop - first, request_rng, times=times[first:stop])
-            shape = (stop - first, requests.n_candidates)
-            chunk = _Chunk(
-                first, requests, click_rng.random(shape), click_rng.random(shape), [None] * shape[0], shape[0]
-            )
+        for draw in draw_chunks(world, n, seed=settings.seed, chunk=settings.chunk):
+            first, requests = draw.first, draw.requests
+            chunk = _Chunk(draw, [None] * len(requests), len(requests))
             for row, body in enumerate(rerank_bodies(requests)):
                 due = start + (first + row) / settings.rate if settings.rate > 0 else start
                 pool.submit(due, "POST", "/v1/rerank", body, lambda r, c=chunk, i=row: c.reply(i, r))
@@ -474,8 +501,9 @@ def _finish(
 ) -> None:
     """Wait for a chunk's answers, record them, compute the served slates' outcomes and queue feedback."""
     chunk.done.wait()
-    requests, replies = chunk.requests, chunk.replies
-    rows = np.arange(chunk.first, chunk.first + len(requests))
+    draw, replies = chunk.draw, chunk.replies
+    requests = draw.requests
+    rows = np.arange(draw.first, draw.first + len(requests))
     columns.section[rows] = requests.section
     columns.user_id[rows] = requests.user_id
     columns.segment[rows] = requests.segment
@@ -485,7 +513,7 @@ def _finish(
     served: list[int] = []
     for row, reply in enumerate(replies):
         assert reply is not None  # every reply is in once `done` is set
-        at = chunk.first + row
+        at = draw.first + row
         columns.sent_s[at] = reply.sent - start
         columns.latency_ms[at] = reply.seconds * 1e3
         columns.status[at] = reply.status
@@ -509,8 +537,8 @@ def _finish(
         ids = np.array([slates[i] for i in np.flatnonzero(lengths == width).tolist()], dtype=np.int64)
         ids = ids.reshape(len(group), width)
         part = requests.take(group)
-        out = slate_outcomes(world, part, ids, chunk.u_click[group], chunk.u_conversion[group])
-        at = chunk.first + group
+        out = slate_outcomes(world, part, ids, draw.u_click[group], draw.u_conversion[group])
+        at = draw.first + group
         columns.shown[at] = width
         columns.expected_clicks[at] = out.expected.clicks
         columns.expected_conversions[at] = out.expected.conversions
