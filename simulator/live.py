@@ -8,8 +8,10 @@ world's click model gives
   slot probabilities of `World.examination`, `attractiveness` and `conversion_probability`): the value of
   the slate, with no sampling noise;
 - one draw of clicks and conversions, posted back as ``POST /v1/feedback`` once `feedback_delay` real
-  seconds have passed since the answer. The feedback's ``time`` is the request's world time plus the
-  world's ``requests.feedback_delay_s``, as `sectionrank simulate` logs it.
+  seconds (by default the world's ``requests.feedback_delay_s``) have passed since the answer. The
+  feedback's ``time`` is the request's world time plus the same delay, so that the service, which judges
+  lateness on these times against its ``reward_wait_seconds``, and a learner, which waits on its own clock,
+  see the same delay.
 
 The simulator never imports the service: it speaks HTTP (`simulator.live_http.HttpPool`, a few keep-alive
 connections, requests sent on a schedule of `rate` per second).
@@ -421,7 +423,6 @@ def run_live(
     n = settings.requests
     delay = world.config.requests.feedback_delay_s
     delay = delay if settings.feedback_delay is None else settings.feedback_delay
-    world_delay = world.config.requests.feedback_delay_s
     columns = _Columns(n)
     with HttpPool(settings.url, connections=settings.connections, timeout=settings.timeout) as pool:
         feedback = _Feedback(pool, n, settings.feedback_retries, settings.feedback_backoff)
@@ -435,9 +436,9 @@ def run_live(
                 pool.submit(due, "POST", "/v1/rerank", body, lambda r, c=chunk, i=row: c.reply(i, r))
             in_flight.append(chunk)
             if len(in_flight) > 1:
-                _finish(world, in_flight.pop(0), columns, feedback, start, delay, world_delay, progress)
+                _finish(world, in_flight.pop(0), columns, feedback, start, delay, progress)
         for chunk in in_flight:
-            _finish(world, chunk, columns, feedback, start, delay, world_delay, progress)
+            _finish(world, chunk, columns, feedback, start, delay, progress)
         feedback.wait()
         seconds = time.monotonic() - start
     columns.feedback_status[:] = feedback.status
@@ -496,7 +497,6 @@ def _finish(
     feedback: _Feedback,
     start: float,
     delay: float,
-    world_delay: float,
     progress: Callable[[int], None] | None,
 ) -> None:
     """Wait for a chunk's answers, record them, compute the served slates' outcomes and queue feedback."""
@@ -554,7 +554,7 @@ def _finish(
                 out.clicks[j],
                 out.conversions[j],
                 out.revenue[j],
-                float(requests.time[group[j]]) + world_delay,
+                float(requests.time[group[j]]) + delay,
             )
             feedback.send(reply.sent + reply.seconds + delay, request, body)
     if progress is not None:

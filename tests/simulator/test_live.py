@@ -53,6 +53,7 @@ class FakeService(ThreadingHTTPServer):
         self.slates: dict[str, list[int]] = {}
         self.feedback: dict[str, dict] = {}
         self.attempts: dict[str, int] = {}
+        self.clock: dict[str, float] = {}  # event id -> monotonic time its slate was answered, then fed back
 
     @property
     def url(self) -> str:
@@ -86,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
                 event_id = f"e{count}"
                 slate = body["candidates"][:K][::-1]
                 server.slates[event_id] = slate
+                server.clock[event_id] = time.monotonic()
             if server.fail_every and count % server.fail_every == 0:
                 return self._answer(500, {"error": {"status": 500}})
             variant = {"name": "b"} if body["user"]["id"] % 2 else "a"
@@ -106,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             if server.feedback_404 and server.attempts[event_id] == 1:
                 return self._answer(404, {"error": {"status": 404}})
             server.feedback[event_id] = body
+            server.clock[event_id] = time.monotonic() - server.clock[event_id]
         self._answer(200, {"stored": True})
 
 
@@ -221,7 +224,7 @@ def test_live_run_records_every_slate_and_sends_its_feedback(world, fake, tmp_pa
         sent = server.feedback[event_id]
         assert len(sent["clicks"]) == row["clicks"]
         assert len(sent["conversions"]) == row["conversions"]
-        assert sent["time"] == one.time[0] + world.config.requests.feedback_delay_s
+        assert sent["time"] == one.time[0]  # the world time of the decision plus the delay, 0 here
         assert row["variant"] == ("b" if one.user_id[0] % 2 else "a")
         assert row["policy_version"] == "p1"
         assert row["shown"] == K
@@ -257,6 +260,17 @@ def test_live_rate_spaces_the_requests(world, fake):
     assert time.monotonic() - started >= 39 / 200.0
     sent = result.records["sent_s"].to_numpy()
     assert (sent >= np.arange(40) / 200.0 - 1e-3).all()
+
+
+def test_live_feedback_waits_the_delay_and_is_stamped_with_it(world, fake):
+    server = fake()
+    settings = LiveSettings(url=server.url, requests=30, rate=0, seed=3, feedback_delay=0.4, chunk=10)
+    result = run_live(world, settings)
+    assert result.counts.feedback_statuses == {200: 30}
+    records = result.records.set_index("event_id")
+    for event_id, body in server.feedback.items():
+        assert server.clock[event_id] >= 0.4
+        assert body["time"] == pytest.approx(records.loc[event_id, "time"] + 0.4)
 
 
 def test_live_refuses_a_service_that_lacks_a_section(world, fake):
