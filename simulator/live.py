@@ -65,6 +65,7 @@ RECORD_COLUMNS = (
     "policy_version",
     "ranker_version",
     "fallback",
+    "logged",
     "shown",
     "expected_clicks",
     "expected_conversions",
@@ -476,6 +477,7 @@ class _Columns:
         self.policy_version = np.full(n, "", dtype=object)
         self.ranker_version = np.full(n, "", dtype=object)
         self.fallback = np.full(n, "", dtype=object)
+        self.logged = np.zeros(n, dtype=bool)
         self.shown = np.zeros(n, dtype=np.int64)
         self.expected_clicks = np.full(n, np.nan)
         self.expected_conversions = np.full(n, np.nan)
@@ -528,6 +530,7 @@ def _finish(
         columns.policy_version[at] = str(versions.get("policy", ""))
         columns.ranker_version[at] = str(versions.get("ranker", ""))
         columns.fallback[at] = answer.get("fallback") or ""
+        columns.logged[at] = answer.get("logged") is True
         slates.append([item["id"] for item in answer["items"]])
         served.append(row)
     lengths = np.array([len(s) for s in slates], dtype=np.int64)

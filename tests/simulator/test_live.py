@@ -99,6 +99,7 @@ class Handler(BaseHTTPRequestHandler):
                     "arm": {"id": "arm-1"},
                     "model_versions": {"ranker": "r1", "policy": "p1"},
                     "fallback": None,
+                    "logged": count % 7 != 0,
                     "variant": variant,
                 },
             )
@@ -227,6 +228,7 @@ def test_live_run_records_every_slate_and_sends_its_feedback(world, fake, tmp_pa
         assert sent["time"] == one.time[0]  # the world time of the decision plus the delay, 0 here
         assert row["variant"] == ("b" if one.user_id[0] % 2 else "a")
         assert row["policy_version"] == "p1"
+        assert row["logged"] == (int(event_id[1:]) % 7 != 0)
         assert row["shown"] == K
     paths = write_live(result, tmp_path / "out", window=50)
     assert pd.read_parquet(paths["records"]).shape == records.shape

@@ -65,6 +65,7 @@ def test_live_gunicorn_records_the_truth_of_the_logged_slate(served):
         }
     records = result.records
     assert (records["status"] == 200).all()
+    assert records["logged"].all()
     for row in records.itertuples():
         draw = draws[row.request // CHUNK]
         one = draw.requests.take(np.array([row.request - draw.first]))
