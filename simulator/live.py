@@ -27,6 +27,7 @@ docs/http-api.md) is sent again after `feedback_backoff` seconds, up to `feedbac
 
 from __future__ import annotations
 
+import http.client
 import math
 import threading
 import time
@@ -40,7 +41,7 @@ import pandas as pd
 
 from simulator import click_model
 from simulator.errors import SimulationInputError
-from simulator.live_http import HttpPool, Reply
+from simulator.live_http import HttpPool, Reply, parse_base_url
 from simulator.records import RequestBatch
 from simulator.world import World
 
@@ -137,6 +138,7 @@ class LiveSettings:
     feedback_backoff: float = 0.05
 
     def __post_init__(self) -> None:
+        parse_base_url(self.url)
         _positive_int("requests", self.requests, 1)
         _positive_int("seed", self.seed, 0)
         _positive_int("connections", self.connections, 1)
@@ -375,10 +377,6 @@ class _Feedback:
 
 def check_service(world: World, pool_url: str, timeout: float) -> None:
     """Refuse a service that is not ready or does not serve every section the world sends traffic to."""
-    import http.client
-
-    from simulator.live_http import parse_base_url
-
     host, port = parse_base_url(pool_url)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
