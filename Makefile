@@ -77,7 +77,7 @@ live: $(VENV)/.installed
 			$(LIVE_URL)/readyz 2>/dev/null && break; \
 		kill -0 $$serve 2>/dev/null || { cat $(LIVE)/serve.log; exit 1; }; sleep 1; \
 	done; \
-	$(CLI) loop --config $(LIVE)/service.toml --every 10 --min-decisions 1000 > $(LIVE)/loop.log 2>&1 & loop=$$!; \
+	$(CLI) loop --config $(LIVE)/service.toml --every 5 --min-decisions 2000 > $(LIVE)/loop.log 2>&1 & loop=$$!; \
 	$(CLI) live --world context_flip --world-seed 0 --url $(LIVE_URL) --requests $(LIVE_REQUESTS) \
 		--rate $(LIVE_RATE) --feedback-delay 1 --out $(LIVE)/live; status=$$?; \
 	echo "Policy versions published: $$(ls $(LIVE)/policy/versions 2>/dev/null | tr '\n' ' ')"; \
