@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ class LearnSettings:
         Reward of a decision without feedback within the window.
     since, until : float or None
         Decision-time window (Unix seconds, ``since <= time < until``).
+    seqs : (after, through) or None
+        Arrival window of a SQLite log: the decisions with ``after < seq <= through`` (`DecisionLog.max_seq`).
     vw : VWSettings
     """
 
@@ -46,6 +49,7 @@ class LearnSettings:
     default_reward: float = 0.0
     since: float | None = None
     until: float | None = None
+    seqs: tuple[int, int] | None = None
     vw: VWSettings = field(default_factory=VWSettings)
 
     def __post_init__(self) -> None:
@@ -53,6 +57,18 @@ class LearnSettings:
             raise LearnError(f"Expected `reward` in {', '.join(REWARDS)}, found {self.reward!r}")
         if self.wait_seconds is not None and not self.wait_seconds >= 0:
             raise LearnError(f"Expected `wait_seconds` >= 0, found {self.wait_seconds!r}")
+        if self.seqs is not None and not 0 <= self.seqs[0] <= self.seqs[1]:
+            raise LearnError(
+                f"Expected `seqs` (after, through) with 0 <= after <= through, found {self.seqs!r}"
+            )
+
+    def window(self) -> dict[str, Any]:
+        """The keyword arguments that select this window from a log (``seqs`` only when set: a Parquet
+        dataset of logs has no arrival order)."""
+        out: dict[str, Any] = {"since": self.since, "until": self.until}
+        if self.seqs is not None:
+            out["seqs"] = self.seqs
+        return out
 
 
 @dataclass(frozen=True)
@@ -173,7 +189,7 @@ def read_decisions(
     log: DecisionLog | LogDataset, sections: SectionsConfig, settings: LearnSettings
 ) -> LoggedDecisions:
     """The log's decisions in `settings`' time window, joined with feedback within the wait window."""
-    frame = log.joined(settings.wait_seconds, since=settings.since, until=settings.until)
+    frame = log.joined(settings.wait_seconds, **settings.window())
     return decisions_from_frame(
         frame, sections, reward=settings.reward, default_reward=settings.default_reward
     )
@@ -212,9 +228,7 @@ def iter_decisions(
     chunk_size: int = 100_000,
 ) -> Iterator[LoggedDecisions]:
     """`read_decisions` chunk by chunk (`DecisionLog.iter_joined`, `LogDataset.iter_joined`), in log order."""
-    for frame in log.iter_joined(
-        chunk_size, wait_seconds=settings.wait_seconds, since=settings.since, until=settings.until
-    ):
+    for frame in log.iter_joined(chunk_size, wait_seconds=settings.wait_seconds, **settings.window()):
         yield decisions_from_frame(
             frame, sections, reward=settings.reward, default_reward=settings.default_reward
         )

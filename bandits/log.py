@@ -366,6 +366,7 @@ class DecisionLog:
         section: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        seqs: tuple[int, int] | None = None,
     ) -> pd.DataFrame:
         """Decisions (filtered as in `decisions`) left-joined with their feedback, one row per decision.
 
@@ -374,6 +375,8 @@ class DecisionLog:
         wait_seconds : float or None
             The wait window: feedback whose ``feedback time - decision time`` exceeds it is left out of the
             join (it stays in the feedback table). None admits all feedback.
+        seqs : (after, through) or None
+            Only the decisions with ``after < seq <= through`` (their order of arrival, `max_seq`).
 
         Returns
         -------
@@ -384,7 +387,7 @@ class DecisionLog:
             False without feedback).
         """
         sql, params = self._joined_select(wait_seconds)
-        where, where_params = _where("d", section, since, until)
+        where, where_params = _where("d", section, since, until, seqs)
         return joined_frame(self._read(f"{sql} {where} ORDER BY d.seq", params + where_params))
 
     def iter_joined(
@@ -395,10 +398,16 @@ class DecisionLog:
         section: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        seqs: tuple[int, int] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """`joined` in frames of at most `chunk_size` decisions."""
         select, params = self._joined_select(wait_seconds, with_seq=True)
-        return self._iter(select, joined_frame, chunk_size, section, since, until, params)
+        return self._iter(select, joined_frame, chunk_size, section, since, until, params, seqs)
+
+    def max_seq(self) -> int:
+        """The ``seq`` of the last decision stored (0 for an empty log). ``seq`` grows with every decision
+        appended, so ``(after, through]`` ranges of it name the decisions that arrived in between."""
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM decisions")[0][0])
 
     def id_types(self, section: str | None = None) -> dict[str, str]:
         """How ids are typed in the log: ``{"user_id"|"candidates"|"shown": "int"|"str"|"mixed"|"none"}``.
@@ -448,10 +457,11 @@ class DecisionLog:
         since: float | None,
         until: float | None,
         params: list[Any] | None = None,
+        seqs: tuple[int, int] | None = None,
     ) -> Iterator[pd.DataFrame]:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise InvalidArgumentError(f"Expected `chunk_size` to be an integer >= 1, found {chunk_size!r}")
-        where, where_params = _where("d", section, since, until)
+        where, where_params = _where("d", section, since, until, seqs)
         sql = f"{select} {where} {'AND' if where else 'WHERE'} d.seq > ? ORDER BY d.seq LIMIT ?"
         head = list(params or []) + where_params
 
@@ -524,9 +534,17 @@ def _kind(is_str: set[bool]) -> str:
 
 
 def _where(
-    alias: str, section: str | None, since: float | None, until: float | None
+    alias: str,
+    section: str | None,
+    since: float | None,
+    until: float | None,
+    seqs: tuple[int, int] | None = None,
 ) -> tuple[str, list[Any]]:
     clauses, params = [], []
+    if seqs is not None:
+        after, through = (int(v) for v in seqs)
+        clauses.append(f"{alias}.seq > ? AND {alias}.seq <= ?")
+        params += [after, through]
     if section is not None:
         clauses.append(f"{alias}.section = ?")
         params.append(str(section))

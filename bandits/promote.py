@@ -374,32 +374,48 @@ def promote(
             settings=settings,
             window_info=info,
         )
-        sources: dict[str, dict[str, Any]] = {}
-        models: dict[str, Path] = {}
-        for s in sections:
-            verdict = decision.sections[s.name]
-            if verdict.shipped == "candidate":
-                name = _model_name(candidate_path)
-                models[name] = candidate_path
-                sources[s.name] = {"kind": "vw", "model": name, "from": "candidate"}
-            elif verdict.shipped == "incumbent":
-                assert incumbent is not None
-                spec = dict(incumbent.specs[s.name])
-                if spec["kind"] == "vw":
-                    models[spec["model"]] = incumbent.model_files()[spec["model"]]
-                sources[s.name] = {**spec, "from": "incumbent"}
-            else:
-                arm = verdict.fixed_arm if verdict.shipped == "best_fixed_logged" else s.default_arm.id
-                sources[s.name] = {"kind": "fixed", "arm": arm, "from": verdict.shipped}
         record = {
-            **decision.to_dict(),
             "candidate": str(candidate_path),
             "candidate_sha256": meta.get("sha256"),
             "incumbent": incumbent.metadata.get("version") if incumbent is not None else None,
         }
-        version = publish_version(policy_dir, sources, models, record)
+        version = publish_decision(policy_dir, sections, decision, candidate_path, incumbent, record)
     finally:
         cand.close()
         if incumbent is not None:
             incumbent.close()
     return version, decision
+
+
+def publish_decision(
+    policy_dir: str | os.PathLike,
+    sections: SectionsConfig,
+    decision: GateDecision,
+    candidate_path: Path,
+    incumbent: ShippedPolicy | None,
+    record: Mapping[str, Any],
+) -> str:
+    """Publish what `decision` ships per section as the next version of `policy_dir`; returns its id.
+
+    A section that ships the candidate serves the model file `candidate_path`; one that ships the incumbent
+    keeps the incumbent's source (its model copied into the new version); a fixed arm is named by its id.
+    `record` (candidate, incumbent, ...) is stored beside the decision in ``version.json``.
+    """
+    sources: dict[str, dict[str, Any]] = {}
+    models: dict[str, Path] = {}
+    for s in sections:
+        verdict = decision.sections[s.name]
+        if verdict.shipped == "candidate":
+            name = _model_name(candidate_path)
+            models[name] = candidate_path
+            sources[s.name] = {"kind": "vw", "model": name, "from": "candidate"}
+        elif verdict.shipped == "incumbent":
+            assert incumbent is not None
+            spec = dict(incumbent.specs[s.name])
+            if spec["kind"] == "vw":
+                models[spec["model"]] = incumbent.model_files()[spec["model"]]
+            sources[s.name] = {**spec, "from": "incumbent"}
+        else:
+            arm = verdict.fixed_arm if verdict.shipped == "best_fixed_logged" else s.default_arm.id
+            sources[s.name] = {"kind": "fixed", "arm": arm, "from": verdict.shipped}
+    return publish_version(policy_dir, sources, models, {**decision.to_dict(), **record})

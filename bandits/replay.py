@@ -8,6 +8,7 @@ context, padded to the largest section's arm count (arms a section does not have
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from bandits.errors import PolicySpecError
 from bandits.learn import LoggedDecisions, context_matrix
 from bandits.ope import BaseRewardModel, LoggedBandit, evaluate
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
-from bandits.shipped import ShippedPolicy, is_policy_dir
+from bandits.shipped import ShippedPolicy, is_policy_dir, is_version_dir
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
 
@@ -27,7 +28,8 @@ POLICY_SPECS = (
     "default",
     "epsilon:EPS (epsilon-greedy around the default arms)",
     "fixed:SECTION=ARM[,SECTION=ARM...]",
-    "PATH (a policy directory or policy-NNNN.vw file, or a directory of shipped versions)",
+    "PATH (a policy directory or policy-NNNN.vw file, a directory of shipped versions, or one version of it: "
+    "DIR/versions/NNNN)",
 )
 
 
@@ -88,6 +90,9 @@ def parse_policy(spec: str, sections: SectionsConfig) -> KnobPolicy | str:
         return FixedArmPolicy(sections, arms)
     if is_policy_dir(spec):
         return ShippedPolicy.load(spec, sections)
+    if is_version_dir(spec):
+        path = Path(spec)
+        return ShippedPolicy.load(path.parent.parent, sections, version=path.name)
     return VWKnobPolicy.load(spec, sections)
 
 

@@ -83,7 +83,8 @@ def read_version(directory: str | os.PathLike, version: str | None = None) -> di
     return json.loads(path.read_text())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -91,7 +92,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def write_synced(path: Path, data: bytes) -> None:
+    """Write `data` to `path` and fsync it before returning."""
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -131,23 +133,73 @@ def publish_version(
     staging.mkdir()
     for name, source in models.items():
         source = Path(source)
-        _write_synced(staging / name, source.read_bytes())
-        _write_synced((staging / name).with_suffix(".json"), source.with_suffix(".json").read_bytes())
+        write_synced(staging / name, source.read_bytes())
+        write_synced((staging / name).with_suffix(".json"), source.with_suffix(".json").read_bytes())
     meta = {
         "version": version,
         "created_at": time.time(),
         "sections": {s: dict(v) for s, v in sources.items()},
         "decision": dict(decision),
     }
-    _write_synced(staging / VERSION_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
-    _fsync_dir(staging)
+    write_synced(staging / VERSION_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
+    fsync_dir(staging)
     staging.rename(versions / version)
-    _fsync_dir(versions)
-    pointer = directory / (CURRENT + ".tmp")
-    _write_synced(pointer, f"{version}\n".encode())
-    pointer.replace(directory / CURRENT)
-    _fsync_dir(directory)
+    fsync_dir(versions)
+    _point_current(directory, version)
     return version
+
+
+def _point_current(directory: Path, version: str) -> None:
+    """Replace ``current`` atomically: write ``current.tmp``, fsync it, rename it over, fsync `directory`."""
+    pointer = directory / (CURRENT + ".tmp")
+    write_synced(pointer, f"{version}\n".encode())
+    pointer.replace(directory / CURRENT)
+    fsync_dir(directory)
+
+
+def list_versions(directory: str | os.PathLike) -> list[str]:
+    """The complete versions of a policy directory (those with a ``version.json``), oldest first."""
+    versions = Path(directory) / VERSIONS
+    if not versions.is_dir():
+        return []
+    found = [p.name for p in versions.iterdir() if _VERSION_ID.match(p.name) and (p / VERSION_FILE).is_file()]
+    return sorted(found, key=int)
+
+
+def rollback(directory: str | os.PathLike) -> tuple[str, str]:
+    """Point ``current`` at the version before the published one (the highest complete id below it).
+
+    The pointer is replaced atomically, as `publish_version` does; the rolled-back version stays on disk.
+    Rolling back again goes one further back. The next version published still gets a new, higher id.
+
+    Returns
+    -------
+    (the version published before, the version published now)
+
+    Raises
+    ------
+    PolicyContractError
+        Nothing is published, or the published version is the first one.
+    """
+    directory = Path(directory)
+    version = current_version(directory)
+    if version is None:
+        raise PolicyContractError(f"{directory}: no published version to roll back ({CURRENT} is missing)")
+    earlier = [v for v in list_versions(directory) if int(v) < int(version)]
+    if not earlier:
+        raise PolicyContractError(f"{directory}: version {version} is the first one; nothing to roll back to")
+    _point_current(directory, earlier[-1])
+    return version, earlier[-1]
+
+
+def is_version_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is one version of a policy directory (``DIR/versions/<id>``, complete)."""
+    path = Path(path)
+    return (
+        path.parent.name == VERSIONS
+        and bool(_VERSION_ID.match(path.name))
+        and (path / VERSION_FILE).is_file()
+    )
 
 
 class ShippedPolicy(KnobPolicy):
@@ -247,6 +299,9 @@ __all__ = [
     "ShippedPolicy",
     "current_version",
     "is_policy_dir",
+    "is_version_dir",
+    "list_versions",
     "publish_version",
     "read_version",
+    "rollback",
 ]

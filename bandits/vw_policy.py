@@ -307,7 +307,9 @@ class VWKnobPolicy(KnobPolicy):
         tmp = model_path.with_suffix(".vw.tmp")
         tmp.write_bytes(self.model_bytes_)
         tmp.replace(model_path)
-        model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        meta_tmp = model_path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        meta_tmp.replace(model_path.with_suffix(".json"))
         self.metadata_ = meta
         return model_path
 

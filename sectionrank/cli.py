@@ -83,7 +83,11 @@ COMMANDS: Mapping[str, LazyCommand] = {
     ),
     "policy": LazyCommand(
         "sectionrank.commands.promote:policy_group",
-        "Inspect a policy directory of shipped knob policies.",
+        "Inspect a policy directory of shipped knob policies, or roll it back.",
+    ),
+    "loop": LazyCommand(
+        "sectionrank.commands.loop:loop_command",
+        "Learn beside the service: gate, publish and keep learning from the served decision log.",
     ),
     "replay": LazyCommand(
         "sectionrank.commands.replay:replay_command",

@@ -13,6 +13,10 @@ Keys (docs/serve.md lists them with their defaults)::
     heuristics = true                   # false serves the ranker's order
     spill_dir = ""                      # spill journal directory; "" = "<log>.spill" beside the log
     reload_timeout_seconds = 60.0       # a reload's validation in a separate process is refused past this
+    policy_poll_seconds = 5.0           # how often each worker checks DIR/current of a policy directory
+    policy_fallback = "uniform"         # served while the policy directory has published no version yet
+    [loop]                              # the learning loop beside the service (`sectionrank loop`)
+    every_seconds = 60.0
     [models]                            # model directories by design; omit the designs you do not serve
     base = "models/base"
     [section_models]                    # which design serves each section (defaults below)
@@ -39,6 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bandits.rewards import REWARDS
 from heuristics.config_reader import ConfigChecks
 from service.errors import ServiceConfigError
 
@@ -85,6 +90,25 @@ _KNOWN = frozenset(
         "spill_dir",
         "models",
         "section_models",
+        "policy_poll_seconds",
+        "policy_fallback",
+        "loop",
+    }
+)
+
+#: ``[loop]`` keys (`sectionrank loop`; docs/serve.md) and their defaults.
+LOOP_DEFAULTS = MappingProxyType(
+    {
+        "every_seconds": 60.0,
+        "min_decisions": 1000,
+        "settle_seconds": 2.0,
+        "reward": "clicks",
+        "default_reward": 0.0,
+        "margin": 0.0,
+        "gate_min_decisions": 200,
+        "n_bootstrap": 200,
+        "fixed_arm_decisions": 100_000,
+        "seed": 0,
     }
 )
 
@@ -110,6 +134,12 @@ class ServiceConfig:
     policy : str
         A `bandits.replay.parse_policy` spec, or a VW policy directory (resolved to an absolute path when it
         exists relative to the config file).
+    policy_poll_seconds : float
+        How often each worker looks for a newly published version of a policy directory (0: never).
+    policy_fallback : str
+        The policy spec (not a path) served while the policy directory has published no version.
+    loop : mapping
+        The ``[loop]`` table, every key of `LOOP_DEFAULTS` present and checked.
     """
 
     store: Path
@@ -125,6 +155,9 @@ class ServiceConfig:
     heuristics: bool = True
     reload_timeout_seconds: float = 60.0
     spill_dir: Path | None = None
+    policy_poll_seconds: float = 5.0
+    policy_fallback: str = "uniform"
+    loop: Mapping[str, Any] = field(default_factory=lambda: dict(LOOP_DEFAULTS))
     source: str = "<dict>"
 
     @classmethod
@@ -187,6 +220,11 @@ class ServiceConfig:
                 "reload_timeout_seconds", values.get("reload_timeout_seconds", 60.0), low=1.0
             ),
             spill_dir=_path("spill_dir", values["spill_dir"], base) if values.get("spill_dir") else None,
+            policy_poll_seconds=_CHECK.number(
+                "policy_poll_seconds", values.get("policy_poll_seconds", 5.0), low=0.0
+            ),
+            policy_fallback=_fallback(values.get("policy_fallback", "uniform")),
+            loop=MappingProxyType(_loop(values.get("loop", {}))),
             source=source,
         )
 
@@ -240,6 +278,9 @@ class ServiceConfig:
             "heuristics": self.heuristics,
             "reload_timeout_seconds": self.reload_timeout_seconds,
             "spill_dir": "" if self.spill_dir is None else str(self.spill_dir),
+            "policy_poll_seconds": self.policy_poll_seconds,
+            "policy_fallback": self.policy_fallback,
+            "loop": dict(self.loop),
         }
 
 
@@ -283,3 +324,30 @@ def _policy(value: Any, base: Path) -> str:
     if ":" in value or value in _POLICY_NAMES:
         return value
     return str(_path("policy", value, base))
+
+
+def _fallback(value: Any) -> str:
+    """``policy_fallback``: a policy spec that is not a path (uniform, default, epsilon:EPS, fixed:...)."""
+    spec = _CHECK.string("policy_fallback", value)
+    if (spec not in _POLICY_NAMES and ":" not in spec) or spec == "logging":
+        raise ServiceConfigError(
+            "policy_fallback", f"expected uniform, default, epsilon:EPS or fixed:SECTION=ARM, found {spec!r}"
+        )
+    return spec
+
+
+def _loop(table: Any) -> dict[str, Any]:
+    """``[loop]``: every key of `LOOP_DEFAULTS`, checked, the defaults filling those not given."""
+    given = {**LOOP_DEFAULTS, **_CHECK.keys("loop", table, LOOP_DEFAULTS)}
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        name = f"loop.{key}"
+        if key == "reward":
+            out[key] = _CHECK.string(name, value, choices=REWARDS)
+        elif isinstance(LOOP_DEFAULTS[key], int):
+            out[key] = _CHECK.integer(name, value, low={"seed": 0, "n_bootstrap": 10}.get(key, 1))
+        elif key == "default_reward":
+            out[key] = _CHECK.number(name, value)
+        else:
+            out[key] = _CHECK.number(name, value, low=0.0, low_open=key == "every_seconds")
+    return out

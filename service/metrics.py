@@ -38,6 +38,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sectionrank_cache_hits_total": ("Rerank responses served from the section cache.", ("section",)),
     "sectionrank_feedback_total": ("Feedback requests by result (stored, repeat, late).", ("result",)),
     "sectionrank_reloads_total": ("Model reloads by result (ok, refused).", ("result",)),
+    "sectionrank_policy_follows_total": (
+        "Published policy versions a worker followed, by result (ok, refused).",
+        ("result",),
+    ),
     "sectionrank_unlogged_total": ("Responses answered with logged: false, by kind.", ("kind",)),
     "sectionrank_decisions_written_total": ("Records written to the log (replayed ones included).", ()),
     "sectionrank_decisions_failed_total": ("Decisions the log refused (invalid for its codec).", ()),

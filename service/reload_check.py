@@ -37,8 +37,11 @@ def config_payload(config: ServiceConfig) -> dict[str, Any]:
     return data
 
 
-def validate(config: ServiceConfig, *, timeout: float) -> float:
-    """Build `config`'s pipeline in a child process; returns the seconds it took, or raises `LoadError`."""
+def validate(config: ServiceConfig, *, timeout: float, policy_only: bool = False) -> float:
+    """Build `config`'s pipeline in a child process; returns the seconds it took, or raises `LoadError`.
+
+    With `policy_only` the child loads and smoke-tests only the knob policy (`service.loading.build_policy`):
+    what a followed policy version changes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         # -P: the worker's working directory is not put on sys.path (it may hold another `service/`).
@@ -48,7 +51,7 @@ def validate(config: ServiceConfig, *, timeout: float) -> float:
         stderr=subprocess.PIPE,
         env=env,
     )
-    payload = json.dumps(config_payload(config)).encode()
+    payload = json.dumps({**config_payload(config), "policy_only": policy_only}).encode()
     try:
         out, err = process.communicate(payload, timeout=timeout)
         hung = False
@@ -82,17 +85,21 @@ def _report(message: Mapping[str, Any]) -> None:
 def main() -> int:
     import time
 
-    from service.loading import build_pipeline
+    from service.loading import build_pipeline, build_policy
 
     started = time.perf_counter()
     data = json.loads(sys.stdin.buffer.read())
+    policy_only = bool(data.pop("policy_only", False))
     try:
         config = ServiceConfig.from_dict(data, environ={})
-        loaded = build_pipeline(config, on_step=lambda key: _report({"step": key}))
+        if policy_only:
+            policy = build_policy(config, on_step=lambda key: _report({"step": key}))
+        else:
+            policy = build_pipeline(config, on_step=lambda key: _report({"step": key})).pipeline.policy
     except LoadError as exc:
         _report({"result": {"key": exc.key, "problem": exc.problem}})
         return 0
-    close = getattr(loaded.pipeline.policy, "close", None)
+    close = getattr(policy, "close", None)
     if callable(close):
         close()
     _report({"result": {"ok": True, "seconds": round(time.perf_counter() - started, 3)}})

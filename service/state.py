@@ -10,9 +10,11 @@ config key at fault.
 from __future__ import annotations
 
 import atexit
+import copy
 import json
 import logging
 import math
+import os
 import pickle
 import queue
 import sqlite3
@@ -29,10 +31,12 @@ import numpy as np
 
 from bandits.log_codec import decode_id_lists
 from bandits.records import DecisionBatch, FeedbackBatch
+from bandits.shipped import VERSIONS, current_version
 from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
 from service.errors import ApiError, LoadError, ServiceError
-from service.loading import Loaded, build_pipeline, check_section_names
+from service.follow import PolicyFollower, followed_directory, read_views, workers_dir, write_view
+from service.loading import Loaded, build_pipeline, check_section_names, load_policy
 from service.log_writer import LogWriter
 from service.metrics import Metrics
 from service.reload_check import validate as validate_in_child
@@ -160,12 +164,18 @@ class ServiceState:
         self._reload_lock = threading.Lock()
         self._closed = False
         _OPEN.append(self)
+        #: The policy directory this worker follows (`service.follow`), its last check and last refusal.
+        self.followed: Path | None = None
+        self.policy_checked_at: float | None = None
+        self.policy_refused: dict[str, Any] | None = None
+        self._follower: PolicyFollower | None = None
         if load:
             try:
                 self._swap(build_pipeline(config))
             except LoadError as exc:
                 self.load_error = exc
                 LOGGER.error("service: pipeline not loaded: %s: %s", exc.field, exc.message)
+        self._sync_follower()
 
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self, overrides: Mapping[str, Any] | None = None) -> Loaded:
@@ -186,7 +196,96 @@ class ServiceState:
             self.config = config
             self.load_error = None
             self.metrics.inc("sectionrank_reloads_total", result="ok")
-            return loaded
+        self._sync_follower()
+        return loaded
+
+    # -- following a policy directory (service.follow) -------------------------------------------------
+    def _sync_follower(self) -> None:
+        """Follow the config's policy directory (if it names one and polling is on), and publish the view."""
+        self.followed = followed_directory(self.config)
+        poll = self.config.policy_poll_seconds
+        if self.followed is not None and poll > 0 and self._follower is None and not self._closed:
+            self._follower = PolicyFollower(self.follow_policy, poll).start()
+        self._publish_view()
+
+    def follow_policy(self) -> bool:
+        """Check the followed directory once; a newly published version is validated in a separate process
+        (as a reload is) and swapped in. Returns whether it was; a refused version is counted, kept in
+        `policy_refused`, and not tried again."""
+        directory = self.followed
+        self.policy_checked_at = time.time()
+        version = current_version(directory) if directory is not None and directory.is_dir() else None
+        loaded = self.loaded
+        refused = (self.policy_refused or {}).get("version")
+        if version is None or loaded is None or version in (loaded.policy_version, refused):
+            self._publish_view()
+            return False
+        assert directory is not None
+        spec = str(directory / VERSIONS / version)
+        with self._reload_lock:
+            loaded = self.loaded
+            assert loaded is not None
+            try:
+                config = loaded.config.with_reload({"policy": spec})
+                validate_in_child(config, timeout=config.reload_timeout_seconds, policy_only=True)
+                policy = load_policy(spec, loaded.sections)
+            except ServiceError as exc:
+                self.metrics.inc("sectionrank_policy_follows_total", result="refused")
+                self.policy_refused = {
+                    "version": version,
+                    "key": exc.field,
+                    "problem": exc.message,
+                    "at": time.time(),
+                }
+                LOGGER.error("service: policy version %s refused: %s: %s", version, exc.field, exc.message)
+                self._publish_view()
+                return False
+            pipeline = copy.copy(loaded.pipeline)
+            pipeline.policy = policy
+            self._swap(
+                replace(
+                    loaded,
+                    config=config,
+                    pipeline=pipeline,
+                    loaded_at=time.time(),
+                    caches={},
+                    policy_version=version,
+                    policy_spec=spec,
+                )
+            )
+        self.metrics.inc("sectionrank_policy_follows_total", result="ok")
+        LOGGER.info("service: now serving policy version %s of %s", version, directory)
+        self._publish_view()
+        return True
+
+    def view(self) -> dict[str, Any]:
+        """This worker's view: pid, the policy it serves (version, spec, loaded at), the last check."""
+        loaded = self.loaded
+        return {
+            "pid": os.getpid(),
+            "policy_version": loaded.policy_version if loaded is not None else None,
+            "policy": loaded.policy_spec if loaded is not None else None,
+            "loaded_at": loaded.loaded_at if loaded is not None else None,
+            "followed": str(self.followed) if self.followed is not None else None,
+            "checked_at": self.policy_checked_at,
+            "refused": self.policy_refused,
+        }
+
+    def _publish_view(self) -> None:
+        if self.followed is None:
+            return
+        try:
+            write_view(workers_dir(self.config), self.view())
+        except OSError as exc:
+            LOGGER.warning("service: worker view not written: %s", exc)
+
+    def views(self) -> list[dict[str, Any]]:
+        """Every live worker's view (only this one's when no policy directory is followed)."""
+        if self.followed is None:
+            return [self.view()]
+        found = {v["pid"]: v for v in read_views(workers_dir(self.config))}
+        found[os.getpid()] = self.view()
+        return [found[pid] for pid in sorted(found)]
 
     def _swap(self, loaded: Loaded) -> None:
         # Under the rerank lock: no request is using the old policy while it is closed, and a request that
@@ -319,6 +418,10 @@ class ServiceState:
         if self._closed:
             return
         self._closed = True
+        if self._follower is not None:
+            self._follower.stop()
+        if self.followed is not None:
+            (workers_dir(self.config) / f"{os.getpid()}.json").unlink(missing_ok=True)
         self.writer.close()
         self.recent.close()
         if self.loaded is not None:

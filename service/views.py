@@ -66,9 +66,15 @@ def models_payload(st: ServiceState) -> dict[str, Any]:
         "loaded_at": loaded.loaded_at,
         "heuristics": loaded.pipeline.heuristics,
         "policy": {
-            "spec": loaded.config.policy,
+            "spec": st.config.policy,
             "version": str(getattr(policy, "version", type(policy).__name__)),
+            "shipped_version": loaded.policy_version,
+            "serving": loaded.policy_spec,
+            "followed": str(st.followed) if st.followed is not None else None,
+            "poll_seconds": st.config.policy_poll_seconds,
         },
+        "worker": st.view(),
+        "workers": st.views(),
         "section_models": {s.name: loaded.config.section_models[s.name] for s in loaded.sections},
         "models": {
             design: {

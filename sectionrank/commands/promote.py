@@ -1,4 +1,5 @@
-"""`sectionrank promote`: the promotion gate; `sectionrank policy show`: what a policy directory serves."""
+"""`sectionrank promote`: the promotion gate; `sectionrank policy show`: what a policy directory serves;
+`sectionrank policy rollback`: publish the previous version again."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 
 from bandits.log import DecisionLog
 from bandits.promote import CONTENDERS, GateSettings, promote
-from bandits.shipped import read_version
+from bandits.shipped import read_version, rollback
 from heuristics import SectionsConfig
 from sectionrank.commands.options import config_option, log_option
 
@@ -133,11 +134,12 @@ def promote_command(
 
 @click.group("policy")
 def policy_group() -> None:
-    """Inspect a policy directory of shipped knob policies.
+    """Inspect a policy directory of shipped knob policies, or roll it back.
 
     \b
     Example:
         sectionrank policy show runs/policy
+        sectionrank policy rollback runs/policy
     """
 
 
@@ -152,3 +154,20 @@ def policy_show_command(directory: Path, version: str | None) -> None:
         sectionrank policy show runs/policy
     """
     echo_version(read_version(directory, version))
+
+
+@policy_group.command("rollback")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def policy_rollback_command(directory: Path) -> None:
+    """Publish the version before the published one again (atomically); the service's workers follow it.
+
+    DIR/current is pointed at the highest version id below the published one; rolling back again goes one
+    further back. The rolled-back version stays on disk, and the next version published gets a new id. A
+    learning loop running on DIR gates its next candidate against the restored version.
+
+    \b
+    Example:
+        sectionrank policy rollback runs/policy
+    """
+    before, now = rollback(directory)
+    click.echo(f"Rolled back {directory}: version {before} -> {now} (current)")
