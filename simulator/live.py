@@ -356,14 +356,18 @@ class _Feedback:
     def send(self, due: float, request: int, body: bytes) -> None:
         with self._idle:
             self._left += 1
-        self.pool.submit(due, "POST", "/v1/feedback", body, lambda r: self._answered(request, body, r))
+        self.pool.submit(
+            due, "POST", "/v1/feedback", body, lambda r: self._answered(request, body, r), first=True
+        )
 
     def _answered(self, request: int, body: bytes, reply: Reply) -> None:
         self.attempts[request] += 1
         if reply.status == 404 and self.attempts[request] <= self.retries:
             self.resent += 1
             due = time.monotonic() + self.backoff
-            self.pool.submit(due, "POST", "/v1/feedback", body, lambda r: self._answered(request, body, r))
+            self.pool.submit(
+                due, "POST", "/v1/feedback", body, lambda r: self._answered(request, body, r), first=True
+            )
             return
         self.status[request] = reply.status
         with self._idle:
@@ -430,8 +434,9 @@ def run_live(
         for draw in draw_chunks(world, n, seed=settings.seed, chunk=settings.chunk):
             first, requests = draw.first, draw.requests
             chunk = _Chunk(draw, [None] * len(requests), len(requests))
+            now = time.monotonic()
             for row, body in enumerate(rerank_bodies(requests)):
-                due = start + (first + row) / settings.rate if settings.rate > 0 else start
+                due = start + (first + row) / settings.rate if settings.rate > 0 else now
                 pool.submit(due, "POST", "/v1/rerank", body, lambda r, c=chunk, i=row: c.reply(i, r))
             in_flight.append(chunk)
             if len(in_flight) > 1:

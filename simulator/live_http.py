@@ -6,6 +6,9 @@ anew for the next request; http.client does that by itself). Callers `submit` a 
 time it is due; the threads take due requests from one heap, earliest first, so a rate limit is the caller's
 schedule (request i due at ``start + i / rate``) and feedback due later never holds a thread waiting.
 
+A request submitted with ``first=True`` (feedback) goes before any other request once it is due, so that
+feedback is not held back behind a backlog of reranks when the server answers slower than the schedule.
+
 What the server answers is handed to the request's callback as a `Reply`, on the pool's thread: status 0
 means no HTTP answer (refused, reset, timed out), with the error's text.
 """
@@ -53,6 +56,10 @@ class Reply:
     error: str = ""
 
 
+#: A scheduled request: (due, submission order, method, path, body, callback).
+_Task = tuple[float, int, str, str, bytes | None, Callable[[Reply], None]]
+
+
 def parse_base_url(url: str) -> tuple[str, int]:
     """(host, port) of an ``http://host:port`` URL; anything else is refused, naming `url`."""
     if not isinstance(url, str):
@@ -87,7 +94,8 @@ class HttpPool:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise SimulationInputError(f"Expected `timeout` > 0, found {timeout!r}")
         self.timeout = float(timeout)
-        self._heap: list[tuple[float, int, str, str, bytes | None, Callable[[Reply], None]]] = []
+        # Two lanes, each a heap by due time: 0 (``first``) is served before 1 whenever its head is due.
+        self._lanes: tuple[list[_Task], list[_Task]] = ([], [])
         self._order = itertools.count()
         self._ready = threading.Condition()
         self._closing = False
@@ -98,14 +106,23 @@ class HttpPool:
             thread.start()
 
     def submit(
-        self, due: float, method: str, path: str, body: bytes | None, done: Callable[[Reply], None]
+        self,
+        due: float,
+        method: str,
+        path: str,
+        body: bytes | None,
+        done: Callable[[Reply], None],
+        *,
+        first: bool = False,
     ) -> None:
         """Send ``method path`` with `body` at monotonic time `due` (or as soon as a thread is free after
-        it), and call ``done(reply)`` on the pool's thread."""
+        it), and call ``done(reply)`` on the pool's thread. With `first`, it goes before every request
+        without it once it is due."""
         with self._ready:
             if self._closing:
                 raise SimulationInputError("the HTTP pool is closed")
-            heapq.heappush(self._heap, (due, next(self._order), method, path, body, done))
+            lane = self._lanes[0 if first else 1]
+            heapq.heappush(lane, (due, next(self._order), method, path, body, done))
             self._ready.notify()
 
     def close(self) -> None:
@@ -126,12 +143,14 @@ class HttpPool:
         """The earliest request once it is due; None when the pool is closing and nothing is left."""
         with self._ready:
             while True:
-                if self._heap:
-                    wait = self._heap[0][0] - time.monotonic()
-                    if wait <= 0:
-                        _, _, method, path, body, done = heapq.heappop(self._heap)
+                now = time.monotonic()
+                for lane in self._lanes:
+                    if lane and lane[0][0] <= now:
+                        _, _, method, path, body, done = heapq.heappop(lane)
                         return method, path, body, done
-                    self._ready.wait(wait)
+                heads = [lane[0][0] for lane in self._lanes if lane]
+                if heads:
+                    self._ready.wait(min(heads) - now)
                 elif self._closing:
                     return None
                 else:

@@ -53,6 +53,7 @@ class FakeService(ThreadingHTTPServer):
         self.slates: dict[str, list[int]] = {}
         self.feedback: dict[str, dict] = {}
         self.attempts: dict[str, int] = {}
+        self.gets: list[str] = []
         self.clock: dict[str, float] = {}  # event id -> monotonic time its slate was answered, then fed back
 
     @property
@@ -75,6 +76,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        self.server.gets.append(self.path)
+        if self.path == "/slow":
+            time.sleep(0.3)
         self._answer(200, {"sections": [{"name": s} for s in self.server.sections]})
 
     def do_POST(self) -> None:
@@ -273,6 +277,21 @@ def test_live_feedback_waits_the_delay_and_is_stamped_with_it(world, fake):
     for event_id, body in server.feedback.items():
         assert server.clock[event_id] >= 0.4
         assert body["time"] == pytest.approx(records.loc[event_id, "time"] + 0.4)
+
+
+def test_live_pool_sends_due_requests_earliest_first_and_first_lane_before_the_rest(fake):
+    server = fake()
+    with HttpPool(server.url, connections=1) as pool:
+        now = time.monotonic()
+        pool.submit(now, "GET", "/slow", None, lambda r: None)  # holds the one connection for 0.3 s
+        time.sleep(0.05)
+        for i, offset in enumerate([0.02, 0.0, 0.01]):
+            pool.submit(now + offset, "GET", f"/later-{i}", None, lambda r: None)
+        pool.submit(now + 0.015, "GET", "/first", None, lambda r: None, first=True)
+        pool.submit(now + 0.6, "GET", "/first-not-due", None, lambda r: None, first=True)
+    # Once the connection is free, everything but the last is due: the first lane goes first, then the
+    # rest by due time; a first-lane request not yet due waits for its time.
+    assert server.gets == ["/slow", "/first", "/later-1", "/later-2", "/later-0", "/first-not-due"]
 
 
 def test_live_refuses_a_service_that_lacks_a_section(world, fake):
