@@ -22,7 +22,8 @@ whatever the chunking or the timing), so the same seed and the same slates give 
 themselves are the service's (its exploration is seeded by event ids, which are random).
 
 Feedback that a worker answers 404 (the decision is not yet written where that worker can read it, see
-docs/http-api.md) is sent again after `feedback_backoff` seconds, up to `feedback_retries` times.
+docs/http-api.md), or that gets no answer, is sent again after `feedback_backoff` seconds, up to
+`feedback_retries` times: feedback is idempotent (a repeat of a stored one changes nothing).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ from simulator.world import World
 #: Mixed into the seed of a live run's draws, so that they differ from `sectionrank simulate`'s with the
 #: same seed (whose log the service's models may be trained on).
 LIVE_STREAM = 0x11FE
+#: Feedback answers that are sent again: 404 (the decision is not yet readable by the answering worker) and
+#: 0 (no answer); feedback is idempotent, so a repeat of one that was stored changes nothing.
+RESEND = (0, 404)
 #: The columns of `LiveResult.records`, one row per request sent.
 RECORD_COLUMNS = (
     "request",
@@ -75,6 +79,7 @@ RECORD_COLUMNS = (
     "conversions",
     "revenue",
     "feedback_status",
+    "feedback_error",
     "feedback_attempts",
 )
 
@@ -121,7 +126,7 @@ class LiveSettings:
     timeout : float > 0
         Seconds before a request without an answer counts as failed.
     feedback_retries : int >= 0
-        Times a feedback answered 404 is sent again.
+        Times a feedback answered 404, or not answered, is sent again.
     feedback_backoff : float >= 0
         Seconds between those attempts.
     """
@@ -343,11 +348,13 @@ class _Chunk:
 
 
 class _Feedback:
-    """Feedback in flight: resends on 404, records the last status and attempts of each request."""
+    """Feedback in flight: resends on 404 and on no answer (feedback is idempotent), records the last status,
+    error and attempts of each request."""
 
     def __init__(self, pool: HttpPool, n: int, retries: int, backoff: float) -> None:
         self.pool, self.retries, self.backoff = pool, retries, backoff
         self.status = np.full(n, -1, dtype=np.int64)
+        self.error = np.full(n, "", dtype=object)
         self.attempts = np.zeros(n, dtype=np.int64)
         self.resent = 0
         self._left = 0
@@ -362,7 +369,8 @@ class _Feedback:
 
     def _answered(self, request: int, body: bytes, reply: Reply) -> None:
         self.attempts[request] += 1
-        if reply.status == 404 and self.attempts[request] <= self.retries:
+        self.error[request] = reply.error
+        if reply.status in RESEND and self.attempts[request] <= self.retries:
             self.resent += 1
             due = time.monotonic() + self.backoff
             self.pool.submit(
@@ -446,6 +454,7 @@ def run_live(
         feedback.wait()
         seconds = time.monotonic() - start
     columns.feedback_status[:] = feedback.status
+    columns.feedback_error[:] = feedback.error
     columns.feedback_attempts[:] = feedback.attempts
     records = columns.frame()
     fed = feedback.status[feedback.status >= 0]
@@ -489,6 +498,7 @@ class _Columns:
         self.conversions = np.zeros(n, dtype=np.int64)
         self.revenue = np.zeros(n)
         self.feedback_status = np.full(n, -1, dtype=np.int64)
+        self.feedback_error = np.full(n, "", dtype=object)
         self.feedback_attempts = np.zeros(n, dtype=np.int64)
 
     def frame(self) -> pd.DataFrame:

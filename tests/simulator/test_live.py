@@ -38,16 +38,19 @@ def world() -> World:
 
 class FakeService(ThreadingHTTPServer):
     """The routes `live` calls: /v1/sections, /v1/rerank (the first K candidates reversed, a variant by user
-    parity, a 500 for every `fail_every`-th request) and /v1/feedback (404 on the first attempt of every
-    event when `feedback_404` is set)."""
+    parity, a 500 for every `fail_every`-th request) and /v1/feedback (on the first attempt of every event,
+    404 when `feedback_404` is set, an answer `feedback_stall` seconds late when that is set)."""
 
     daemon_threads = True
 
-    def __init__(self, sections: list[str], fail_every: int = 0, feedback_404: bool = False) -> None:
+    def __init__(
+        self, sections: list[str], fail_every: int = 0, feedback_404: bool = False, feedback_stall: float = 0
+    ) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.sections = sections
         self.fail_every = fail_every
         self.feedback_404 = feedback_404
+        self.feedback_stall = feedback_stall
         self.lock = threading.Lock()
         self.reranks: list[dict] = []
         self.slates: dict[str, list[int]] = {}
@@ -110,8 +113,13 @@ class Handler(BaseHTTPRequestHandler):
         with server.lock:
             event_id = body["event_id"]
             server.attempts[event_id] = server.attempts.get(event_id, 0) + 1
-            if server.feedback_404 and server.attempts[event_id] == 1:
+            first = server.attempts[event_id] == 1
+            if server.feedback_404 and first:
                 return self._answer(404, {"error": {"status": 404}})
+        if server.feedback_stall and first:
+            time.sleep(server.feedback_stall)  # past the client's timeout: it gets no answer
+            return self._answer(200, {"stored": True})
+        with server.lock:
             server.feedback[event_id] = body
             server.clock[event_id] = time.monotonic() - server.clock[event_id]
         self._answer(200, {"stored": True})
@@ -256,6 +264,19 @@ def test_live_run_counts_server_errors_and_resends_feedback_answered_404(world, 
     failed = result.records[result.records["status"] == 500]
     assert failed["expected_clicks"].isna().all()
     assert (failed["feedback_status"] == -1).all()
+
+
+def test_live_resends_feedback_that_got_no_answer(world, fake):
+    server = fake(feedback_stall=1.0)
+    settings = LiveSettings(
+        url=server.url, requests=8, rate=0, seed=0, feedback_delay=0, timeout=0.3, feedback_backoff=0.01
+    )
+    result = run_live(world, settings)
+    assert result.counts.feedback_statuses == {200: 8}
+    assert result.counts.feedback_retries == 8
+    assert (result.records["feedback_attempts"] == 2).all()
+    assert (result.records["feedback_error"] == "").all()  # the last attempt was answered
+    assert len(server.feedback) == 8
 
 
 def test_live_rate_spaces_the_requests(world, fake):
