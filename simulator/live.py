@@ -17,8 +17,8 @@ The simulator never imports the service: it speaks HTTP (`simulator.live_http.Ht
 connections, requests sent on a schedule of `rate` per second).
 
 Determinism: the requests, their candidates and the uniform numbers the clicks are drawn from come from
-`seed` alone, request by request (request i's clicks are ``u[i, p] < exam * attr`` with the same ``u``
-whatever the chunking or the timing), so the same seed and the same slates give the same clicks. The slates
+`seed` alone, `DRAW_BLOCK` requests at a time whatever the rate or the chunk (request i's clicks are
+``u[i, p] < exam * attr``), so the same seed and the same slates give the same clicks. The slates
 themselves are the service's (its exploration is seeded by event ids, which are random).
 
 Feedback that a worker answers 404 (the decision is not yet written where that worker can read it, see
@@ -49,6 +49,10 @@ from simulator.world import World
 #: Mixed into the seed of a live run's draws, so that they differ from `sectionrank simulate`'s with the
 #: same seed (whose log the service's models may be trained on).
 LIVE_STREAM = 0x11FE
+#: Requests drawn at a time: the draws depend on the seed alone, never on the rate or the chunk.
+DRAW_BLOCK = 200
+#: The largest chunk of requests whose outcomes are computed together (see `LiveSettings.chunk`).
+MAX_CHUNK = DRAW_BLOCK
 #: Feedback answers that are sent again: 404 (the decision is not yet readable by the answering worker) and
 #: 0 (no answer); feedback is idempotent, so a repeat of one that was stored changes nothing.
 RESEND = (0, 404)
@@ -121,8 +125,10 @@ class LiveSettings:
     feedback_delay : float >= 0 or None
         Real seconds between a slate's answer and its feedback; None: the world's
         ``requests.feedback_delay_s``.
-    chunk : int >= 1
-        Requests drawn, and their outcomes computed, at a time.
+    chunk : int >= 1 or None
+        Requests drawn, and their outcomes computed, at a time; a request's feedback is queued once its
+        whole chunk is answered. None: half a second of requests at `rate` (10 to `MAX_CHUNK`), or
+        `MAX_CHUNK` at rate 0.
     timeout : float > 0
         Seconds before a request without an answer counts as failed.
     feedback_retries : int >= 0
@@ -137,7 +143,7 @@ class LiveSettings:
     seed: int = 0
     connections: int = 4
     feedback_delay: float | None = None
-    chunk: int = 200
+    chunk: int | None = None
     timeout: float = 10.0
     feedback_retries: int = 50
     feedback_backoff: float = 0.05
@@ -147,12 +153,22 @@ class LiveSettings:
         _positive_int("requests", self.requests, 1)
         _positive_int("seed", self.seed, 0)
         _positive_int("connections", self.connections, 1)
-        _positive_int("chunk", self.chunk, 1)
+        if self.chunk is not None:
+            _positive_int("chunk", self.chunk, 1)
         _positive_int("feedback_retries", self.feedback_retries, 0)
         _number("rate", self.rate)
         _number("feedback_delay", self.feedback_delay, allow_none=True)
         _number("feedback_backoff", self.feedback_backoff)
         _number("timeout", self.timeout, low=1e-3)
+
+    @property
+    def chunk_size(self) -> int:
+        """`chunk`, or its default for `rate`."""
+        if self.chunk is not None:
+            return self.chunk
+        if self.rate > 0:
+            return int(min(max(round(self.rate / 2), 10), MAX_CHUNK))
+        return MAX_CHUNK
 
 
 @dataclass(frozen=True)
@@ -309,24 +325,34 @@ class Draw:
     u_conversion: np.ndarray
 
 
-def draw_chunks(world: World, n: int, *, seed: int, chunk: int) -> Iterator[Draw]:
-    """The n requests of a live run with `seed`, in time order, `chunk` at a time.
+def draw_chunks(world: World, n: int, *, seed: int) -> Iterator[Draw]:
+    """The n requests of a live run with `seed`, in time order, `DRAW_BLOCK` at a time.
 
     Three streams of ``SeedSequence([LIVE_STREAM, seed])`` draw the request times, the requests with their
-    candidates, and the click numbers; the same seed and chunk give the same bytes.
+    candidates, and the click numbers; the same seed gives the same bytes.
     """
     _positive_int("n", n, 1)
     _positive_int("seed", seed, 0)
-    _positive_int("chunk", chunk, 1)
     time_rng, request_rng, click_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([LIVE_STREAM, seed]).spawn(3)
     )
     times = world.sample_times(n, time_rng)
-    for first in range(0, n, chunk):
-        stop = min(first + chunk, n)
+    for first in range(0, n, DRAW_BLOCK):
+        stop = min(first + DRAW_BLOCK, n)
         requests = world.sample_requests(stop - first, request_rng, times=times[first:stop])
         shape = (stop - first, requests.n_candidates)
         yield Draw(first, requests, click_rng.random(shape), click_rng.random(shape))
+
+
+def split_draw(draw: Draw, size: int) -> list[Draw]:
+    """`draw` as consecutive draws of at most `size` requests."""
+    parts = []
+    for lo in range(0, len(draw.requests), size):
+        rows = np.arange(lo, min(lo + size, len(draw.requests)))
+        parts.append(
+            Draw(draw.first + lo, draw.requests.take(rows), draw.u_click[rows], draw.u_conversion[rows])
+        )
+    return parts
 
 
 @dataclass
@@ -439,15 +465,18 @@ def run_live(
         feedback = _Feedback(pool, n, settings.feedback_retries, settings.feedback_backoff)
         start = time.monotonic() + 0.05
         in_flight: list[_Chunk] = []
-        for draw in draw_chunks(world, n, seed=settings.seed, chunk=settings.chunk):
-            first, requests = draw.first, draw.requests
-            chunk = _Chunk(draw, [None] * len(requests), len(requests))
+        size = settings.chunk_size
+        ahead = -(-DRAW_BLOCK // size)  # one block of chunks stays queued while the one before is finished
+        for block in draw_chunks(world, n, seed=settings.seed):
             now = time.monotonic()
-            for row, body in enumerate(rerank_bodies(requests)):
-                due = start + (first + row) / settings.rate if settings.rate > 0 else now
-                pool.submit(due, "POST", "/v1/rerank", body, lambda r, c=chunk, i=row: c.reply(i, r))
-            in_flight.append(chunk)
-            if len(in_flight) > 1:
+            for draw in split_draw(block, size):
+                chunk = _Chunk(draw, [None] * len(draw.requests), len(draw.requests))
+                for row, body in enumerate(rerank_bodies(draw.requests)):
+                    at = draw.first + row
+                    due = start + at / settings.rate if settings.rate > 0 else now
+                    pool.submit(due, "POST", "/v1/rerank", body, lambda r, c=chunk, i=row: c.reply(i, r))
+                in_flight.append(chunk)
+            while len(in_flight) > ahead:
                 _finish(world, in_flight.pop(0), columns, feedback, start, delay, progress)
         for chunk in in_flight:
             _finish(world, chunk, columns, feedback, start, delay, progress)

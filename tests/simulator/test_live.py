@@ -16,12 +16,14 @@ import pytest
 from simulator import World, WorldConfig
 from simulator.errors import SimulationInputError
 from simulator.live import (
+    DRAW_BLOCK,
     RECORD_COLUMNS,
     LiveSettings,
     draw_chunks,
     rerank_bodies,
     run_live,
     slate_outcomes,
+    split_draw,
     variant_of,
 )
 from simulator.live_http import HttpPool, parse_base_url
@@ -144,22 +146,37 @@ def fake(world):
 # --- draws ------------------------------------------------------------------------------------------------
 
 
-def test_live_draws_same_seed_same_bytes_and_chunking_does_not_change_them(world):
-    one = next(iter(draw_chunks(world, 300, seed=7, chunk=300)))
-    again = next(iter(draw_chunks(world, 300, seed=7, chunk=300)))
-    other = next(iter(draw_chunks(world, 300, seed=8, chunk=300)))
-    assert rerank_bodies(one.requests) == rerank_bodies(again.requests)
-    assert one.u_click.tobytes() == again.u_click.tobytes()
-    assert rerank_bodies(one.requests) != rerank_bodies(other.requests)
-    # The click numbers of request i do not depend on the chunk size (the requests do: same stream, new
-    # times are drawn per call).
-    chunked = list(draw_chunks(world, 300, seed=7, chunk=100))
-    assert [d.first for d in chunked] == [0, 100, 200]
-    assert np.array_equal(np.concatenate([d.requests.time for d in chunked]), one.requests.time)
+def test_live_draws_same_seed_same_bytes(world):
+    one = list(draw_chunks(world, 300, seed=7))
+    again = list(draw_chunks(world, 300, seed=7))
+    other = list(draw_chunks(world, 300, seed=8))
+    assert [d.first for d in one] == [0, DRAW_BLOCK]
+    for a, b in zip(one, again, strict=True):
+        assert rerank_bodies(a.requests) == rerank_bodies(b.requests)
+        assert a.u_click.tobytes() == b.u_click.tobytes()
+        assert a.u_conversion.tobytes() == b.u_conversion.tobytes()
+    assert rerank_bodies(one[0].requests) != rerank_bodies(other[0].requests)
+    parts = split_draw(one[0], 60)
+    assert [p.first for p in parts] == [0, 60, 120, 180]
+    assert np.array_equal(np.concatenate([p.u_click for p in parts]), one[0].u_click)
+    assert np.array_equal(np.concatenate([p.requests.candidates for p in parts]), one[0].requests.candidates)
+
+
+def test_live_clicks_do_not_depend_on_the_rate_or_the_chunk(world, fake):
+    server = fake()
+    runs = [
+        run_live(
+            world, LiveSettings(url=server.url, requests=230, rate=rate, seed=6, feedback_delay=0, chunk=c)
+        )
+        for rate, c in ((0, None), (2000.0, 13), (0, 200))
+    ]
+    columns = ["section", "user_id", "time", "expected_clicks", "clicks", "conversions", "revenue"]
+    for run in runs[1:]:
+        pd.testing.assert_frame_equal(run.records[columns], runs[0].records[columns])
 
 
 def test_live_rerank_body_carries_the_sections_context_and_world_time(world):
-    draw = next(draw_chunks(world, 200, seed=1, chunk=200))
+    draw = next(draw_chunks(world, 200, seed=1))
     bodies = [json.loads(b) for b in rerank_bodies(draw.requests)]
     req = draw.requests
     for i, body in enumerate(bodies):
@@ -175,7 +192,7 @@ def test_live_rerank_body_carries_the_sections_context_and_world_time(world):
 
 
 def test_live_slate_outcomes_match_a_naive_recomputation(world):
-    draw = next(draw_chunks(world, 50, seed=2, chunk=50))
+    draw = next(draw_chunks(world, 50, seed=2))
     slates = draw.requests.candidates[:, :7]
     out = slate_outcomes(world, draw.requests, slates, draw.u_click, draw.u_conversion)
     truth = world.expected_outcomes(draw.requests, slates)
@@ -201,12 +218,15 @@ def test_live_slate_outcomes_match_a_naive_recomputation(world):
 
 
 def test_live_sampled_clicks_average_to_the_expected_clicks(world):
-    draw = next(draw_chunks(world, 4000, seed=4, chunk=4000))
-    slates = draw.requests.candidates[:, :10]
-    out = slate_outcomes(world, draw.requests, slates, draw.u_click, draw.u_conversion)
-    sampled = out.clicks.sum(axis=1)
+    sampled, expected = [], []
+    for draw in draw_chunks(world, 4000, seed=4):
+        slates = draw.requests.candidates[:, :10]
+        out = slate_outcomes(world, draw.requests, slates, draw.u_click, draw.u_conversion)
+        sampled.append(out.clicks.sum(axis=1))
+        expected.append(out.expected.clicks)
+    sampled = np.concatenate(sampled)
     se = sampled.std() / math.sqrt(len(sampled))
-    assert abs(sampled.mean() - out.expected.clicks.mean()) < 4 * se
+    assert abs(sampled.mean() - np.concatenate(expected).mean()) < 4 * se
 
 
 # --- the run against a stand-in service ---------------------------------------------------------------------
@@ -223,12 +243,12 @@ def test_live_run_records_every_slate_and_sends_its_feedback(world, fake, tmp_pa
     assert result.counts.feedback_statuses == {200: 250}
     assert len(server.reranks) == 250
     assert len(server.feedback) == 250
-    draws = list(draw_chunks(world, 250, seed=5, chunk=60))
+    draws = list(draw_chunks(world, 250, seed=5))
     by_event = records.set_index("event_id")
     for event_id, slate in server.slates.items():
         row = by_event.loc[event_id]
         i = int(row["request"])
-        draw = draws[i // 60]
+        draw = draws[i // DRAW_BLOCK]
         j = i - draw.first
         one = draw.requests.take(np.array([j]))
         naive = world.expected_outcomes(one, np.array([slate]))

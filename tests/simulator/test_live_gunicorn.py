@@ -17,14 +17,13 @@ from click.testing import CliRunner
 from sectionrank.cli import main
 from service.store import ServiceStore
 from simulator import World, WorldConfig
-from simulator.live import LiveSettings, draw_chunks, run_live
+from simulator.live import DRAW_BLOCK, LiveSettings, draw_chunks, run_live
 from tests.conftest import SEED, WORLD_FILE
 from tests.service.gunicorn_server import start, stop
 
 pytestmark = pytest.mark.slow
 
 REQUESTS = 400
-CHUNK = 100
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def served(sim_dir, saved, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         world = World.build(WorldConfig.load(WORLD_FILE), SEED)
-        settings = LiveSettings(url=url, requests=REQUESTS, rate=0, seed=11, feedback_delay=0, chunk=CHUNK)
+        settings = LiveSettings(url=url, requests=REQUESTS, rate=0, seed=11, feedback_delay=0, chunk=70)
         result = run_live(world, settings)
         args = ["live", "--world", str(WORLD_FILE), "--world-seed", str(SEED), "--url", url]
         args += ["--requests", "100", "--rate", "0", "--feedback-delay", "0", "--seed", "12"]
@@ -55,7 +54,7 @@ def served(sim_dir, saved, tmp_path_factory):
 def test_live_gunicorn_records_the_truth_of_the_logged_slate(served):
     result, _, log, _ = served
     world = World.build(WorldConfig.load(WORLD_FILE), SEED)
-    draws = list(draw_chunks(world, REQUESTS, seed=11, chunk=CHUNK))
+    draws = list(draw_chunks(world, REQUESTS, seed=11))
     with sqlite3.connect(log) as db:
         logged = {
             event_id: (json.loads(shown), json.loads(candidates), user)
@@ -67,7 +66,7 @@ def test_live_gunicorn_records_the_truth_of_the_logged_slate(served):
     assert (records["status"] == 200).all()
     assert records["logged"].all()
     for row in records.itertuples():
-        draw = draws[row.request // CHUNK]
+        draw = draws[row.request // DRAW_BLOCK]
         one = draw.requests.take(np.array([row.request - draw.first]))
         shown, candidates, user = logged[row.event_id]
         assert candidates == one.candidates[0].tolist()
