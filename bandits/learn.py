@@ -165,6 +165,7 @@ def _reindexed_probs(frame: pd.DataFrame, sections: SectionsConfig) -> list[np.n
     """
     out: list[np.ndarray] = [np.empty(0)] * len(frame)
     sections_col = frame["section"].astype(str).to_numpy()
+    probs_col = frame["arm_probs"].to_numpy()  # one column lookup, not one per row
     for section in np.unique(sections_col):
         rows = np.flatnonzero(sections_col == section)
         cfg = sections[str(section)]
@@ -172,7 +173,7 @@ def _reindexed_probs(frame: pd.DataFrame, sections: SectionsConfig) -> list[np.n
         logged_index = frame["arm_index"].to_numpy(np.int64)[rows]
         ids = frame["arm_id"].astype(str).to_numpy()[rows]
         placement = {int(i): current[a] for i, a in zip(logged_index, ids, strict=True) if a in current}
-        logged_rows = [np.asarray(frame["arm_probs"].iat[r], dtype=np.float64) for r in rows.tolist()]
+        logged_rows = [np.asarray(probs_col[r], dtype=np.float64) for r in rows.tolist()]
         width = max((len(p) for p in logged_rows), default=0)
         logged = np.zeros((len(rows), width))
         for i, p in enumerate(logged_rows):

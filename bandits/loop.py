@@ -91,7 +91,8 @@ class LoopSettings:
         The best logged fixed arm is chosen on at most this many decisions before the gate's window.
     gate : GateSettings
     vw : VWSettings
-        The settings of the first candidate (later ones continue from it).
+        The settings of the first candidate (later ones continue from it); by default those of
+        ``sectionrank learn`` (knob values factored).
     """
 
     every_seconds: float = 60.0
@@ -102,7 +103,7 @@ class LoopSettings:
     default_reward: float = 0.0
     fixed_arm_decisions: int = 100_000
     gate: GateSettings = field(default_factory=GateSettings)
-    vw: VWSettings = field(default_factory=VWSettings)
+    vw: VWSettings = field(default_factory=lambda: VWSettings(factored=True))
 
     def __post_init__(self) -> None:
         for name, strict in (("every_seconds", True), ("wait_seconds", False), ("settle_seconds", False)):

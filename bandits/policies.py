@@ -1,4 +1,5 @@
-"""Fixed knob policies: one arm always, uniform random, and epsilon-greedy around a default arm.
+"""Fixed knob policies: one arm always, uniform random, and epsilon-greedy around a default arm; and
+`ExploringPolicy`, any policy mixed with uniform exploration.
 
 They serve as logging policies (the simulator explores with them), as baselines, and as replay targets.
 """
@@ -55,3 +56,34 @@ class EpsilonGreedyPolicy(KnobPolicy):
         probs = np.full((len(context), n_arms), self.epsilon / n_arms)
         probs[:, cfg.default_arm.index] += 1.0 - self.epsilon
         return probs
+
+
+class ExploringPolicy(KnobPolicy):
+    """Another policy mixed with uniform exploration: ``(1 - epsilon) * inner + epsilon / A`` on each arm.
+
+    A served policy that ships a fixed arm logs decisions of propensity 1, from which no other arm can be
+    learned or valued; the mixture keeps every arm's propensity at least ``epsilon / A``.
+    """
+
+    def __init__(self, inner: KnobPolicy, epsilon: float) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise InvalidArgumentError(f"Expected `epsilon` in [0, 1], found {epsilon!r}")
+        super().__init__(inner.sections)
+        self.inner = inner
+        self.epsilon = float(epsilon)
+
+    @property
+    def version(self) -> str:
+        """The inner policy's version with ``+explore=EPS``."""
+        inner = str(getattr(self.inner, "version", type(self.inner).__name__))
+        return f"{inner}+explore={self.epsilon:g}"
+
+    def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
+        probs = self.inner._section_distribution(section, context)
+        return (1.0 - self.epsilon) * probs + self.epsilon / probs.shape[1]
+
+    def close(self) -> None:
+        """Release the inner policy's resources (a VW workspace)."""
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()

@@ -17,7 +17,7 @@ from bandits.base import KnobPolicy
 from bandits.errors import PolicySpecError
 from bandits.learn import LoggedDecisions, context_matrix
 from bandits.ope import BaseRewardModel, LoggedBandit, evaluate
-from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
+from bandits.policies import EpsilonGreedyPolicy, ExploringPolicy, FixedArmPolicy, UniformPolicy
 from bandits.shipped import ShippedPolicy, is_policy_dir, is_version_dir
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
@@ -28,6 +28,7 @@ POLICY_SPECS = (
     "default",
     "epsilon:EPS (epsilon-greedy around the default arms)",
     "fixed:SECTION=ARM[,SECTION=ARM...]",
+    "explore:EPS:SPEC (the policy of SPEC mixed with EPS uniform exploration)",
     "PATH (a policy directory or policy-NNNN.vw file, a directory of shipped versions, or one version of it: "
     "DIR/versions/NNNN)",
 )
@@ -79,6 +80,16 @@ def parse_policy(spec: str, sections: SectionsConfig) -> KnobPolicy | str:
             return EpsilonGreedyPolicy(sections, float(spec[len("epsilon:") :]))
         except ValueError:
             raise PolicySpecError(f"policy {spec!r}: expected epsilon:EPS with EPS in [0, 1]") from None
+    if spec.startswith("explore:"):
+        share, _, inner = spec[len("explore:") :].partition(":")
+        try:
+            epsilon = float(share)
+        except ValueError:
+            raise PolicySpecError(f"policy {spec!r}: expected explore:EPS:SPEC with EPS in [0, 1]") from None
+        base = parse_policy(inner, sections)
+        if not isinstance(base, KnobPolicy):
+            raise PolicySpecError(f"policy {spec!r}: {inner!r} cannot be mixed with exploration")
+        return ExploringPolicy(base, epsilon)
     if spec.startswith("fixed:"):
         arms: dict[str, str | int] = {}
         for part in filter(None, spec[len("fixed:") :].split(",")):

@@ -15,6 +15,7 @@ Keys (docs/serve.md lists them with their defaults)::
     reload_timeout_seconds = 60.0       # a reload's validation in a separate process is refused past this
     policy_poll_seconds = 5.0           # how often each worker checks DIR/current of a policy directory
     policy_fallback = "uniform"         # served while the policy directory has published no version yet
+    policy_explore = 0.0                # mixes the served policy with this share of uniform exploration
     [loop]                              # the learning loop beside the service (`sectionrank loop`)
     every_seconds = 60.0
     [models]                            # model directories by design; omit the designs you do not serve
@@ -92,6 +93,7 @@ _KNOWN = frozenset(
         "section_models",
         "policy_poll_seconds",
         "policy_fallback",
+        "policy_explore",
         "loop",
     }
 )
@@ -138,6 +140,8 @@ class ServiceConfig:
         How often each worker looks for a newly published version of a policy directory (0: never).
     policy_fallback : str
         The policy spec (not a path) served while the policy directory has published no version.
+    policy_explore : float in [0, 1]
+        Share of uniform exploration mixed into the served policy (`bandits.policies.ExploringPolicy`).
     loop : mapping
         The ``[loop]`` table, every key of `LOOP_DEFAULTS` present and checked.
     """
@@ -157,6 +161,7 @@ class ServiceConfig:
     spill_dir: Path | None = None
     policy_poll_seconds: float = 5.0
     policy_fallback: str = "uniform"
+    policy_explore: float = 0.0
     loop: Mapping[str, Any] = field(default_factory=lambda: dict(LOOP_DEFAULTS))
     source: str = "<dict>"
 
@@ -224,6 +229,9 @@ class ServiceConfig:
                 "policy_poll_seconds", values.get("policy_poll_seconds", 5.0), low=0.0
             ),
             policy_fallback=_fallback(values.get("policy_fallback", "uniform")),
+            policy_explore=_CHECK.number(
+                "policy_explore", values.get("policy_explore", 0.0), low=0.0, high=1.0
+            ),
             loop=MappingProxyType(_loop(values.get("loop", {}))),
             source=source,
         )
@@ -280,6 +288,7 @@ class ServiceConfig:
             "spill_dir": "" if self.spill_dir is None else str(self.spill_dir),
             "policy_poll_seconds": self.policy_poll_seconds,
             "policy_fallback": self.policy_fallback,
+            "policy_explore": self.policy_explore,
             "loop": dict(self.loop),
         }
 

@@ -11,6 +11,9 @@ While the directory has published nothing (it is missing or empty), the service 
 (default ``uniform``: uniform exploration over each section's arms) and follows the directory all the same.
 The directory must exist (a missing one is refused as a mistyped path would be).
 
+The check in the separate process (`build_policy`) loads the policy alone, without the rankers (a version
+changes nothing else), so it costs a new interpreter and the policy's imports, not a pipeline.
+
 Each worker writes its view (pid, policy version, loaded at, last check, last refusal) to
 ``<log>.workers/<pid>.json`` (replaced atomically); ``GET /v1/models`` answers with every live worker's view,
 so one request shows the whole service.
@@ -26,8 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bandits.shipped import VERSIONS, current_version, is_policy_dir, is_version_dir
+import numpy as np
+
+from bandits.base import KnobPolicy
+from bandits.context import PolicyContext
+from bandits.errors import BanditsError
+from bandits.policies import ExploringPolicy
+from bandits.shipped import VERSIONS, ShippedPolicy, current_version, is_policy_dir, is_version_dir
+from heuristics import HeuristicsError, SectionsConfig
 from service.config import ServiceConfig
+from service.errors import LoadError, ServiceError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +121,74 @@ def read_views(directory: Path) -> list[dict[str, Any]]:
             continue
         views.append(view)
     return sorted(views, key=lambda v: v["pid"])
+
+
+#: The errors a bad policy or sections config raises while loading.
+_POLICY_ERRORS = (BanditsError, HeuristicsError, ServiceError, OSError, ValueError)
+
+
+def _step(key: str, func, *args):
+    """`func(*args)`, its errors raised as `LoadError` naming `key`."""
+    try:
+        return func(*args)
+    except LoadError:
+        raise
+    except _POLICY_ERRORS as exc:
+        raise LoadError(key, str(exc)) from None
+
+
+def _parse(spec: str, sections: SectionsConfig) -> KnobPolicy | str:
+    """`bandits.replay.parse_policy`, with a shipped version loaded directly: the replay module brings the
+    off-policy estimators (LightGBM, scikit-learn), seconds of imports the check of a version need not pay."""
+    if is_version_dir(spec):
+        return ShippedPolicy.load(Path(spec).parents[1], sections, version=Path(spec).name)
+    from bandits.replay import parse_policy
+
+    return parse_policy(spec, sections)
+
+
+def load_policy(spec: str, sections: SectionsConfig, explore: float = 0.0) -> KnobPolicy:
+    """The knob policy of `spec` (`bandits.replay.parse_policy`), mixed with `explore` uniform exploration
+    when it is > 0; `LoadError` naming ``policy`` if it cannot be served."""
+    policy = _step("policy", _parse, spec, sections)
+    if not isinstance(policy, KnobPolicy):
+        raise LoadError("policy", f"{spec!r} is not a policy the service can serve")
+    return ExploringPolicy(policy, explore) if explore > 0 else policy
+
+
+def build_policy(config: ServiceConfig, on_step: Callable[[str], None] | None = None) -> KnobPolicy:
+    """The knob policy `config` serves, loaded and smoke-tested alone (a followed policy version changes
+    nothing else of the pipeline): each section's distribution at one context must be finite and sum to 1.
+    Raises `LoadError` naming the key at fault."""
+    if on_step is not None:
+        on_step("sections_config")
+    sections = _step("sections_config", SectionsConfig.load, config.sections_config)
+    if on_step is not None:
+        on_step("policy")
+    spec, _ = _step("policy", policy_source, config)
+    policy = load_policy(spec, sections, config.policy_explore)
+    names = np.array([s.name for s in sections])
+    n = len(names)
+    context = PolicyContext(
+        section=names,
+        segment=np.array(["smoke"] * n),
+        device=np.array(["smoke"] * n),
+        hour=np.zeros(n, dtype=np.int64),
+        fresh_share=np.full(n, 0.5),
+        category_entropy=np.ones(n),
+    )
+    try:
+        probs = _step("policy", policy.distribution, context)
+        for name, p in zip(names.tolist(), probs, strict=True):
+            if len(p) != len(sections[name].arms) or not np.isfinite(p).all() or abs(p.sum() - 1) > 1e-6:
+                problem = f"section {name!r}: the smoke distribution is no distribution over its arms"
+                raise LoadError("policy", problem)
+    except LoadError:
+        close = getattr(policy, "close", None)
+        if callable(close):
+            close()
+        raise
+    return policy
 
 
 class PolicyFollower:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bandits.base import KnobPolicy
-from bandits.context import PolicyContext
 from bandits.errors import BanditsError
+from bandits.policies import ExploringPolicy
 from bandits.replay import parse_policy
 from heuristics import HeuristicsError, SectionsConfig
 from ranker.errors import PipelineConfigError, RankerError
@@ -101,6 +101,8 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
     policy = step("policy", parse_policy, spec, sections)
     if not isinstance(policy, KnobPolicy):
         raise LoadError("policy", f"{config.policy!r} is not a policy the service can serve")
+    if config.policy_explore > 0:
+        policy = ExploringPolicy(policy, config.policy_explore)
     rankers = {section: models[design] for section, design in designs.items()}
     try:
         items = step("store", ItemAttributes, catalog, users)
@@ -122,50 +124,6 @@ def build_pipeline(config: ServiceConfig, on_step: Callable[[str], None] | None 
             close()
         raise
     return Loaded(config, pipeline, models, time.time(), policy_version=version, policy_spec=spec)
-
-
-def load_policy(spec: str, sections: SectionsConfig) -> KnobPolicy:
-    """The knob policy of `spec` (`bandits.replay.parse_policy`); `LoadError` naming ``policy`` if it
-    cannot be served."""
-    policy = _load_step("policy", parse_policy, spec, sections)
-    if not isinstance(policy, KnobPolicy):
-        raise LoadError("policy", f"{spec!r} is not a policy the service can serve")
-    return policy
-
-
-def build_policy(config: ServiceConfig, on_step: Callable[[str], None] | None = None) -> KnobPolicy:
-    """The knob policy `config` serves, loaded and smoke-tested alone (a followed policy version changes
-    nothing else of the pipeline): each section's distribution at one context must be finite and sum to 1.
-    Raises `LoadError` naming the key at fault."""
-    if on_step is not None:
-        on_step("sections_config")
-    sections = _load_step("sections_config", SectionsConfig.load, config.sections_config)
-    if on_step is not None:
-        on_step("policy")
-    spec, _ = _load_step("policy", policy_source, config)
-    policy = load_policy(spec, sections)
-    names = np.array([s.name for s in sections])
-    n = len(names)
-    context = PolicyContext(
-        section=names,
-        segment=np.array(["smoke"] * n),
-        device=np.array(["smoke"] * n),
-        hour=np.zeros(n, dtype=np.int64),
-        fresh_share=np.full(n, 0.5),
-        category_entropy=np.ones(n),
-    )
-    try:
-        probs = _load_step("policy", policy.distribution, context)
-        for name, p in zip(names.tolist(), probs, strict=True):
-            if len(p) != len(sections[name].arms) or not np.isfinite(p).all() or abs(p.sum() - 1) > 1e-6:
-                problem = f"section {name!r}: the smoke distribution is no distribution over its arms"
-                raise LoadError("policy", problem)
-    except LoadError:
-        close = getattr(policy, "close", None)
-        if callable(close):
-            close()
-        raise
-    return policy
 
 
 def check_section_names(config: ServiceConfig, named: Mapping[str, str]) -> None:

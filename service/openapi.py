@@ -184,7 +184,19 @@ SCHEMAS: dict[str, Any] = {
         {
             "loaded_at": {"type": "number"},
             "heuristics": {"type": "boolean"},
-            "policy": _obj({"spec": {"type": "string"}, "version": {"type": "string"}}, ["spec", "version"]),
+            "policy": _obj(
+                {
+                    "spec": {"type": "string"},
+                    "version": {"type": "string"},
+                    "shipped_version": {"type": ["string", "null"]},
+                    "serving": {"type": "string"},
+                    "followed": {"type": ["string", "null"]},
+                    "poll_seconds": {"type": "number"},
+                },
+                ["spec", "version", "shipped_version", "serving", "followed", "poll_seconds"],
+            ),
+            "worker": _ref("WorkerView"),
+            "workers": {"type": "array", "items": _ref("WorkerView")},
             "section_models": {"type": "object", "additionalProperties": {"type": "string"}},
             "models": {
                 "type": "object",
@@ -201,7 +213,32 @@ SCHEMAS: dict[str, Any] = {
             "reloaded": {"const": True},
             "seconds": {"type": "number"},
         },
-        ["loaded_at", "policy", "section_models", "models"],
+        ["loaded_at", "policy", "worker", "workers", "section_models", "models"],
+    ),
+    "WorkerView": _obj(
+        {
+            "pid": {"type": "integer"},
+            "policy_version": {"type": ["string", "null"], "description": "The shipped version it serves"},
+            "policy": {"type": ["string", "null"]},
+            "loaded_at": {"type": ["number", "null"]},
+            "followed": {"type": ["string", "null"]},
+            "checked_at": {"type": ["number", "null"]},
+            "refused": {
+                "oneOf": [
+                    {"type": "null"},
+                    _obj(
+                        {
+                            "version": {"type": "string"},
+                            "key": {"type": ["string", "null"]},
+                            "problem": {"type": "string"},
+                            "at": {"type": "number"},
+                        },
+                        ["version", "key", "problem", "at"],
+                    ),
+                ]
+            },
+        },
+        ["pid", "policy_version", "policy", "loaded_at", "followed", "checked_at", "refused"],
     ),
     "ReloadRequest": _obj(
         {

@@ -40,7 +40,7 @@ def config_payload(config: ServiceConfig) -> dict[str, Any]:
 def validate(config: ServiceConfig, *, timeout: float, policy_only: bool = False) -> float:
     """Build `config`'s pipeline in a child process; returns the seconds it took, or raises `LoadError`.
 
-    With `policy_only` the child loads and smoke-tests only the knob policy (`service.loading.build_policy`):
+    With `policy_only` the child loads and smoke-tests only the knob policy (`service.follow.build_policy`):
     what a followed policy version changes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
@@ -85,16 +85,19 @@ def _report(message: Mapping[str, Any]) -> None:
 def main() -> int:
     import time
 
-    from service.loading import build_pipeline, build_policy
-
     started = time.perf_counter()
     data = json.loads(sys.stdin.buffer.read())
     policy_only = bool(data.pop("policy_only", False))
     try:
         config = ServiceConfig.from_dict(data, environ={})
         if policy_only:
+            # Without the rankers' imports (LightGBM, lleaves): a new policy version changes nothing else.
+            from service.follow import build_policy
+
             policy = build_policy(config, on_step=lambda key: _report({"step": key}))
         else:
+            from service.loading import build_pipeline
+
             policy = build_pipeline(config, on_step=lambda key: _report({"step": key})).pipeline.policy
     except LoadError as exc:
         _report({"result": {"key": exc.key, "problem": exc.problem}})

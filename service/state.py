@@ -35,8 +35,15 @@ from bandits.shipped import VERSIONS, current_version
 from ranker.rerank.pipeline import RerankRequest, RerankResult
 from service.config import ServiceConfig
 from service.errors import ApiError, LoadError, ServiceError
-from service.follow import PolicyFollower, followed_directory, read_views, workers_dir, write_view
-from service.loading import Loaded, build_pipeline, check_section_names, load_policy
+from service.follow import (
+    PolicyFollower,
+    followed_directory,
+    load_policy,
+    read_views,
+    workers_dir,
+    write_view,
+)
+from service.loading import Loaded, build_pipeline, check_section_names
 from service.log_writer import LogWriter
 from service.metrics import Metrics
 from service.reload_check import validate as validate_in_child
@@ -228,7 +235,7 @@ class ServiceState:
             try:
                 config = loaded.config.with_reload({"policy": spec})
                 validate_in_child(config, timeout=config.reload_timeout_seconds, policy_only=True)
-                policy = load_policy(spec, loaded.sections)
+                policy = load_policy(spec, loaded.sections, config.policy_explore)
             except ServiceError as exc:
                 self.metrics.inc("sectionrank_policy_follows_total", result="refused")
                 self.policy_refused = {

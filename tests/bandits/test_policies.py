@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
-from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
+from bandits.policies import EpsilonGreedyPolicy, ExploringPolicy, UniformPolicy
 from bandits.vw_policy import VWKnobPolicy, VWSettings, arm_action_lines
 from tests.bandits.policy_factories import CONFIG, best_arm, fitted_vw, make_context
 
@@ -168,3 +168,17 @@ def test_vw_factored_action_lines_share_knob_value_indicators() -> None:
     with_zero = [line for line in lines if "freshness.weight=0.0" in line.split()]
     arms = [arm for section in CONFIG for arm in section.arms if arm.knobs.get("freshness.weight") == 0]
     assert len(with_zero) == len(arms) > len(CONFIG.sections)
+
+
+def test_exploring_policy_mixes_uniform_exploration_into_the_inner_distribution():
+    context = make_context(50, seed=3)
+    inner = EpsilonGreedyPolicy(CONFIG, epsilon=0.1)
+    mixed = ExploringPolicy(inner, 0.3)
+    for p_in, p_out in zip(inner.distribution(context), mixed.distribution(context), strict=True):
+        # A naive reference: every arm's probability, one at a time.
+        expected = [0.7 * p + 0.3 / len(p_in) for p in p_in.tolist()]
+        np.testing.assert_allclose(p_out, expected, rtol=1e-12)
+        assert p_out.min() >= 0.3 / len(p_in) - 1e-12
+    assert mixed.version == "EpsilonGreedyPolicy+explore=0.3"
+    with pytest.raises(InvalidArgumentError, match="epsilon"):
+        ExploringPolicy(inner, 1.5)

@@ -30,7 +30,7 @@ import pytest
 
 import bandits
 from bandits.base import KnobPolicy
-from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
+from bandits.policies import EpsilonGreedyPolicy, ExploringPolicy, FixedArmPolicy, UniformPolicy
 from bandits.replay import parse_policy
 from bandits.shipped import ShippedPolicy, publish_version
 from bandits.vw_policy import EXPLORATIONS, VWKnobPolicy, VWSettings
@@ -88,6 +88,10 @@ POLICIES: dict[str, PolicyCase] = {
         spec=lambda policy, directory: str(policy.save(directory)),
     ),
     "shipped": PolicyCase(build=_shipped, spec=lambda policy, directory: str(policy.root.parents[1])),
+    "explore-0.2-fixed-last": PolicyCase(
+        lambda: ExploringPolicy(FixedArmPolicy(CONFIG, {s.name: -1 for s in CONFIG}), 0.2),
+        lambda p, d: "explore:0.2:fixed:" + ",".join(f"{s.name}=-1" for s in CONFIG),
+    ),
 }
 
 

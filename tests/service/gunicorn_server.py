@@ -54,11 +54,12 @@ def start(
     cwd: Path | None = None,
     command: tuple[str, ...] = (sys.executable, "-m", "sectionrank"),
     name: str = "serve",
+    policy: str = "uniform",
 ) -> tuple[subprocess.Popen, int, Path, Path]:
     """Start `sectionrank serve` with `workers` workers and wait until /readyz answers 200 three times in a
     row: (process, port, log path, stdout path). `config` adds lines to its config file; `cwd` is where it
     runs, `command` what runs it. The process is the gunicorn master (the command replaces itself with
-    gunicorn)."""
+    gunicorn); `policy` is its --policy."""
     config_path = tmp_path / f"{name}.toml"
     lines = [f'store = "{store_db}"', f'log = "{tmp_path / "other.db"}"', 'policy = "default"', config]
     config_path.write_text("\n".join(lines) + "\n")
@@ -66,7 +67,7 @@ def start(
     port = free_port()
     out = tmp_path / f"{name}.out"
     # The command-line overrides of the demo (--store, --log, --models, --policy) on top of the config file.
-    overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", "uniform"]
+    overrides = ["--log", str(log), "--models", str(Path(saved["base"]).parent), "--policy", policy]
     argv = [*command, "serve", "--config", str(config_path), *overrides]
     argv += ["--port", str(port), "--workers", str(workers)]
     with open(out, "w") as stdout:

@@ -117,6 +117,29 @@ def test_follow_thread_follows_within_the_poll_interval(config_dict, tmp_path, r
     assert read_views(workers_dir(get_state(app).config)) == []  # a closed worker removes its view
 
 
+def test_follow_mixes_policy_explore_into_every_version(config_dict, tmp_path, rerank_body):
+    policy_dir = tmp_path / "policy"
+    policy_dir.mkdir()
+    config = config_dict(
+        tmp_path / "log.db", policy=str(policy_dir), policy_poll_seconds=0.0, policy_explore=0.2
+    )
+    app = create_app(config)
+    try:
+        client, n_arms = app.test_client(), len(SECTIONS["discover"].arms)
+        _publish(policy_dir, 1)
+        assert get_state(app).follow_policy() is True
+        served = {}
+        for _ in range(40):
+            arm, propensity, version = _served_arm(client, rerank_body)
+            served[arm] = propensity
+            assert version == "shipped-0001+explore=0.2"
+        shipped_arm = SECTIONS["discover"].arms[1].id
+        assert served.pop(shipped_arm) == pytest.approx(0.8 + 0.2 / n_arms)
+        assert all(p == pytest.approx(0.2 / n_arms) for p in served.values())
+    finally:
+        get_state(app).close()
+
+
 def test_policy_source_pins_the_published_version(config_dict, tmp_path):
     policy_dir = tmp_path / "policy"
     policy_dir.mkdir()
