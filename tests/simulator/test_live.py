@@ -20,12 +20,11 @@ from simulator.live import (
     RECORD_COLUMNS,
     LiveSettings,
     draw_chunks,
-    rerank_bodies,
     run_live,
     slate_outcomes,
     split_draw,
-    variant_of,
 )
+from simulator.live_bodies import rerank_bodies, variant_of
 from simulator.live_http import HttpPool, parse_base_url
 from simulator.live_report import ALL, quarter_change, value_series, write_live
 from tests.conftest import WORLD_FILE
