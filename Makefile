@@ -48,7 +48,8 @@ demo: $(VENV)/.installed
 
 # `make live` (an extra, not a set-up command): the learning loop end to end over HTTP on context_flip, a world
 # whose best knob arm depends on the user's segment. It serves with 2 workers from an empty policy directory
-# (the fallback policy explores until the first version), runs `sectionrank loop` beside the service and
+# (the fallback policy explores until the first version; policy_explore keeps 10% uniform exploration in
+# whatever ships, so that the log keeps every arm for the gate), runs `sectionrank loop` beside the service and
 # `sectionrank live` for a few minutes, and prints the exact value per section in the first quarter of the
 # traffic (before learning) and the last (after). Everything is written to .live/ (docs/live.md).
 LIVE          := .live
@@ -67,8 +68,8 @@ live: $(VENV)/.installed
 	$(CLI) load-catalog --store $(LIVE)/store.db $(LIVE)/sim/catalog.parquet
 	$(CLI) load-users --store $(LIVE)/store.db $(LIVE)/sim/users.parquet
 	printf '%s\n' 'store = "store.db"' 'log = "served.db"' 'policy = "policy"' 'reward_wait_seconds = 10.0' \
-		'policy_poll_seconds = 2.0' '[models]' 'base = "models/base"' 'independent = "models/independent"' \
-		> $(LIVE)/service.toml
+		'policy_poll_seconds = 2.0' 'policy_explore = 0.1' \
+		'[models]' 'base = "models/base"' 'independent = "models/independent"' > $(LIVE)/service.toml
 	$(CLI) serve --config $(LIVE)/service.toml --host 127.0.0.1 --port $(LIVE_PORT) --workers 2 \
 		> $(LIVE)/serve.log 2>&1 & serve=$$!; loop=; \
 	trap 'kill $$serve $$loop 2>/dev/null; wait' EXIT; \
