@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/sectionrank
 DEMO   := .demo
 
-.PHONY: demo test lint bench wrk chromium clean
+.PHONY: demo test lint bench wrk chromium clean live
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -49,6 +49,45 @@ demo: $(VENV)/.installed
 		--policy $(DEMO)/policy --host 127.0.0.1 --port $(PORT) --workers 2 \
 		--note "comparison report: $(DEMO)/compare/report.html (and report.md, results.json beside it)"
 
+# `make live` (an extra, not a set-up command): the learning loop end to end over HTTP on context_flip, a world
+# whose best knob arm depends on the user's segment. It serves with 2 workers from an empty policy directory
+# (the fallback policy explores until the first version; policy_explore keeps 10% uniform exploration in
+# whatever ships, so that the log keeps every arm for the gate), runs `sectionrank loop` beside the service and
+# `sectionrank live` for a few minutes, and prints the exact value per section in the first quarter of the
+# traffic (before learning) and the last (after). Everything is written to .live/ (docs/live.md).
+LIVE          := .live
+LIVE_PORT     ?= 8010
+LIVE_REQUESTS ?= 20000
+LIVE_RATE     ?= 100
+LIVE_URL      := http://127.0.0.1:$(LIVE_PORT)
+
+live: $(VENV)/.installed
+	rm -rf $(LIVE) && mkdir -p $(LIVE)/policy
+	printf '[lightgbm]\nnum_leaves = [15]\n' > $(LIVE)/ranker.toml
+	$(CLI) simulate --world context_flip --requests 20000 --seed 0 --out $(LIVE)/sim
+	$(CLI) train --design base --log $(LIVE)/sim/log.db --ranker-config $(LIVE)/ranker.toml --out $(LIVE)/models/base
+	$(CLI) train --design independent --log $(LIVE)/sim/log.db --ranker-config $(LIVE)/ranker.toml \
+		--out $(LIVE)/models/independent
+	$(CLI) load-catalog --store $(LIVE)/store.db $(LIVE)/sim/catalog.parquet
+	$(CLI) load-users --store $(LIVE)/store.db $(LIVE)/sim/users.parquet
+	printf '%s\n' 'store = "store.db"' 'log = "served.db"' 'policy = "policy"' 'reward_wait_seconds = 10.0' \
+		'policy_poll_seconds = 2.0' 'policy_explore = 0.1' \
+		'[models]' 'base = "models/base"' 'independent = "models/independent"' > $(LIVE)/service.toml
+	$(CLI) serve --config $(LIVE)/service.toml --host 127.0.0.1 --port $(LIVE_PORT) --workers 2 \
+		> $(LIVE)/serve.log 2>&1 & serve=$$!; loop=; \
+	trap 'kill $$serve $$loop 2>/dev/null; wait' EXIT; \
+	for i in $$(seq 300); do \
+		$(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+			$(LIVE_URL)/readyz 2>/dev/null && break; \
+		kill -0 $$serve 2>/dev/null || { cat $(LIVE)/serve.log; exit 1; }; sleep 1; \
+	done; \
+	$(CLI) loop --config $(LIVE)/service.toml --every 5 --min-decisions 2000 > $(LIVE)/loop.log 2>&1 & loop=$$!; \
+	$(CLI) live --world context_flip --world-seed 0 --url $(LIVE_URL) --requests $(LIVE_REQUESTS) \
+		--rate $(LIVE_RATE) --feedback-delay 1 --out $(LIVE)/live; status=$$?; \
+	echo "Policy versions published: $$(ls $(LIVE)/policy/versions 2>/dev/null | tr '\n' ' ')"; \
+	echo "Loop log: $(LIVE)/loop.log; value over the run: $(LIVE)/live/value.png"; \
+	exit $$status
+
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -76,4 +115,4 @@ bench: $(VENV)/.installed-dev wrk
 	$(PY) -m benchmarks.run --out docs/BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) $(LIVE) .pytest_cache .ruff_cache

@@ -101,6 +101,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "sectionrank.commands.policy_value:policy_value_command",
         "Exact expected outcome per request of knob policies, from the world's click model.",
     ),
+    "live": LazyCommand(
+        "sectionrank.commands.live:live_command",
+        "Drive a running service with a world's simulated users over HTTP, and record the value it serves.",
+    ),
 }
 
 
