@@ -116,7 +116,9 @@ class _OneLineErrors(click.Group):
 
 
 def make_cli(cls: type[click.Group] = click.Group) -> click.Group:
-    @click.group(cls=cls)
+    # The help option names of the `sectionrank` group: click caches a command's help option on the command
+    # object, so a local group with other names would change `sectionrank export --help` for later tests.
+    @click.group(cls=cls, context_settings={"help_option_names": ["-h", "--help"]})
     def cli() -> None:
         """A local group carrying the command under test."""
 
