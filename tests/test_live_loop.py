@@ -37,7 +37,7 @@ from service.store import ServiceStore
 from simulator import World, WorldConfig, simulate
 from simulator.live import LiveSettings, run_live
 from simulator.live_report import ALL, quarter_change, write_live
-from tests.service.gunicorn_server import free_port, request, stop, worker_pids
+from tests.service.gunicorn_server import free_port, request, stop, wait_ready, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -94,16 +94,7 @@ def serve(config: Path, out: Path) -> tuple[subprocess.Popen, int]:
         process = subprocess.Popen(
             [*argv, "--workers", "2"], stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
         )
-    deadline = time.monotonic() + 120
-    ready = 0
-    while ready < 3:
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            pytest.fail(f"server did not become ready:\n{(out / 'serve.out').read_text()}")
-        try:
-            ready = ready + 1 if request(port, "GET", "/readyz", timeout=2)[0] == 200 else 0
-        except OSError:
-            time.sleep(0.2)
+    wait_ready(process, port, out / "serve.out")
     return process, port
 
 

@@ -75,6 +75,13 @@ def start(
         process = subprocess.Popen(
             argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
         )
+    wait_ready(process, port, out)
+    return process, port, log, out
+
+
+def wait_ready(process: subprocess.Popen, port: int, out: Path) -> None:
+    """Wait until the server on `port` answers /readyz 200 three times in a row; fail the test with its output
+    `out` if it exits or takes longer than `START_TIMEOUT`."""
     deadline = time.monotonic() + START_TIMEOUT
     ready = 0
     while ready < 3:
@@ -85,7 +92,6 @@ def start(
             ready = ready + 1 if request(port, "GET", "/readyz", timeout=2)[0] == 200 else 0
         except OSError:
             time.sleep(0.2)
-    return process, port, log, out
 
 
 def stop(process: subprocess.Popen) -> None:
