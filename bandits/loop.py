@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bandits.base import KnobPolicy
 from bandits.errors import GateError, InvalidArgumentError, LearnError
 from bandits.learn import LearnSettings, learn_policy, read_decisions
 from bandits.log import DecisionLog
@@ -269,6 +270,9 @@ class LearningLoop:
         Seconds now (default `time.time`).
     hook : callable, optional
         Told the name of each step of a cycle once it is done (`STEPS`), e.g. to report progress.
+    fallback : KnobPolicy, optional
+        What the service serves while the directory has no version (its ``policy_fallback``): the gate's
+        status quo until the first version is published (`bandits.promote.run_gate`).
     """
 
     def __init__(
@@ -280,8 +284,10 @@ class LearningLoop:
         *,
         clock: Callable[[], float] = time.time,
         hook: Callable[[str], None] | None = None,
+        fallback: KnobPolicy | None = None,
     ) -> None:
         self.log = log
+        self.fallback = fallback
         self.sections = sections
         self.policy_dir = Path(policy_dir)
         self.settings = settings or LoopSettings()
@@ -412,6 +418,7 @@ class LearningLoop:
                 fixed_arms={s: a for s, (a, _) in arms.items()},
                 settings=settings.gate,
                 window_info=info,
+                fallback=self.fallback,
             )
             record = {
                 "candidate": str(candidate_path),
@@ -420,7 +427,13 @@ class LearningLoop:
                 "loop": {"after_seq": after, "through_seq": through, "candidate": state.candidate},
             }
             version = publish_decision(
-                self.policy_dir, self.sections, decision, candidate_path, incumbent, record
+                self.policy_dir,
+                self.sections,
+                decision,
+                candidate_path,
+                incumbent,
+                record,
+                fallback=self.fallback,
             )
         finally:
             candidate.close()

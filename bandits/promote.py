@@ -5,17 +5,29 @@ the candidate's training window, with doubly robust estimates (`bandits.ope.Doub
 cross-fitted reward model, so that their differences are *paired*:
 
 - the **candidate** (a policy learned by ``sectionrank learn``),
-- the **incumbent** (the published version of the policy directory, when there is one),
+- the **incumbent** (the published version of the policy directory, when there is one) or, before any
+  version is published, the **fallback** the service serves meanwhile (uniform exploration by default), so
+  the status quo is always a contender and nothing ships that the window says loses to it,
 - the **best logged fixed arm**: the section's arm with the highest DR estimate on the decisions *before*
   the window (`best_logged_arms`), as a team without a simulator would choose a fixed arm.
 
-The best alternative is the incumbent or the fixed arm, whichever has the higher estimate on the window. The
-candidate ships in the section when the lower end of the percentile bootstrap interval of the paired
-difference ``candidate - best alternative`` is above ``-margin``; otherwise the best alternative ships (a
-fixed arm is a valid shipped policy). Sections decide separately, because each section's knob arms are a
-separate choice. A section of the config with no decision in the log keeps the incumbent's source (or, with
-no incumbent, its default arm); a section with some decisions but fewer than ``min_decisions`` in the window
-makes the whole gate refuse with `GateError`.
+The rule, per section, with the *status quo* S (the incumbent, or before any version the fallback):
+
+- a challenger (the candidate, the fixed arm) *passes* when the lower end of the percentile bootstrap
+  interval of the paired difference ``challenger - S`` is above ``-margin``;
+- of the challengers that pass, the one with the higher estimate ships; when none passes, S stays.
+
+So nothing ships that the window does not show to hold up against what serves now. Between two challengers
+that both pass, the point estimate decides: requiring the candidate to beat the fixed arm by a significant
+margin as well would need windows many times larger than the gains on offer can justify (docs/bandits.md
+has the measurement). Without a status quo (a library caller passing neither an incumbent nor a fallback)
+the fixed arm is the alternative: the candidate ships when ``candidate - fixed arm`` passes, else the fixed
+arm ships (a fixed arm is a valid shipped policy).
+
+Sections decide separately, because each section's knob arms are a separate choice. A section of the config
+with no decision in the log keeps the incumbent's source (or, with no incumbent, the fallback, else its
+default arm); a section with some decisions but fewer than ``min_decisions`` in the window makes the whole
+gate refuse with `GateError`.
 """
 
 from __future__ import annotations
@@ -44,12 +56,18 @@ from bandits.ope import (
 )
 from bandits.policies import FixedArmPolicy
 from bandits.replay import logged_bandit, target_distribution
-from bandits.shipped import CANDIDATES, ShippedPolicy, is_policy_dir, publish_version
+from bandits.shipped import (
+    CANDIDATES,
+    ShippedPolicy,
+    fallback_source,
+    is_policy_dir,
+    publish_version,
+)
 from bandits.vw_policy import VWKnobPolicy, latest_policy
 from heuristics import SectionsConfig
 
 #: The policies the gate values, in report order.
-CONTENDERS = ("candidate", "incumbent", "best_fixed_logged")
+CONTENDERS = ("candidate", "incumbent", "fallback", "best_fixed_logged")
 
 
 @dataclass(frozen=True)
@@ -60,7 +78,7 @@ class GateSettings:
     ----------
     margin : float >= 0
         The candidate ships when the lower end of its paired interval against the best alternative is above
-        ``-margin`` (0: it must not be significantly worse).
+        ``-margin`` (0: it must be significantly better; m: the interval must rule out a loss of more than m).
     min_decisions : int >= 1
         Fewest window decisions a logged section needs for the gate to decide.
     n_bootstrap : int
@@ -112,7 +130,8 @@ class SectionVerdict:
     shipped : str
         One of `bandits.shipped.SOURCES`.
     best_alternative : str or None
-        ``incumbent`` or ``best_fixed_logged``: the alternative the candidate was compared with.
+        What the candidate was compared with: the status quo (``incumbent`` or ``fallback``) when there is
+        one, else ``best_fixed_logged``.
     fixed_arm : str or None
         The best logged fixed arm's id (chosen before the window).
     estimates : mapping contender -> Estimate
@@ -121,6 +140,8 @@ class SectionVerdict:
         Paired DR estimate of ``candidate - best alternative``.
     reason : str
         One sentence saying why.
+    differences : mapping label -> Estimate
+        Every paired difference the decision was made on, labelled ``"x - y"``.
     """
 
     section: str
@@ -131,6 +152,7 @@ class SectionVerdict:
     estimates: Mapping[str, Estimate] = field(default_factory=dict)
     difference: Estimate | None = None
     reason: str = ""
+    differences: Mapping[str, Estimate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,6 +239,7 @@ def run_gate(
     fixed_arms: Mapping[str, int],
     settings: GateSettings | None = None,
     window_info: Mapping[str, Any] | None = None,
+    fallback: KnobPolicy | None = None,
 ) -> GateDecision:
     """Value the contenders on `window` with paired DR estimates and decide per section (module docstring).
 
@@ -229,6 +252,8 @@ def run_gate(
         a section without one uses its default arm.
     window_info : mapping, optional
         Recorded as the decision's window (since, until, ...); the decision count is added.
+    fallback : KnobPolicy, optional
+        What the service serves while no version is published; a contender when there is no `incumbent`.
 
     Raises
     ------
@@ -246,6 +271,8 @@ def run_gate(
     }
     if incumbent is not None:
         policies["incumbent"] = incumbent
+    elif fallback is not None:
+        policies["fallback"] = fallback
     dr = DoublyRobust()
     values = {
         name: dr.round_values(prepare(logged, target_distribution(policy, window, sections), qhat=qhat)).value
@@ -257,38 +284,58 @@ def run_gate(
     for s in sections:
         rows = np.flatnonzero(section_of == s.name)
         if len(rows) == 0:
-            shipped = "incumbent" if incumbent is not None else "default"
+            shipped = (
+                "incumbent" if incumbent is not None else "fallback" if fallback is not None else "default"
+            )
             verdicts[s.name] = SectionVerdict(
                 s.name, 0, shipped, None, None, reason="no decisions of this section in the window"
             )
             continue
         names = [n for n in CONTENDERS if n in values]
         means = {n: float(values[n][rows].mean()) for n in names}
-        alternative = max((n for n in names if n != "candidate"), key=lambda n: means[n])
-        diff = values["candidate"][rows] - values[alternative][rows]
+        status = next((n for n in ("incumbent", "fallback") if n in values), None)
+        # Each challenger and what it must not lose to (module docstring).
+        against = (
+            {"candidate": "best_fixed_logged"}
+            if status is None
+            else {"candidate": status, "best_fixed_logged": status}
+        )
+        diffs = {f"{x} - {y}": values[x][rows] - values[y][rows] for x, y in against.items()}
         reps = bootstrap_ratios(
-            [values[n][rows] for n in names] + [diff],
-            [None] * (len(names) + 1),
+            [values[n][rows] for n in names] + list(diffs.values()),
+            [None] * (len(names) + len(diffs)),
             n_bootstrap=settings.n_bootstrap,
             rng=rng,
         )
         bounds = percentile_interval(reps, alpha=settings.alpha)
         estimates = {n: Estimate(means[n], *map(float, bounds[i])) for i, n in enumerate(names)}
-        difference = Estimate(float(diff.mean()), *map(float, bounds[-1]))
-        passes = difference.low > -settings.margin
-        reason = (
-            f"candidate - {alternative} lower bound {difference.low:+.4f} "
-            f"{'>' if passes else '<='} -margin {-settings.margin + 0.0:+.4f}"
-        )
+        differences = {
+            label: Estimate(float(d.mean()), *map(float, bounds[len(names) + j]))
+            for j, (label, d) in enumerate(diffs.items())
+        }
+        passing = [x for x, y in against.items() if differences[f"{x} - {y}"].low > -settings.margin]
+        if status is None:
+            alternative = "best_fixed_logged"
+            shipped = "candidate" if passing else alternative
+        else:
+            alternative = status
+            shipped = max(passing, key=lambda n: means[n]) if passing else status
+        bounds_text = ", ".join(f"{label} lower bound {e.low:+.4f}" for label, e in differences.items())
+        verdict = (
+            f"{' and '.join(passing)} above" if passing else "none above"
+        ) + f" -margin {-settings.margin + 0.0:+.4f}"
+        if status is not None and len(passing) > 1:
+            verdict += f"; {shipped} has the higher estimate"
         verdicts[s.name] = SectionVerdict(
             section=s.name,
             decisions=len(rows),
-            shipped="candidate" if passes else alternative,
+            shipped=shipped,
             best_alternative=alternative,
             fixed_arm=s.arms[fixed[s.name]].id,
             estimates=estimates,
-            difference=difference,
-            reason=reason,
+            difference=differences[f"candidate - {alternative}"],
+            reason=f"{bounds_text}: {verdict}",
+            differences=differences,
         )
     info = {**dict(window_info or {}), "decisions": len(window)}
     return GateDecision(sections=verdicts, window=info, settings=settings)
@@ -328,6 +375,7 @@ def promote(
     since: float | None = None,
     until: float | None = None,
     settings: GateSettings | None = None,
+    fallback: KnobPolicy | None = None,
 ) -> tuple[str, GateDecision]:
     """Run the gate on `log` and publish what it ships as the next version of `policy_dir`.
 
@@ -373,13 +421,16 @@ def promote(
             fixed_arms={s: a for s, (a, _) in arms.items()},
             settings=settings,
             window_info=info,
+            fallback=fallback,
         )
         record = {
             "candidate": str(candidate_path),
             "candidate_sha256": meta.get("sha256"),
             "incumbent": incumbent.metadata.get("version") if incumbent is not None else None,
         }
-        version = publish_decision(policy_dir, sections, decision, candidate_path, incumbent, record)
+        version = publish_decision(
+            policy_dir, sections, decision, candidate_path, incumbent, record, fallback=fallback
+        )
     finally:
         cand.close()
         if incumbent is not None:
@@ -394,11 +445,14 @@ def publish_decision(
     candidate_path: Path,
     incumbent: ShippedPolicy | None,
     record: Mapping[str, Any],
+    *,
+    fallback: KnobPolicy | None = None,
 ) -> str:
     """Publish what `decision` ships per section as the next version of `policy_dir`; returns its id.
 
     A section that ships the candidate serves the model file `candidate_path`; one that ships the incumbent
-    keeps the incumbent's source (its model copied into the new version); a fixed arm is named by its id.
+    keeps the incumbent's source (its model copied into the new version); one that keeps the `fallback` serves
+    it (`bandits.shipped.fallback_source`); a fixed arm is named by its id.
     `record` (candidate, incumbent, ...) is stored beside the decision in ``version.json``.
     """
     sources: dict[str, dict[str, Any]] = {}
@@ -415,6 +469,9 @@ def publish_decision(
             if spec["kind"] == "vw":
                 models[spec["model"]] = incumbent.model_files()[spec["model"]]
             sources[s.name] = {**spec, "from": "incumbent"}
+        elif verdict.shipped == "fallback":
+            assert fallback is not None
+            sources[s.name] = {**fallback_source(fallback, s.name), "from": "fallback"}
         else:
             arm = verdict.fixed_arm if verdict.shipped == "best_fixed_logged" else s.default_arm.id
             sources[s.name] = {"kind": "fixed", "arm": arm, "from": verdict.shipped}

@@ -22,8 +22,9 @@ follows ``current`` therefore sees either the old version or the new one, comple
 leaves at most a stray ``.tmp-*`` directory, which is never read.
 
 In ``version.json`` each section names its source: ``{"kind": "vw", "model": "model-<sha12>.vw", "from":
-"candidate"}`` or ``{"kind": "fixed", "arm": "<arm id>", "from": "best_fixed_logged"}`` (``from`` is one of
-`SOURCES`).
+"candidate"}``, ``{"kind": "fixed", "arm": "<arm id>", "from": "best_fixed_logged"}``, or, where the gate kept
+the exploring fallback the service served before any version, ``{"kind": "uniform", "from": "fallback"}`` or
+``{"kind": "epsilon", "epsilon": 0.1, "from": "fallback"}`` (``from`` is one of `SOURCES`).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ import numpy as np
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
 from bandits.errors import PolicyContractError
-from bandits.policies import FixedArmPolicy
+from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from bandits.vw_policy import VWKnobPolicy
 from heuristics import SectionsConfig
 
 #: Where a shipped section's policy came from.
-SOURCES = ("candidate", "incumbent", "best_fixed_logged", "default")
+SOURCES = ("candidate", "incumbent", "best_fixed_logged", "fallback", "default")
 CURRENT = "current"
 VERSIONS = "versions"
 VERSION_FILE = "version.json"
@@ -192,6 +193,26 @@ def rollback(directory: str | os.PathLike) -> tuple[str, str]:
     return version, earlier[-1]
 
 
+def fallback_source(policy: KnobPolicy, section: str) -> dict[str, Any]:
+    """The ``version.json`` source of a section served by a fallback policy (uniform, epsilon-greedy around
+    the default arm, or a fixed arm).
+
+    Raises
+    ------
+    PolicyContractError
+        For any other kind of policy (a fallback is one of these three).
+    """
+    if isinstance(policy, UniformPolicy):
+        return {"kind": "uniform"}
+    if isinstance(policy, EpsilonGreedyPolicy):
+        return {"kind": "epsilon", "epsilon": policy.epsilon}
+    if isinstance(policy, FixedArmPolicy):
+        return {"kind": "fixed", "arm": policy.sections[section].arms[policy.arm_index[section]].id}
+    raise PolicyContractError(
+        f"a fallback policy must be uniform, epsilon-greedy or a fixed arm, found {type(policy).__name__}"
+    )
+
+
 def is_version_dir(path: str | os.PathLike) -> bool:
     """True when `path` is one version of a policy directory (``DIR/versions/<id>``, complete)."""
     path = Path(path)
@@ -278,6 +299,10 @@ class ShippedPolicy(KnobPolicy):
                         "config"
                     )
                 sources[section.name] = FixedArmPolicy(sections, {section.name: spec["arm"]})
+            elif spec["kind"] == "uniform":
+                sources[section.name] = UniformPolicy(sections)
+            elif spec["kind"] == "epsilon":
+                sources[section.name] = EpsilonGreedyPolicy(sections, float(spec["epsilon"]))
             else:
                 raise PolicyContractError(f"{root}: unknown source kind {spec['kind']!r} of {section.name!r}")
         policy = cls(sections, sources, specs, meta)

@@ -10,6 +10,7 @@ import click
 from bandits.log import DecisionLog
 from bandits.loop import LearningLoop, LoopSettings
 from bandits.promote import GateSettings
+from bandits.replay import parse_policy
 from heuristics import SectionsConfig
 from service.config import ServiceConfig
 from service.errors import ServiceConfigError
@@ -97,7 +98,8 @@ def loop_command(config_path: Path, every: float | None, min_decisions: int | No
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with DecisionLog.open(config.log) as log:
-            loop = LearningLoop(log, sections, policy_dir, settings)
+            fallback = parse_policy(config.policy_fallback, sections)
+            loop = LearningLoop(log, sections, policy_dir, settings, fallback=fallback)
             state = loop.state
             click.echo(
                 f"loop: {config.log} -> {policy_dir} (watermark seq {state.learned_through}, "

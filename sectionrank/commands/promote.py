@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from bandits.base import KnobPolicy
 from bandits.log import DecisionLog
 from bandits.promote import CONTENDERS, GateSettings, promote
+from bandits.replay import parse_policy
 from bandits.shipped import read_version, rollback
 from heuristics import SectionsConfig
 from sectionrank.commands.options import config_option, log_option
@@ -27,6 +29,27 @@ def _time(value: float | None) -> str:
     if value is None:
         return "open"
     return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _source(spec: Mapping[str, Any]) -> str:
+    """A section's source in words."""
+    if spec["kind"] == "vw":
+        return str(spec["model"])
+    if spec["kind"] == "uniform":
+        return "uniform over the arms"
+    if spec["kind"] == "epsilon":
+        return f"the default arm, epsilon {spec['epsilon']:g} uniform"
+    return f"fixed arm {spec['arm']}"
+
+
+def _fallback(spec: str, sections: SectionsConfig) -> KnobPolicy:
+    policy = parse_policy(spec, sections)
+    if not isinstance(policy, KnobPolicy) or spec.startswith("explore:"):
+        raise click.BadParameter(
+            f"expected uniform, default, epsilon:EPS or fixed:SECTION=ARM, found {spec!r}",
+            param_hint="'--fallback'",
+        )
+    return policy
 
 
 def echo_version(meta: Mapping[str, Any]) -> None:
@@ -45,7 +68,7 @@ def echo_version(meta: Mapping[str, Any]) -> None:
         )
     verdicts = decision.get("sections", {})
     for section, spec in meta["sections"].items():
-        what = spec["model"] if spec["kind"] == "vw" else f"fixed arm {spec['arm']}"
+        what = _source(spec)
         click.echo(f"\n[{section}] ships {spec['from']}: {what}")
         verdict = verdicts.get(section)
         if not verdict:
@@ -53,9 +76,13 @@ def echo_version(meta: Mapping[str, Any]) -> None:
         for name in CONTENDERS:
             if name in verdict["estimates"]:
                 click.echo(f"  {name:<32} {_interval(verdict['estimates'][name])}")
-        if verdict.get("difference"):
-            label = f"candidate - {verdict['best_alternative']}"
-            click.echo(f"  {label:<32} {_interval(verdict['difference'])}")
+        differences = verdict.get("differences") or (
+            {f"candidate - {verdict['best_alternative']}": verdict["difference"]}
+            if verdict.get("difference")
+            else {}
+        )
+        for label, estimate in differences.items():
+            click.echo(f"  {label:<32} {_interval(estimate)}")
         click.echo(f"  {verdict['decisions']:,} decisions; {verdict['reason']}")
 
 
@@ -95,6 +122,13 @@ def echo_version(meta: Mapping[str, Any]) -> None:
     show_default=True,
     help="Fewest window decisions per logged section to decide; fewer is refused.",
 )
+@click.option(
+    "--fallback",
+    default="uniform",
+    show_default=True,
+    help="What the service serves while --policy-dir has no version (its policy_fallback: uniform, default, "
+    "epsilon:EPS or fixed:SECTION=ARM); until a version exists it is the status quo the gate compares with.",
+)
 @click.option("--n-bootstrap", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the folds and the resamples.")
 def promote_command(
@@ -106,16 +140,18 @@ def promote_command(
     until: float | None,
     margin: float,
     min_decisions: int,
+    fallback: str,
     n_bootstrap: int,
     seed: int,
 ) -> None:
     """Ship a learned knob policy per section only if a later window of the log says it does not lose.
 
-    Values the candidate, the incumbent (the published version of --policy-dir) and the best logged fixed
-    arm (chosen by DR on the decisions before the window) on the window with paired doubly robust estimates
-    and 95% bootstrap intervals. In each section the candidate ships when the lower end of its interval
-    against the best alternative is above -margin; otherwise that alternative ships. The result is published
-    atomically as the next version of --policy-dir, with the decision in its version.json.
+    Values the candidate, the incumbent (the published version of --policy-dir, or before any version the
+    --fallback the service serves meanwhile) and the best logged fixed arm (chosen by DR on the decisions
+    before the window) on the window with paired doubly robust estimates and 95% bootstrap intervals. In
+    each section the candidate ships when the lower end of its interval against the best alternative is
+    above -margin; otherwise that alternative ships. The result is published atomically as the next version
+    of --policy-dir, with the decision in its version.json.
 
     \b
     Example:
@@ -124,9 +160,17 @@ def promote_command(
     """
     sections = SectionsConfig.load(config_path)
     settings = GateSettings(margin=margin, min_decisions=min_decisions, n_bootstrap=n_bootstrap, seed=seed)
+    status_quo = _fallback(fallback, sections)
     with DecisionLog.open(log_path) as log:
         version, _ = promote(
-            log, sections, policy_dir, candidate=candidate, since=since, until=until, settings=settings
+            log,
+            sections,
+            policy_dir,
+            candidate=candidate,
+            since=since,
+            until=until,
+            settings=settings,
+            fallback=status_quo,
         )
     click.echo(f"Published {policy_dir / 'versions' / version} (current)")
     echo_version(read_version(policy_dir, version))

@@ -12,8 +12,15 @@ from bandits.errors import GateError, InvalidArgumentError, PolicyContractError
 from bandits.learn import LearnSettings, learn_policy, read_decisions
 from bandits.log import DecisionLog
 from bandits.ope import DoublyRobust, cross_fit_qhat, prepare
-from bandits.policies import FixedArmPolicy
-from bandits.promote import GateSettings, best_logged_arms, fixed_arm_dr_values, promote
+from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
+from bandits.promote import (
+    GateSettings,
+    best_logged_arms,
+    fixed_arm_dr_values,
+    promote,
+    publish_decision,
+    run_gate,
+)
 from bandits.replay import logged_bandit, parse_policy, target_distribution
 from bandits.shipped import ShippedPolicy, current_version, publish_version, read_version
 from bandits.vw_policy import VWKnobPolicy, VWSettings
@@ -179,3 +186,94 @@ def test_shipped_policy_refuses_a_dangling_pointer(tmp_path):
 def test_gate_settings_invalid(kwargs, match):
     with pytest.raises(InvalidArgumentError, match=match):
         GateSettings(**kwargs)
+
+
+def test_gate_compares_with_the_fallback_before_any_version(gate_log, tmp_path):
+    """With no version published, the served fallback is a contender; a section without decisions keeps it."""
+    bad = _learn(gate_log, tmp_path / "bad", negate=True)
+    with DecisionLog.open(gate_log) as log:
+        _, decision = promote(
+            log,
+            CONFIG,
+            tmp_path / "policy",
+            candidate=bad,
+            settings=GateSettings(n_bootstrap=100),
+            fallback=UniformPolicy(CONFIG),
+        )
+        window = read_decisions(log, CONFIG, LearnSettings(since=CUT))
+    for section in GATE_SECTIONS:
+        verdict = decision.sections[section]
+        # The uniform fallback's DR estimate is the mean of the arms' estimates, below the best arm's.
+        rows = window.context.section == section
+        logged = logged_bandit(window.take(np.flatnonzero(rows)), CONFIG)
+        assert verdict.estimates["fallback"].value < verdict.estimates["best_fixed_logged"].value
+        assert verdict.estimates["fallback"].value == pytest.approx(logged.reward.mean(), abs=0.03)
+        assert verdict.shipped == "best_fixed_logged"
+    shipped = ShippedPolicy.load(tmp_path / "policy", CONFIG)
+    assert shipped.specs["similar_items"] == {"kind": "uniform", "from": "fallback"}
+    context = window.context.take(np.arange(5))
+    n_arms = len(CONFIG["similar_items"].arms)
+    probs = shipped._section_distribution("similar_items", context)
+    np.testing.assert_allclose(probs, np.full((5, n_arms), 1 / n_arms))
+    shipped.close()
+
+
+def test_gate_keeps_the_fallback_when_the_fixed_arm_loses_to_it(gate_log, tmp_path):
+    """A fixed arm picked badly (the worst arm) and a bad candidate: the exploring fallback ships, and the
+    version serves it (epsilon-greedy around the default arm, with its epsilon)."""
+    bad_path = _learn(gate_log, tmp_path / "bad", negate=True)
+    bad = VWKnobPolicy.load(bad_path, CONFIG)
+    fallback = EpsilonGreedyPolicy(CONFIG, 0.9)
+    with DecisionLog.open(gate_log) as log:
+        window = read_decisions(log, CONFIG, LearnSettings(since=CUT))
+    # The arm with the lowest DR estimate on the window itself, other than the default arm.
+    arms = best_logged_arms(window, CONFIG)
+    worst = {}
+    for s in GATE_SECTIONS:
+        values = arms[s][1].copy()
+        values[CONFIG[s].default_arm.index] = np.inf
+        worst[s] = int(np.argmin(values))
+    decision = run_gate(
+        window,
+        CONFIG,
+        bad,
+        incumbent=None,
+        fixed_arms=worst,
+        settings=GateSettings(n_bootstrap=100),
+        fallback=fallback,
+    )
+    for section in GATE_SECTIONS:
+        verdict = decision.sections[section]
+        assert verdict.best_alternative == "fallback", verdict.estimates
+        assert verdict.shipped == "fallback", verdict.reason
+    publish_decision(tmp_path / "policy", CONFIG, decision, bad_path, None, {}, fallback=fallback)
+    bad.close()
+    shipped = ShippedPolicy.load(tmp_path / "policy", CONFIG)
+    assert shipped.specs["discover"] == {"kind": "epsilon", "epsilon": 0.9, "from": "fallback"}
+    context = window.context.take(np.arange(4))
+    served = shipped._section_distribution("discover", context)
+    np.testing.assert_allclose(served, fallback._section_distribution("discover", context))
+    shipped.close()
+
+
+def test_gate_with_a_status_quo_ships_the_passing_challenger_with_the_higher_estimate(gate_log, tmp_path):
+    """Both challengers beat the uniform fallback; the good candidate has the higher estimate and ships."""
+    good = _learn(gate_log, tmp_path / "good")
+    with DecisionLog.open(gate_log) as log:
+        _, decision = promote(
+            log,
+            CONFIG,
+            tmp_path / "policy",
+            candidate=good,
+            settings=GateSettings(n_bootstrap=100),
+            fallback=UniformPolicy(CONFIG),
+        )
+    for section in GATE_SECTIONS:
+        verdict = decision.sections[section]
+        assert set(verdict.differences) == {"candidate - fallback", "best_fixed_logged - fallback"}
+        assert all(d.low > 0 for d in verdict.differences.values()), verdict.reason
+        assert verdict.estimates["candidate"].value > verdict.estimates["best_fixed_logged"].value
+        assert verdict.shipped == "candidate"
+        assert verdict.best_alternative == "fallback"
+        assert verdict.difference == verdict.differences["candidate - fallback"]
+        assert "candidate and best_fixed_logged above" in verdict.reason

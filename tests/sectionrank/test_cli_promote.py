@@ -37,8 +37,29 @@ def test_cli_promote_publishes_the_candidate_and_policy_show_prints_the_decision
     assert shown.exit_code == 0, shown.output
     assert shown.output.startswith("version 0001")
     assert "margin 0.01" in shown.output
-    assert "candidate - best_fixed_logged" in shown.output
-    assert "[similar_items] ships default" in shown.output  # no decisions of it in the log
+    # Before any version the status quo is the service's uniform fallback; both challengers face it.
+    assert "candidate - fallback" in shown.output
+    assert "best_fixed_logged - fallback" in shown.output
+    # No decisions of similar_items in the log: it keeps the fallback.
+    assert "[similar_items] ships fallback: uniform over the arms" in shown.output
+
+
+def test_cli_promote_refuses_an_unknown_fallback_in_one_line(policy_dir, tmp_path):
+    result = run(
+        "promote",
+        "--log",
+        policy_dir / "log.db",
+        "--policy-dir",
+        tmp_path / "policy",
+        "--candidate",
+        policy_dir / "policy" / "candidates",
+        "--fallback",
+        "logging",
+    )
+    assert result.exit_code == 2
+    assert "'--fallback'" in result.output
+    assert "uniform, default, epsilon:EPS" in result.output
+    assert not (tmp_path / "policy").exists()
 
 
 def test_cli_promote_refuses_a_short_window_in_one_line(policy_dir):
