@@ -87,3 +87,36 @@ class ExploringPolicy(KnobPolicy):
         close = getattr(self.inner, "close", None)
         if callable(close):
             close()
+
+
+class MixturePolicy(KnobPolicy):
+    """Several policies mixed with fixed weights: each arm's probability is ``sum_k w_k * pi_k(arm)``.
+
+    A canary split served as one logging policy: for example a candidate and the arm it must beat on most of
+    the traffic, with uniform exploration on the rest, so that both are valued on data close to their own
+    (importance weights near 1 / w_k) instead of on uniform data (weights A).
+    """
+
+    def __init__(self, policies: Mapping[str, KnobPolicy], weights: Mapping[str, float]) -> None:
+        if not policies or set(policies) != set(weights):
+            raise InvalidArgumentError(
+                f"Expected one weight per policy, found policies {sorted(policies)} and weights "
+                f"{sorted(weights)}"
+            )
+        values = np.array([float(weights[k]) for k in policies])
+        if not (np.all(values >= 0) and abs(values.sum() - 1.0) < 1e-9):
+            raise InvalidArgumentError(f"Expected weights >= 0 that sum to 1, found {dict(weights)}")
+        first = next(iter(policies.values()))
+        super().__init__(first.sections)
+        self.policies = dict(policies)
+        self.weights = {k: float(weights[k]) for k in policies}
+
+    @property
+    def version(self) -> str:
+        """``mix(name=weight,...)``."""
+        return "mix(" + ",".join(f"{k}={w:g}" for k, w in self.weights.items()) + ")"
+
+    def _section_distribution(self, section: str, context: PolicyContext) -> np.ndarray:
+        return sum(
+            w * self.policies[k]._section_distribution(section, context) for k, w in self.weights.items()
+        )

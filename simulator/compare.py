@@ -208,6 +208,7 @@ def assemble_results(
             for s in names
             if s in sections.sections
         },
+        knob_windows=tuple(r.knob_window for r in results),
     )
 
 

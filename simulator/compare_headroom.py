@@ -11,7 +11,7 @@ Per section, from the seeds' per-seed means (`simulator.compare_stats.SeedTable`
 - the bandit against ``base+best_fixed_logged`` (the fixed arm a team without a simulator picks from the
   log), and what that pick costs against the truth's best fixed arm;
 - the learning curve: the shipped bandit learned on the latest `KNOB_CURVE_SHARES` of its learning window
-  against ``base+best_fixed_logged``.
+  (the learning part of the knob window, `simulator.compare_knobs`) against ``base+best_fixed_logged``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def knob_headroom(results: Sequence[SeedResult], *, sections: Sequence[str]) -> 
     if not table.has("base+context_oracle", ALL, PRIMARY):
         return None
     groups = [*sections, ALL]
-    learned = [sum(r.log.windows.get(w, 0) for w in ("stats", "train", "validation")) for r in results]
+    learned = [r.knob_window.learn for r in results]
     curve = tuple(
         KnobCurvePoint(
             share=share,

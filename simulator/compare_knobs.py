@@ -1,8 +1,15 @@
 """The knob policies of a comparison seed: the bandit the gate ships, the best fixed arms and the oracle.
 
-`learn_bandit` learns the VW policy on the log's decisions before the test window (reward = clicks, the
-shipped learn settings); `ship_bandit` runs the promotion gate (`bandits.promote`) on the test window's
-decisions, which also finds each section's best *logged* fixed arm (DR on the decisions before the window).
+The knobs learn from the *knob window* (`log_knob_window`): fresh requests of the test window's period,
+served by the base ranker, as a team that has shipped its base ranker explores the knobs on top of it. (Arms
+valued on the legacy scorer's log are the best arms for that scorer, not for the base ranker: on the default
+world the arm DR picks there costs up to 0.07 clicks per request on the base ranker.) Its first part is
+explored uniformly: `learn_bandit` learns the VW candidate there (reward = clicks, the shipped learn settings)
+and `bandits.promote.best_logged_arms` picks each section's best *logged* fixed arm by DR. Its second part
+is a *canary*: served by `CANARY_WEIGHTS` of the candidate, that fixed arm and uniform exploration, so that
+the promotion gate (`ship_bandit`) values both on data close to their own. Valued on uniform data instead,
+with importance weights of 9 to 16, the paired interval of ``candidate - fixed arm`` was about +-0.3 clicks
+in category_explore at the quick size; on canary data about +-0.1 (docs/bandits.md).
 `tuning_values` serves every arm of every section through the pipeline on the base ranker's scores of a
 tuning sample and values each exactly: each section's best fixed arm (most exact expected clicks) and the
 context oracle (`simulator.compare_oracle`) come from it. `KnobPolicies` holds the policies the strategies
@@ -22,7 +29,7 @@ from bandits.context import PolicyContext
 from bandits.errors import GateError
 from bandits.learn import LearnSettings, learn_policy, read_decisions
 from bandits.log import DecisionLog
-from bandits.policies import FixedArmPolicy
+from bandits.policies import FixedArmPolicy, MixturePolicy, UniformPolicy
 from bandits.promote import GateDecision, GateSettings, best_logged_arms, promote
 from bandits.shipped import ShippedPolicy
 from bandits.vw_policy import VWKnobPolicy, VWSettings
@@ -33,9 +40,60 @@ from ranker.rerank.pipeline import RerankPipeline
 from simulator.compare_oracle import ContextOraclePolicy, fit_tables
 from simulator.compare_seed import BestFixedArm
 from simulator.compare_settings import PRIMARY
+from simulator.logging_policy import LoggingPolicy
 from simulator.records import RequestBatch
 from simulator.strategies import EvalSet, Strategy, StrategyRunner
 from simulator.world import World
+
+#: Who serves the canary part of the knob window: the candidate, the best logged fixed arm, and uniform
+#: exploration (which keeps every arm's propensity at least 0.1 / A).
+CANARY_WEIGHTS = {"candidate": 0.45, "best_fixed_logged": 0.45, "uniform": 0.1}
+
+
+def log_knob_window(
+    world: World,
+    requests: RequestBatch,
+    sections: SectionsConfig,
+    rankers: Mapping[str, RankerModel],
+    path: Path,
+    *,
+    seed: int,
+    policy: KnobPolicy | None = None,
+    first_event: int = 0,
+) -> Path:
+    """Serve `requests` (in time order) through the pipeline on `rankers`, the knob arm drawn from `policy`
+    (uniform exploration by default), draw their clicks from the world, and append decisions and feedback
+    to the decision log at `path` (created when missing), numbering the events from `first_event`."""
+    logging = LoggingPolicy(
+        world, sections, exploration="uniform", seed=seed, rankers=rankers, knob_policy=policy
+    )
+    with DecisionLog.open(path, create=True) as log:
+        for decisions, feedback in logging.log_requests(requests, first_event=first_event):
+            log.append(decisions, feedback)
+    return path
+
+
+def canary_policy(sections: SectionsConfig, candidate: KnobPolicy, fixed: Mapping[str, int]) -> MixturePolicy:
+    """The canary's logging policy (`CANARY_WEIGHTS`): the candidate, the fixed arms, uniform."""
+    return MixturePolicy(
+        {
+            "candidate": candidate,
+            "best_fixed_logged": FixedArmPolicy(sections, dict(fixed)),
+            "uniform": UniformPolicy(sections),
+        },
+        CANARY_WEIGHTS,
+    )
+
+
+def logged_fixed_arms(
+    log_path: Path, sections: SectionsConfig, *, since: float | None, until: float, seed: int
+) -> dict[str, int]:
+    """Each section's best fixed arm by DR on the logged decisions in ``[since, until)`` (its default arm
+    when the section has none)."""
+    with DecisionLog.open(log_path) as log:
+        before = read_decisions(log, sections, LearnSettings(reward=PRIMARY, since=since, until=until))
+    arms = best_logged_arms(before, sections, seed=seed)
+    return {s.name: arms[s.name][0] if s.name in arms else s.default_arm.index for s in sections}
 
 
 @dataclass(frozen=True)
@@ -111,15 +169,15 @@ def ship_bandit(
     log_path: Path,
     sections: SectionsConfig,
     directory: Path,
+    candidate: LearnedBandit,
     *,
     cut: float,
     seed: int,
     since: float | None = None,
 ) -> ShippedBandit:
-    """Learn a candidate on the decisions in ``[since, cut)`` and run the promotion gate on the decisions
-    from `cut` on (the log's test window); the shipped version is published in `directory`."""
-    candidate = learn_bandit(log_path, sections, directory / "candidates", since=since, until=cut, seed=seed)
-    candidate.policy.close()
+    """Run the promotion gate on the decisions from `cut` on (the canary) for a `candidate` learned on the
+    decisions in ``[since, cut)``; the shipped version is published in `directory`. The best logged fixed
+    arm is chosen on ``[since, cut)``, as the candidate learned."""
     settings = GateSettings(min_decisions=GATE_MIN_DECISIONS, seed=seed)
     with DecisionLog.open(log_path) as log:
         try:
@@ -127,9 +185,7 @@ def ship_bandit(
                 log, sections, directory, candidate=candidate.path, since=cut, settings=settings
             )
         except GateError:
-            before = read_decisions(log, sections, LearnSettings(reward=PRIMARY, since=since, until=cut))
-            arms = best_logged_arms(before, sections, seed=seed)
-            fixed = {s.name: arms[s.name][0] if s.name in arms else s.default_arm.index for s in sections}
+            fixed = logged_fixed_arms(log_path, sections, since=since, until=cut, seed=seed)
             return ShippedBandit(FixedArmPolicy(sections), None, fixed, directory)
     fixed = {}
     for s in sections:

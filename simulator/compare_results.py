@@ -25,7 +25,7 @@ from simulator.compare_answers import (
     FeatureCheck,
 )
 from simulator.compare_intervals import Difference, Interval, MeanBounds
-from simulator.compare_seed import LogSummary
+from simulator.compare_seed import KnobWindow, LogSummary
 from simulator.compare_settings import CompareSettings
 from simulator.errors import CompareInputError
 
@@ -374,6 +374,9 @@ class CompareResults:
     arm_knobs : mapping section -> arm id -> knob -> float, or None
         The knob values of every arm, so that the report names arms by their values (None in results
         written before it was recorded).
+    knob_windows : tuple of KnobWindow, or None
+        Each seed's knob window, the base ranker's exploring traffic the knob policies learn from (None in
+        results written before the knobs learned from it).
     """
 
     schema_version: int
@@ -403,6 +406,7 @@ class CompareResults:
     arm_knobs: Mapping[str, Mapping[str, Mapping[str, float]]] | None = field(
         default=None, metadata={"omit_if_none": True}
     )
+    knob_windows: tuple[KnobWindow, ...] | None = field(default=None, metadata={"omit_if_none": True})
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -8,9 +8,12 @@ For a seed s, `run_seed`:
 3. trains every ranker design the strategies need (`simulator.compare_train`): one independent model per
    section, the consolidated model with each union strategy, the base ranker, and the cross-learning curve's
    models with the curve section's lists subsampled;
-4. learns the VW knob policy on the decisions before the test window and ships what the promotion gate passes
-   on the test window's decisions (`simulator.compare_knobs.ship_bandit`; also the best logged fixed arms),
-   and the same on the latest `KNOB_CURVE_SHARES` of the learning window (the knobs' learning curve);
+4. serves ``knob_requests`` fresh requests of the test window's period by the base ranker into a second log,
+   the knob window (`simulator.compare_knobs`): its first `KNOB_LEARN_SHARE` with uniform knob exploration,
+   on which the VW candidate learns and the best logged fixed arms are chosen; the rest as a canary served by
+   both and uniform exploration, on which the promotion gate decides what ships
+   (`simulator.compare_knobs.ship_bandit`); the same for candidates learned on the latest
+   `KNOB_CURVE_SHARES` of the uniform part (the knobs' learning curve);
 5. values every arm on ``tune_requests`` fresh requests: the base ranker's best fixed arm per section and the
    context oracle (`simulator.compare_oracle`);
 6. replays the bandit, the default arms and the best fixed arms on the test window's decisions, with the exact
@@ -41,11 +44,28 @@ from ranker.config import RankerConfig
 from ranker.dataset import PreparedLog, prepare_log
 from ranker.rerank.items import ItemAttributes
 from simulator.compare_evaluate import Evaluation, build_strategies, evaluate, sample_window
-from simulator.compare_knobs import KnobPolicies, ShippedBandit, ship_bandit, tuning_values
+from simulator.compare_knobs import (
+    KnobPolicies,
+    ShippedBandit,
+    canary_policy,
+    learn_bandit,
+    log_knob_window,
+    logged_fixed_arms,
+    ship_bandit,
+    tuning_values,
+)
 from simulator.compare_replay import logged_requests, replay_estimates
-from simulator.compare_seed import BestFixedArm, LogSummary, MetricMean, ReplayEstimate, SeedResult
+from simulator.compare_seed import (
+    BestFixedArm,
+    KnobWindow,
+    LogSummary,
+    MetricMean,
+    ReplayEstimate,
+    SeedResult,
+)
 from simulator.compare_settings import (
     KNOB_CURVE_SHARES,
+    KNOB_LEARN_SHARE,
     CompareSettings,
     curve_section,
     knob_curve_strategy,
@@ -72,6 +92,7 @@ STEPS = (
     "logging",
     "training",
     "cross-learning curve",
+    "exploring the knobs",
     "learning the bandit",
     "choosing the best fixed arm",
     "replaying",
@@ -167,22 +188,58 @@ def _train(run: _Seed, logged: _Logged) -> tuple[TrainedDesigns, CurveModels]:
 
 def _knobs(
     run: _Seed, logged: _Logged, designs: TrainedDesigns
-) -> tuple[ShippedBandit, dict[str, BestFixedArm], KnobPolicies]:
-    """Learn the bandit on the decisions before the test window and ship what the gate passes on the test
-    window (also at the learning curve's shorter logs); choose the best fixed arms and the context oracle on
-    fresh requests."""
+) -> tuple[ShippedBandit, dict[str, BestFixedArm], KnobPolicies, KnobWindow]:
+    """Log the knob window on the base ranker: its uniform part, then the candidate learned there and the
+    best logged fixed arms, then the canary part served by both; ship what the gate passes on the canary
+    (also for the learning curve's candidates, learned on shorter logs); choose the best fixed arms and the
+    context oracle on fresh requests."""
     cut = logged.test_window_start
+    rankers = designs.base_rankers()
+    path = run.root / "knobs.db"
+    run.notify("exploring the knobs")
+    with run.clock("knob_log"):
+        requests = run.fresh_requests(run.settings.knob_requests, 3, cut)
+        gate_start = float(requests.time[int(KNOB_LEARN_SHARE * len(requests))])
+        learn_rows = np.flatnonzero(requests.time < gate_start)
+        gate_rows = np.flatnonzero(requests.time >= gate_start)
+        log_knob_window(run.world, requests.take(learn_rows), run.sections, rankers, path, seed=run.seed)
+    window = KnobWindow(
+        requests=len(requests), learn=len(learn_rows), gate=len(gate_rows), start=cut, gate_start=gate_start
+    )
     run.notify("learning the bandit")
     with run.clock("learn"):
-        bandit = ship_bandit(logged.path, run.sections, run.root / "policy", cut=cut, seed=run.seed)
-    curve = {}
-    start = float(run.world_config.start_time)
-    for share in KNOB_CURVE_SHARES:
-        since = cut - share * (cut - start)
-        shipped = ship_bandit(
-            logged.path, run.sections, run.root / f"policy@{share:g}", cut=cut, seed=run.seed, since=since
+        candidate = learn_bandit(
+            path, run.sections, run.root / "policy" / "candidates", since=cut, until=gate_start, seed=run.seed
         )
-        curve[knob_curve_strategy(share)] = shipped.policy
+        fixed = logged_fixed_arms(path, run.sections, since=cut, until=gate_start, seed=run.seed)
+    with run.clock("knob_log"):
+        log_knob_window(
+            run.world,
+            requests.take(gate_rows),
+            run.sections,
+            rankers,
+            path,
+            seed=int(np.random.SeedSequence([run.seed, 3]).generate_state(1)[0]),
+            policy=canary_policy(run.sections, candidate.policy, fixed),
+            first_event=len(learn_rows),
+        )
+    candidate.policy.close()
+    with run.clock("learn"):
+        bandit = ship_bandit(
+            path, run.sections, run.root / "policy", candidate, cut=gate_start, seed=run.seed, since=cut
+        )
+        curve = {}
+        for share in KNOB_CURVE_SHARES:
+            since = gate_start - share * (gate_start - cut)
+            directory = run.root / f"policy@{share:g}"
+            shorter = learn_bandit(
+                path, run.sections, directory / "candidates", since=since, until=gate_start, seed=run.seed
+            )
+            shorter.policy.close()
+            shipped = ship_bandit(
+                path, run.sections, directory, shorter, cut=gate_start, seed=run.seed, since=since
+            )
+            curve[knob_curve_strategy(share)] = shipped.policy
     run.notify("choosing the best fixed arm")
     with run.clock("tune"):
         tuning = run.fresh_requests(run.settings.tune_requests, 2, cut)
@@ -196,7 +253,7 @@ def _knobs(
         context_oracle=values.context_oracle(run.sections),
         curve=curve,
     )
-    return bandit, best, policies
+    return bandit, best, policies, window
 
 
 def _replay(run: _Seed, logged: _Logged, policies: KnobPolicies) -> tuple[ReplayEstimate, ...]:
@@ -292,7 +349,7 @@ def run_seed(
         )
         logged = _log(run)
         designs, curve = _train(run, logged)
-        bandit, best, policies = _knobs(run, logged, designs)
+        bandit, best, policies, knob_window = _knobs(run, logged, designs)
         replay = _replay(run, logged, policies)
         evaluation = _evaluate(run, logged, designs, curve, policies)
         checked = _feature_check(run, logged, designs)
@@ -315,5 +372,6 @@ def run_seed(
         training_lists=designs.training_lists(),
         seconds=dict(seconds),
         log=logged.summary,
+        knob_window=knob_window,
         shipped=bandit.shipped(),
     )

@@ -138,6 +138,27 @@ class LogSummary:
 
 
 @dataclass(frozen=True)
+class KnobWindow:
+    """The knob window of a seed: fresh requests served by the base ranker with uniform knob exploration.
+
+    Attributes
+    ----------
+    requests : int
+        Requests (decisions) in the window.
+    learn, gate : int
+        Decisions the bandit and the best logged fixed arms learn on, and decisions the gate decides on.
+    start, gate_start : float
+        Unix times at which the window and its gate part start.
+    """
+
+    requests: int = 0
+    learn: int = 0
+    gate: int = 0
+    start: float = math.nan
+    gate_start: float = math.nan
+
+
+@dataclass(frozen=True)
 class SeedResult:
     """Per-seed means of everything the report aggregates.
 
@@ -157,6 +178,7 @@ class SeedResult:
     seconds : mapping step -> float
         Wall time of each step.
     log : LogSummary
+    knob_window : KnobWindow
     shipped : mapping section -> str
         What the promotion gate shipped as the bandit in each section (`bandits.shipped.SOURCES`).
     """
@@ -171,4 +193,5 @@ class SeedResult:
     training_lists: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     seconds: Mapping[str, float] = field(default_factory=dict)
     log: LogSummary = field(default_factory=lambda: LogSummary(requests=0))
+    knob_window: KnobWindow = field(default_factory=KnobWindow)
     shipped: Mapping[str, str] = field(default_factory=dict)

@@ -50,6 +50,9 @@ POLICY_STRATEGIES = (
 #: Shares of the bandit's learning window (its latest part) of the knobs' learning curve; the whole window
 #: is ``base+bandit`` itself.
 KNOB_CURVE_SHARES = (0.25, 0.5)
+#: Share of the knob window (its earlier part, in time) the bandit and the best logged fixed arms learn on;
+#: the promotion gate decides on the rest.
+KNOB_LEARN_SHARE = 0.5
 #: How ``base+best_fixed_logged`` chooses each section's arm on the log's learning window.
 FIXED_LOGGED_ESTIMATOR = "dr"
 #: Replay targets: name -> the strategy whose knob policy it is.
@@ -87,8 +90,13 @@ class CompareSettings:
     Attributes
     ----------
     log_requests : int
-        Requests logged under uniform knob exploration (the legacy scorer's log that every model and the
-        bandit learn from).
+        Requests logged under uniform knob exploration on the legacy scorer: the log every ranker learns
+        from.
+    knob_requests : int
+        Requests of the knob window: fresh requests of the test window's period served by the base ranker
+        with uniform knob exploration (`simulator.compare_knobs.log_knob_window`). The bandit learns on its
+        first `KNOB_LEARN_SHARE`, the promotion gate decides on the rest, and the best logged fixed arms
+        are chosen on the learning part.
     eval_requests : int
         Fresh evaluation requests, drawn after the log's training windows (the ranker's test window), on
         which every strategy is valued exactly.
@@ -121,6 +129,7 @@ class CompareSettings:
     """
 
     log_requests: int = 60_000
+    knob_requests: int = 120_000
     eval_requests: int = 8_000
     tune_requests: int = 4_000
     curve_shares: tuple[float, ...] = (0.01, 0.05, 0.2, 1.0)
@@ -135,6 +144,7 @@ class CompareSettings:
 
     def __post_init__(self) -> None:
         _check_int("log_requests", self.log_requests, 200)
+        _check_int("knob_requests", self.knob_requests, 30)
         _check_int("eval_requests", self.eval_requests, 10)
         _check_int("tune_requests", self.tune_requests, 10)
         _check_int("n_bootstrap", self.n_bootstrap, 10)
@@ -191,6 +201,7 @@ FULL = CompareSettings()
 #: with the feature check of source_similarity (similar_items' feature).
 QUICK = CompareSettings(
     log_requests=20_000,
+    knob_requests=60_000,
     eval_requests=3_000,
     tune_requests=1_500,
     n_bootstrap=100,

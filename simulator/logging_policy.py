@@ -8,6 +8,9 @@ and keeps the section's ``serving.default_k``; the world then samples the clicks
 the chosen arm, its exact propensity, the whole arm distribution and the context the arm was chosen on, and
 the feedback of every decision.
 
+With ``rankers`` (trained ranker models, one per section) the pipeline scores with them instead of the legacy
+scorer: the traffic of a team that has shipped its base ranker and explores the knobs on top of it.
+
 Exploration:
 
 - ``uniform``: every arm of the section with probability 1 / A;
@@ -18,7 +21,7 @@ Exploration:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +32,8 @@ from bandits.context import build_policy_context
 from bandits.policies import EpsilonGreedyPolicy, UniformPolicy
 from bandits.records import DecisionBatch, FeedbackBatch
 from heuristics import SectionsConfig
+from ranker.model import RankerModel
+from ranker.rerank.items import ItemAttributes
 from ranker.rerank.pipeline import RerankPipeline
 from simulator.errors import SimulationInputError
 from simulator.records import RequestBatch
@@ -104,6 +109,9 @@ class LoggingPolicy:
         Draws each request's arm. By default the exploring policy that `exploration` names
         (`bandits.policies.UniformPolicy` or `EpsilonGreedyPolicy`); pass e.g. a learned
         `bandits.vw_policy.VWKnobPolicy` to log traffic under it.
+    rankers : mapping section -> RankerModel, optional
+        Score with these models (through the pipeline's feature function, the world's catalog and users as
+        its attributes) instead of `scorer`; the logged ranker version is the model's.
     """
 
     def __init__(
@@ -116,6 +124,7 @@ class LoggingPolicy:
         seed: int = 0,
         scorer: LegacyScorer | None = None,
         knob_policy: KnobPolicy | None = None,
+        rankers: Mapping[str, RankerModel] | None = None,
     ) -> None:
         if exploration not in EXPLORATIONS:
             raise SimulationInputError(
@@ -171,7 +180,15 @@ class LoggingPolicy:
                         f"Section {name!r} requires context {field!r}, but the world gives it "
                         f"context = {section.context!r}"
                     )
-        self.pipeline = RerankPipeline(self.sections_config, None, world, self.knob_policy)
+        self.rankers = dict(rankers) if rankers is not None else None
+        if self.rankers is not None:
+            missing = [name for name in world.config.sections if name not in self.rankers]
+            if missing:
+                raise SimulationInputError(f"Expected a ranker for every world section, missing {missing}")
+            items = ItemAttributes(world.catalog(), world.users())
+            self.pipeline = RerankPipeline(self.sections_config, self.rankers, items, self.knob_policy)
+        else:
+            self.pipeline = RerankPipeline(self.sections_config, None, world, self.knob_policy)
 
     def arm_distribution(self, section: str) -> np.ndarray:
         """The probabilities (A,) with which the default exploring policy draws each arm of `section`.
@@ -211,6 +228,19 @@ class LoggingPolicy:
         chunks = [(start, min(start + chunk, n_requests)) for start in range(0, n_requests, chunk)]
         return self._chunks(n_requests, chunks, progress)
 
+    def log_requests(
+        self, requests: RequestBatch, *, chunk: int = 2000, first_event: int = 0
+    ) -> Iterator[tuple[DecisionBatch, FeedbackBatch]]:
+        """Decide on given `requests` (drawn elsewhere, in time order) chunk by chunk, as `log` does on the
+        requests it draws, numbering the events from `first_event`; the same seed and chunk size give the
+        same log."""
+        _, _, score_rng, arm_rng, click_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(5)
+        )
+        for start in range(0, len(requests), chunk):
+            part = requests.take(np.arange(start, min(start + chunk, len(requests))))
+            yield self._decide(first_event + start, part, score_rng, arm_rng, click_rng)
+
     def _chunks(
         self, n_requests: int, chunks: list[tuple[int, int]], progress: Progress | None
     ) -> Iterator[tuple[DecisionBatch, FeedbackBatch]]:
@@ -232,9 +262,9 @@ class LoggingPolicy:
     ) -> tuple[DecisionBatch, FeedbackBatch]:
         world = self.world
         batch = len(requests)
-        scores = self.scorer.score(world, requests, score_rng)
-        # The serving pipeline on the legacy scores: one arm draw per request from `arm_rng`, the section's
-        # heuristics under it, the section's default k.
+        # The serving pipeline on the legacy scores (or the rankers' own): one arm draw per request from
+        # `arm_rng`, the section's heuristics under it, the section's default k.
+        scores = None if self.rankers is not None else self.scorer.score(world, requests, score_rng)
         result = self.pipeline.rerank_batch(requests.to_rerank_batch(), arm_rng, scores=scores)
         names, section_code = np.unique(requests.section, return_inverse=True)
         arm_ids = np.empty(batch, dtype=object)
@@ -290,7 +320,7 @@ class LoggingPolicy:
             knobs=ragged["knobs"],
             propensity=result.propensity,
             arm_probs=result.arm_probs,
-            model_versions=[{"ranker": RANKER_VERSION, "policy": self.policy_version} for _ in range(batch)],
+            model_versions=self._versions(requests.section),
             shown_scores=ragged["shown_scores"],
         )
         feedback = FeedbackBatch(
@@ -302,6 +332,13 @@ class LoggingPolicy:
             reward=np.full(batch, np.nan),
         )
         return decisions, feedback
+
+    def _versions(self, section: np.ndarray) -> list[dict[str, str]]:
+        """Each decision's model versions: its section's ranker (or the legacy scorer) and the policy."""
+        if self.rankers is None:
+            return [{"ranker": RANKER_VERSION, "policy": self.policy_version} for _ in range(len(section))]
+        names = {s: self.pipeline.model_versions(s).get("ranker", s) for s in np.unique(section).tolist()}
+        return [{"ranker": names[s], "policy": self.policy_version} for s in section.tolist()]
 
 
 def _positions(mask: np.ndarray) -> list[np.ndarray]:

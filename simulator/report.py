@@ -114,7 +114,10 @@ def method(results: CompareResults) -> list[Block]:
                 "The base ranker does not serve search: every `base+*` strategy serves search with the "
                 "independent search model under the same knob policy.",
                 "The models learn from the log's stats, train and validation windows; the bandit learns "
-                "from every decision before the test window; the evaluation requests are fresh requests "
+                "from the knob window, fresh requests of the test window's period served by the base "
+                "ranker: on its first half, explored uniformly, where the best logged fixed arm is "
+                "chosen too; the gate decides on its second half, a canary served 45% by the candidate, "
+                "45% by that fixed arm and 10% uniformly. The evaluation requests are fresh requests "
                 "drawn in the test window's period, and the best fixed arm is chosen on "
                 f"{results.settings.tune_requests:,} other fresh requests of that period.",
                 "Each slate's clicks, conversions and revenue are the world's exact expected values (no "

@@ -68,7 +68,10 @@ def _count(value: float) -> str:
 
 
 def learning_decisions(results: CompareResults) -> float:
-    """Mean decisions per seed the bandit learned from (every logged decision before the test window)."""
+    """Mean decisions per seed the bandit learned from: the uniform part of the knob window (in results
+    written before it, every logged decision before the test window)."""
+    if results.knob_windows:
+        return _mean([w.learn for w in results.knob_windows])
     headroom = results.bandit_headroom
     if headroom is not None and headroom.curve:
         return headroom.curve[-1].decisions
@@ -86,8 +89,20 @@ def run_header(results: CompareResults) -> str:
         f"Run: {run_mode(s)}, {len(results.seeds)} seeds. Per seed: "
         f"{_count(_mean([log.requests for log in results.log]))} logged requests"
         + (f" (decisions by window, mean: {split})" if split else "")
-        + f", the bandit learning from {_count(learning_decisions(results))} of them; "
-        f"{s.eval_requests:,} evaluation and {s.tune_requests:,} tuning requests."
+        + _knob_sizes(results)
+        + f"; {s.eval_requests:,} evaluation and {s.tune_requests:,} tuning requests."
+    )
+
+
+def _knob_sizes(results: CompareResults) -> str:
+    """How much the knobs learned from, as a clause of the run header."""
+    if not results.knob_windows:
+        return f", the bandit learning from {_count(learning_decisions(results))} of them"
+    gate = _mean([w.gate for w in results.knob_windows])
+    return (
+        f"; a knob window of {_count(_mean([w.requests for w in results.knob_windows]))} requests served by "
+        f"the base ranker, the bandit learning from its {_count(learning_decisions(results))} uniformly "
+        f"explored decisions and the gate deciding on its {_count(gate)} canary decisions"
     )
 
 
@@ -285,7 +300,13 @@ def _log_caveat(results: CompareResults) -> str:
     text = (
         f"Log size: a {run_mode(results.settings)} run, "
         f"{_count(_mean([log.requests for log in results.log]))} logged requests per seed, "
-        f"{_count(learning_decisions(results))} of them before the test window for the bandit to learn from"
+        + (
+            f"the bandit learning from {_count(learning_decisions(results))} uniformly explored decisions of "
+            "the base ranker's knob window"
+            if results.knob_windows
+            else f"{_count(learning_decisions(results))} of them before the test window for the bandit to "
+            "learn from"
+        )
     )
     if gain is not None and gain.verdict != "better":
         text += (

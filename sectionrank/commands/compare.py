@@ -53,6 +53,14 @@ from simulator.compare_settings import FULL, QUICK
     "--quick].",
 )
 @click.option(
+    "--knob-requests",
+    type=click.IntRange(min=30),
+    default=None,
+    help="Requests of the knob window per seed, served by the base ranker: the knob policies learn on its "
+    f"uniform first half, the gate decides on its canary second half [default: {FULL.knob_requests:,}; "
+    f"{QUICK.knob_requests:,} with --quick].",
+)
+@click.option(
     "--curve-section",
     default=None,
     help="Section of the cross-learning curve [default: the world's section with the least traffic].",
@@ -86,6 +94,7 @@ def compare_command(
     quick: bool,
     log_requests: int | None,
     eval_requests: int | None,
+    knob_requests: int | None,
     curve_section: str | None,
     feature_check: str | None,
     feature_leak: bool,
@@ -117,6 +126,8 @@ def compare_command(
         changes["log_requests"] = log_requests
     if eval_requests is not None:
         changes["eval_requests"] = eval_requests
+    if knob_requests is not None:
+        changes["knob_requests"] = knob_requests
     if curve_section is not None:
         changes["curve_section"] = curve_section
     if feature_check is not None:

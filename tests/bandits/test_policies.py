@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
-from bandits.policies import EpsilonGreedyPolicy, ExploringPolicy, UniformPolicy
+from bandits.policies import EpsilonGreedyPolicy, ExploringPolicy, MixturePolicy, UniformPolicy
 from bandits.vw_policy import VWKnobPolicy, VWSettings, arm_action_lines
 from tests.bandits.policy_factories import CONFIG, best_arm, fitted_vw, make_context
 
@@ -182,3 +182,19 @@ def test_exploring_policy_mixes_uniform_exploration_into_the_inner_distribution(
     assert mixed.version == "EpsilonGreedyPolicy+explore=0.3"
     with pytest.raises(InvalidArgumentError, match="epsilon"):
         ExploringPolicy(inner, 1.5)
+
+
+def test_mixture_policy_is_the_weighted_sum_of_its_policies():
+    context = make_context(40, seed=5)
+    parts = {"a": EpsilonGreedyPolicy(CONFIG, epsilon=0.1), "b": UniformPolicy(CONFIG)}
+    mixed = MixturePolicy(parts, {"a": 0.75, "b": 0.25})
+    first, second = parts["a"].distribution(context), parts["b"].distribution(context)
+    for p_a, p_b, p_out in zip(first, second, mixed.distribution(context), strict=True):
+        expected = [0.75 * x + 0.25 * y for x, y in zip(p_a.tolist(), p_b.tolist(), strict=True)]
+        np.testing.assert_allclose(p_out, expected, rtol=1e-12)
+        assert p_out.sum() == pytest.approx(1.0)
+    assert mixed.version == "mix(a=0.75,b=0.25)"
+    with pytest.raises(InvalidArgumentError, match="sum to 1"):
+        MixturePolicy(parts, {"a": 0.5, "b": 0.4})
+    with pytest.raises(InvalidArgumentError, match="one weight per policy"):
+        MixturePolicy(parts, {"a": 1.0})

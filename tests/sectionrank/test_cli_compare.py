@@ -22,7 +22,7 @@ from simulator.report_plots import PLOTS
 from simulator.strategies import SLATE_METRICS
 
 TINY = str(Path(__file__).parents[1] / "ranker" / "world_small.toml")
-SMALL = ["--requests", "3000", "--eval-requests", "200", "--quick"]
+SMALL = ["--requests", "3000", "--knob-requests", "1500", "--eval-requests", "200", "--quick"]
 
 
 def run(*args: str):
@@ -103,7 +103,12 @@ def test_compare_cli_errors_are_one_line(tmp_path, args, code, start):
 @pytest.mark.slow
 def test_compare_run_seed_same_seed_same_numbers():
     settings = CompareSettings(
-        log_requests=3000, eval_requests=150, tune_requests=100, curve_shares=(0.2,), n_bootstrap=10
+        log_requests=3000,
+        knob_requests=1500,
+        eval_requests=150,
+        tune_requests=100,
+        curve_shares=(0.2,),
+        n_bootstrap=10,
     )
     args = (WorldConfig.load(TINY), 4, settings, SectionsConfig.load(), RankerConfig.load())
     first, second = run_seed(*args), run_seed(*args)
@@ -115,4 +120,14 @@ def test_compare_run_seed_same_seed_same_numbers():
     assert first.training_lists == second.training_lists
     assert first.log == second.log
     assert {s.metric for s in first.metrics} == {*SLATE_METRICS, "coverage"}
-    assert set(first.seconds) == {"log", "prepare", "train", "curve", "learn", "tune", "replay", "evaluate"}
+    assert set(first.seconds) == {
+        "log",
+        "prepare",
+        "train",
+        "curve",
+        "knob_log",
+        "learn",
+        "tune",
+        "replay",
+        "evaluate",
+    }

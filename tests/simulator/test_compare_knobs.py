@@ -6,7 +6,7 @@ import pytest
 
 from bandits.policies import FixedArmPolicy
 from bandits.shipped import ShippedPolicy
-from simulator.compare_knobs import ship_bandit
+from simulator.compare_knobs import learn_bandit, ship_bandit
 from tests.bandits.gate_factories import GATE_SECTIONS, T0, write_gate_log
 from tests.bandits.policy_factories import CONFIG
 
@@ -18,8 +18,14 @@ def log_path(tmp_path_factory):
     return path
 
 
+def _ship(log_path, directory, cut):
+    candidate = learn_bandit(log_path, CONFIG, directory / "candidates", until=cut, seed=0)
+    candidate.policy.close()
+    return ship_bandit(log_path, CONFIG, directory, candidate, cut=cut, seed=0)
+
+
 def test_ship_bandit_publishes_what_the_gate_decides(log_path, tmp_path):
-    shipped = ship_bandit(log_path, CONFIG, tmp_path / "policy", cut=T0 + 3_500, seed=0)
+    shipped = _ship(log_path, tmp_path / "policy", T0 + 3_500)
     try:
         assert isinstance(shipped.policy, ShippedPolicy)
         assert shipped.decision is not None
@@ -34,7 +40,7 @@ def test_ship_bandit_publishes_what_the_gate_decides(log_path, tmp_path):
 
 
 def test_ship_bandit_serves_the_default_arms_when_the_gate_refuses(log_path, tmp_path):
-    shipped = ship_bandit(log_path, CONFIG, tmp_path / "policy", cut=T0 + 4_990, seed=0)
+    shipped = _ship(log_path, tmp_path / "policy", T0 + 4_990)
     assert shipped.decision is None
     assert isinstance(shipped.policy, FixedArmPolicy)
     assert shipped.policy.arm_index == {s.name: s.default_arm.index for s in CONFIG}

@@ -49,7 +49,9 @@ from simulator.world_config import WorldConfig
 
 SECTION_NAMES = ("discover", "similar_items", "category_explore", "search")
 SEGMENTS = ("new", "casual", "heavy")
-SETTINGS = CompareSettings(log_requests=1000, eval_requests=100, tune_requests=50, curve_shares=(0.05, 0.2))
+SETTINGS = CompareSettings(
+    log_requests=1000, knob_requests=1000, eval_requests=100, tune_requests=50, curve_shares=(0.05, 0.2)
+)
 #: A results.json written by the comparison before its results were typed (2 seeds of the tiny test world).
 LEGACY_RESULTS = Path(__file__).parents[1] / "fixtures" / "compare_results_v1.json.gz"
 
@@ -184,7 +186,7 @@ def test_compare_results_json_has_the_documented_fields(results):
         "schema_version", "created", "world", "seeds", "settings", "primary_metric", "interval", "sections",
         "strategies", "metrics", "headline", "designs", "cross_learning", "reversals", "stratification",
         "bandit", "replay", "costs", "conclusions", "config_lines", "log", "runtime", "feature_check",
-        "bandit_headroom", "arm_knobs",
+        "bandit_headroom", "arm_knobs", "knob_windows",
     ]  # fmt: skip
     assert list(data["metrics"]["consolidated"]["discover"]["clicks"]) == [
         "mean",
@@ -209,10 +211,12 @@ def test_compare_results_read_a_results_json_written_before_typing():
     # Fields added since are absent from it and read as their defaults: no feature check was run.
     written = results.to_json()
     assert written.pop("feature_check") is None
-    assert {k: written["settings"].pop(k) for k in ("feature_check", "feature_leak")} == {
+    assert {k: written["settings"].pop(k) for k in ("feature_check", "feature_leak", "knob_requests")} == {
         "feature_check": [],
         "feature_leak": False,
+        "knob_requests": CompareSettings().knob_requests,
     }
+    assert results.knob_windows is None  # the knobs learned from the legacy log then
     assert written["reversals"].pop("no_overall_winner") == []
     assert written == raw
     assert results.seeds == (0, 1)

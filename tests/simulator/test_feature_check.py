@@ -193,6 +193,7 @@ def test_compare_refuses_a_feature_no_section_carries_before_any_work(ranker_con
 # The known answer, on the tiny test world: 4 seeds, small sizes, and only what the check needs.
 KNOWN = CompareSettings(
     log_requests=6000,
+    knob_requests=600,
     eval_requests=1000,
     tune_requests=10,
     curve_shares=(1.0,),

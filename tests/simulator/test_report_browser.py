@@ -21,7 +21,19 @@ pytestmark = pytest.mark.slow
 
 TINY = str(Path(__file__).parents[1] / "ranker" / "world_small.toml")
 #: The smallest comparison that writes every part of the report: 2 seeds, 1,000 logged requests each.
-SMALL = ["--seeds", "2", "--requests", "1000", "--eval-requests", "100", "--quick", "--feature-check", "none"]
+SMALL = [
+    "--seeds",
+    "2",
+    "--requests",
+    "1000",
+    "--knob-requests",
+    "600",
+    "--eval-requests",
+    "100",
+    "--quick",
+    "--feature-check",
+    "none",
+]
 #: Seconds to wait for the page and its images.
 LOAD_TIMEOUT = 30
 
