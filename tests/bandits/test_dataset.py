@@ -157,9 +157,39 @@ def test_dataset_writer_equals_a_log_written_with_the_same_batches(tmp_path):
     with DecisionLog.open(tmp_path / "log.db", create=True) as log:
         log.append(decisions, feedback)
         expected = log.joined()
-    writer = DatasetWriter(tmp_path / "ds", "sim")
-    writer.append(decisions, feedback)
+    with DatasetWriter(tmp_path / "ds", "sim") as writer:
+        writer.append(decisions, feedback)
     pd.testing.assert_frame_equal(LogDataset.open(tmp_path / "ds").joined(), expected)
+
+
+@pytest.mark.parametrize("rows_per_file", [1, 25, 40, 1000])
+def test_dataset_writer_buffers_batches_into_chunks_of_rows_per_file(tmp_path, rows_per_file):
+    batches = [make_decisions(20, seed=s, start=100 * s) for s in range(4)]
+    with DecisionLog.open(tmp_path / "log.db", create=True) as log:
+        for i, decisions in enumerate(batches):
+            log.append(decisions, make_feedback(decisions, seed=10 + i))
+        expected = log.joined()
+    with DatasetWriter(tmp_path / "ds", "sim", rows_per_file=rows_per_file) as writer:
+        for i, decisions in enumerate(batches):
+            writer.append(decisions, make_feedback(decisions, seed=10 + i))
+    dataset = LogDataset.open(tmp_path / "ds")
+    pd.testing.assert_frame_equal(dataset.joined(), expected)
+    # A chunk is written once at least rows_per_file decisions are buffered (whole batches of 20), and
+    # the rest at close.
+    per_chunk = 20 * -(-rows_per_file // 20)
+    assert len(dataset.chunks()) == -(-80 // per_chunk)
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 80
+
+
+def test_dataset_writer_writes_nothing_before_a_chunk_is_full(tmp_path):
+    decisions = make_decisions(20, seed=1)
+    writer = DatasetWriter(tmp_path / "ds", "sim", rows_per_file=50)
+    writer.append(decisions, make_feedback(decisions, seed=2))
+    assert not list((tmp_path / "ds").rglob("*.parquet"))
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 0
+    writer.close()
+    assert LogDataset.open(tmp_path / "ds").count() == 20
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 20
 
 
 # The refusals: what is wrong, and the message naming it.
@@ -173,7 +203,8 @@ REFUSALS = [
 def test_dataset_ship_refuses_a_host_of_other_data(tmp_path, case, match):
     if case == "a host written directly":
         decisions = make_decisions(5, seed=1)
-        DatasetWriter(tmp_path / "ds", "a").append(decisions, make_feedback(decisions, seed=2))
+        with DatasetWriter(tmp_path / "ds", "a") as writer:
+            writer.append(decisions, make_feedback(decisions, seed=2))
     else:
         with DecisionLog.open(write_log(tmp_path / "one.db", [(0, 10)])) as log:
             ship_log(log, tmp_path / "ds", host="a")
