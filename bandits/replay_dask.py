@@ -1,8 +1,9 @@
 """Replay of knob policies over a decision-log dataset, partition by partition, on a Dask cluster.
 
-Each partition (one shipped chunk of the dataset, `LogDataset.chunks`) is read, joined and turned into
-logged decisions by the worker that owns it, exactly as the in-memory replay (`bandits.replay`) reads the
-whole log; the worker returns only sums, per (policy, estimator, section):
+Each partition (whole shipped chunks of about 200,000 decisions, `LogDataset.partitions`) is read, joined
+and turned into logged decisions by the worker that owns it, exactly as the in-memory replay
+(`bandits.replay`) reads the whole log, decoding only the columns it uses; the worker returns only sums,
+per (policy, estimator, section):
 
     n, sum w, sum w^2, max w, #(w = 0), sum v, sum v^2, sum d, sum d^2, sum v d
 
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bandits.dataset_read import DataFile, LogDataset
+from bandits.dataset_read import PARTITION_ROWS, DataFile, LogDataset
 from bandits.errors import InvalidArgumentError
 from bandits.learn import LearnSettings, LoggedDecisions, context_matrix, decisions_from_frame
 from bandits.ope import BaseRewardModel, RidgeRewardModel
@@ -49,6 +50,21 @@ PARTITION_ESTIMATORS = ("ips", "snips", "dr")
 SAMPLE_READ = 4
 SUMS = ("n", "sum_w", "sum_w2", "max_w", "n_zero", "sum_v", "sum_v2", "sum_d", "sum_d2", "sum_vd")
 _ESTIMATORS = {"ips": InverseProbabilityWeighting(), "snips": SelfNormalizedIPS(), "dr": DoublyRobust()}
+#: The joined columns logged decisions are made of (`decisions_from_frame`): all a partition reads.
+LOGGED_COLUMNS = (
+    "time",
+    "section",
+    "context",
+    "arm_id",
+    "arm_index",
+    "propensity",
+    "arm_probs",
+    "has_feedback",
+    "clicks",
+    "conversions",
+    "revenue",
+    "reward",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,11 @@ def _decisions(
     dataset: LogDataset, files: Sequence[DataFile], sections: SectionsConfig, settings: LearnSettings
 ) -> LoggedDecisions:
     frame = dataset.joined_chunk(
-        files, wait_seconds=settings.wait_seconds, since=settings.since, until=settings.until
+        files,
+        wait_seconds=settings.wait_seconds,
+        since=settings.since,
+        until=settings.until,
+        columns=LOGGED_COLUMNS,
     )
     return decisions_from_frame(
         frame, sections, reward=settings.reward, default_reward=settings.default_reward
@@ -246,6 +266,7 @@ def fit_reward_model(
     sample_rows: int = 200_000,
     seed: int = 0,
     client: Any = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> RewardModelFit:
     """DR's reward model, fitted on about `sample_rows` rows.
 
@@ -253,7 +274,7 @@ def fit_reward_model(
     choice of partitions (every partition when the dataset holds fewer than four samples' worth), then each
     of their rows with the same probability.
     """
-    chunks = dataset.chunks()
+    chunks = dataset.partitions(partition_rows)
     total = dataset.count()
     if total <= sample_rows:
         fraction = 1.0
@@ -300,6 +321,7 @@ def replay_dataset(
     alpha: float = 0.05,
     seed: int = 0,
     client: Any = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> pd.DataFrame:
     """Estimates of every policy (a spec of `bandits.replay.parse_policy`) from per-partition sums.
 
@@ -314,6 +336,7 @@ def replay_dataset(
     alpha : intervals have nominal coverage ``1 - alpha``
     seed : seeds the DR sample
     client : a ``distributed.Client``; None runs the partitions one after the other in this process
+    partition_rows : decisions per partition (`LogDataset.partitions`: whole shipped chunks, grouped)
 
     Returns
     -------
@@ -340,11 +363,12 @@ def replay_dataset(
             sample_rows=sample_rows,
             seed=seed,
             client=client,
+            partition_rows=partition_rows,
         )
     sums = _run(
         client,
         _sums_task,
-        dataset.chunks(),
+        dataset.partitions(partition_rows),
         dataset=dataset,
         sections=sections,
         settings=settings,

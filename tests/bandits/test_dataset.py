@@ -251,3 +251,59 @@ def test_dataset_reads_through_an_fsspec_url(tmp_path):
         expected = log.joined()
     shutil.copytree(tmp_path / "ds", tmp_path / "copy")
     pd.testing.assert_frame_equal(LogDataset.open(f"file://{tmp_path / 'copy'}").joined(), expected)
+
+
+@pytest.mark.parametrize("rows", [1, 70, 100, 140, 200, 10_000])
+def test_dataset_partitions_group_whole_chunks_of_one_host_in_log_order(tmp_path, rows):
+    for host, start in (("a", 0), ("b", 1000)):
+        with DecisionLog.open(write_log(tmp_path / f"{host}.db", [(start, 300)])) as log:
+            ship_log(log, tmp_path / "ds", host=host, chunk_size=70)
+    dataset = LogDataset.open(tmp_path / "ds")
+    partitions = dataset.partitions(rows)
+    # Naive reference: per host, chunks of 70, 70, 70, 70, 20 rows, closed once they hold >= rows.
+    expected_sizes = []
+    for _host in ("a", "b"):
+        held = 0
+        for size in (70, 70, 70, 70, 20):
+            if held == 0 or held >= rows:
+                expected_sizes.append(0)
+                held = 0
+            expected_sizes[-1] += size
+            held += size
+    sizes = [sum(len(pd.read_parquet(f.path, columns=["seq"])) for f in files) for files in partitions]
+    assert sizes == expected_sizes
+    assert all(len({f.host for f in files}) == 1 for files in partitions)
+    flat = [f for files in partitions for f in files]
+    assert flat == [f for files in dataset.chunks() for f in files]
+
+
+@pytest.mark.parametrize("wait_seconds", [None, 3600.0])
+def test_dataset_joined_chunk_columns_equal_the_full_frames(tmp_path, wait_seconds):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 300)])) as log:
+        ship_log(log, tmp_path / "ds", host="a", chunk_size=70)
+    dataset = LogDataset.open(tmp_path / "ds")
+    columns = ["section", "context", "arm_probs", "clicks", "reward", "has_feedback"]
+    for files in dataset.partitions(150):
+        full = dataset.joined_chunk(files, wait_seconds=wait_seconds)
+        lean = dataset.joined_chunk(files, wait_seconds=wait_seconds, columns=columns)
+        assert list(lean.columns) == [c for c in full.columns if c in {"event_id", "time", *columns}]
+        pd.testing.assert_frame_equal(lean, full[lean.columns])
+
+
+# Bad `columns` and `rows`: what is wrong, and the message naming it.
+BAD_READS = [
+    ("joined_chunk", {"columns": ["nope"]}, "Expected `columns` among"),
+    ("joined_chunk", {"columns": "section"}, "Expected `columns` among"),
+    ("partitions", {"rows": 0}, "Expected `rows` to be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs", "match"), BAD_READS)
+def test_dataset_reads_refuse_bad_arguments(tmp_path, method, kwargs, match):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 10)])) as log:
+        ship_log(log, tmp_path / "ds", host="a")
+    dataset = LogDataset.open(tmp_path / "ds")
+    call = getattr(dataset, method)
+    args = (dataset.chunks()[0],) if method == "joined_chunk" else ()
+    with pytest.raises(InvalidArgumentError, match=match):
+        call(*args, **kwargs)

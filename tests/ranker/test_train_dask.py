@@ -180,8 +180,10 @@ def test_replay_on_the_cluster_equals_the_in_memory_ips_and_snips(client, sim_di
         decisions = read_decisions(log, sections, settings)
     policies = {spec: parse_policy(spec, sections) for spec in specs}
     expected = replay_table(decisions, sections, policies, estimators=("ips", "snips"), n_bootstrap=10)
+    dataset = LogDataset.open(dataset_root)
+    assert len(dataset.partitions(2000)) >= 3
     got = replay_dataset(
-        LogDataset.open(dataset_root), sections, specs, settings, estimators=("ips", "snips"), client=client
+        dataset, sections, specs, settings, estimators=("ips", "snips"), client=client, partition_rows=2000
     )
     keys = ["policy", "group", "estimator"]
     expected, got = expected.set_index(keys), got.set_index(keys).loc[expected.set_index(keys).index]
