@@ -301,13 +301,39 @@ class LogDataset:
         The feedback files are those of the dates `iter_joined` names; within them, rows outside those
         dates' times are skipped by row group, unread, and only the chunk's event ids are kept.
         """
+        decisions, feedback, columns = self._raw_chunk(files, wait_seconds, section, since, until, columns)
+        return join_raw(decisions, feedback, wait_seconds, columns=columns)
+
+    def joined_slices(
+        self,
+        files: Sequence[DataFile],
+        *,
+        slice_rows: int,
+        wait_seconds: float | None = None,
+        section: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """`joined_chunk` in consecutive pieces of at most `slice_rows` decisions: the chunk's stored rows are
+        read once, and decoded a slice at a time, so that memory holds one slice's decoded values (Python
+        dicts and arrays take several times the stored text) whatever the size of the chunk."""
+        if isinstance(slice_rows, bool) or not isinstance(slice_rows, int) or slice_rows < 1:
+            raise InvalidArgumentError(f"Expected `slice_rows` to be an integer >= 1, found {slice_rows!r}")
+        decisions, feedback, columns = self._raw_chunk(files, wait_seconds, section, since, until, columns)
+        for start in range(0, len(decisions), slice_rows):
+            part = decisions.iloc[start : start + slice_rows]
+            yield join_raw(part, feedback, wait_seconds, columns=columns)
+
+    def _raw_chunk(self, files, wait_seconds, section, since, until, columns):
+        """(stored decisions, stored feedback of their event ids, the columns to decode) of a chunk."""
         _check_wait(wait_seconds)
         if columns is not None:
             _check_columns(columns)
             columns = list(dict.fromkeys(["event_id", "time", *columns]))
         decisions = self.raw_decisions(files, section=section, since=since, until=until, columns=columns)
         if decisions.empty:
-            return join_raw(decisions, self.raw_feedback(files=[]), wait_seconds, columns=columns)
+            return decisions, self.raw_feedback(files=[]), columns
         times = decisions["time"].to_numpy()
         low = str(dates_of(np.array([times.min() - DAY_SECONDS]))[0])
         window = pc.field("time") >= _day_start(low)
@@ -319,8 +345,7 @@ class LogDataset:
         else:
             feedback_files = [f for f in feedback_files if low <= f.date]
         ids = pa.array(decisions["event_id"].to_numpy(dtype=object), pa.string())
-        feedback = self.raw_feedback(window, feedback_files, event_ids=ids)
-        return join_raw(decisions, feedback, wait_seconds, columns=columns)
+        return decisions, self.raw_feedback(window, feedback_files, event_ids=ids), columns
 
 
 def _check_wait(wait_seconds: float | None) -> None:

@@ -295,6 +295,7 @@ BAD_READS = [
     ("joined_chunk", {"columns": ["nope"]}, "Expected `columns` among"),
     ("joined_chunk", {"columns": "section"}, "Expected `columns` among"),
     ("partitions", {"rows": 0}, "Expected `rows` to be an integer >= 1"),
+    ("joined_slices", {"slice_rows": 0}, "Expected `slice_rows` to be an integer >= 1"),
 ]
 
 
@@ -304,6 +305,21 @@ def test_dataset_reads_refuse_bad_arguments(tmp_path, method, kwargs, match):
         ship_log(log, tmp_path / "ds", host="a")
     dataset = LogDataset.open(tmp_path / "ds")
     call = getattr(dataset, method)
-    args = (dataset.chunks()[0],) if method == "joined_chunk" else ()
+    args = () if method == "partitions" else (dataset.chunks()[0],)
     with pytest.raises(InvalidArgumentError, match=match):
-        call(*args, **kwargs)
+        next(iter(call(*args, **kwargs))) if method == "joined_slices" else call(*args, **kwargs)
+
+
+@pytest.mark.parametrize("slice_rows", [1, 33, 70, 1000])
+def test_dataset_joined_slices_are_the_joined_chunk_in_pieces(tmp_path, slice_rows):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 300)])) as log:
+        ship_log(log, tmp_path / "ds", host="a", chunk_size=140)
+    dataset = LogDataset.open(tmp_path / "ds")
+    columns = ["section", "context", "clicks", "reward"]
+    for files in dataset.partitions(200):
+        whole = dataset.joined_chunk(files, wait_seconds=3600.0, columns=columns)
+        pieces = list(
+            dataset.joined_slices(files, slice_rows=slice_rows, wait_seconds=3600.0, columns=columns)
+        )
+        assert [len(p) for p in pieces[:-1]] == [slice_rows] * (len(pieces) - 1)
+        pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bandits import replay_dask
 from bandits.dataset import ship_log
 from bandits.dataset_read import LogDataset
 from bandits.learn import LearnSettings, learn_policy, read_decisions
@@ -49,7 +50,9 @@ def test_replay_sqlite_log_and_its_dataset_give_identical_estimates(sim_dir, shi
     pd.testing.assert_frame_equal(in_memory(shipped, ("ips", "snips", "dm", "dr", "replay")), expected)
 
 
-def test_replay_partition_sums_equal_the_in_memory_ips_and_snips(sim_dir, shipped):
+@pytest.mark.parametrize("slice_rows", [50_000, 300])
+def test_replay_partition_sums_equal_the_in_memory_ips_and_snips(sim_dir, shipped, monkeypatch, slice_rows):
+    monkeypatch.setattr(replay_dask, "SLICE_ROWS", slice_rows)
     assert len(shipped.partitions(PARTITION)) >= 5
     with DecisionLog.open(sim_dir / "log.db") as log:
         expected = in_memory(log).set_index(["policy", "group", "estimator"])
@@ -109,7 +112,9 @@ def test_replay_interval_from_sums_equals_the_naive_delta_method(rng, ratio):
     assert list(table["group"]) == ["overall", "g", "h"]
 
 
-def test_replay_partition_dr_is_close_to_the_in_memory_dr(sim_dir, shipped):
+@pytest.mark.parametrize("slice_rows", [50_000, 300])
+def test_replay_partition_dr_is_close_to_the_in_memory_dr(sim_dir, shipped, monkeypatch, slice_rows):
+    monkeypatch.setattr(replay_dask, "SLICE_ROWS", slice_rows)
     with DecisionLog.open(sim_dir / "log.db") as log:
         expected = in_memory(log, ("dr",)).set_index(["policy", "group", "estimator"])
     got = replay_dataset(
