@@ -87,6 +87,10 @@ WRITTEN = "written directly"
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 PART_FILE = re.compile(r"part-(\d+)-(\d+)\.parquet$")
 DAY_SECONDS = 86_400.0
+#: Decisions a `DatasetWriter` buffers before it writes them as one chunk (one file per table and date).
+ROWS_PER_FILE = 200_000
+#: Rows per Parquet row group: the unit a filtered read (a time window, a chunk's feedback) can skip.
+ROW_GROUP_ROWS = 50_000
 
 
 def default_host() -> str:
@@ -178,10 +182,13 @@ def dates_of(times: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(times, dtype=np.float64) / DAY_SECONDS).astype("datetime64[D]").astype(str)
 
 
-def _raw_table(rows: list[tuple[Any, ...]], table: str) -> pa.Table:
-    """Raw log rows (``seq`` first, then the table's fields as SQLite stores them) as an Arrow table."""
+def _raw_table(rows: list[tuple[Any, ...]], table: str, seq: np.ndarray | None = None) -> pa.Table:
+    """Raw log rows (``seq`` first, then the table's fields as SQLite stores them) as an Arrow table; with
+    `seq` given, the rows hold the fields only and `seq` is their ``seq`` column."""
     schema = SCHEMAS[table]
     columns = list(zip(*rows, strict=True))
+    if seq is not None:
+        columns.insert(0, seq)
     arrays = []
     for field, values in zip(schema, columns, strict=True):
         if field.name == "user_id":
@@ -286,32 +293,67 @@ class DatasetWriter:
     """Writes decision and feedback batches straight into a dataset as one host, without a SQLite log: the
     sink of a simulation too large for one file (``simulate(..., sink=writer.append)``).
 
-    Each `append` writes one file per table and date (validated and encoded as `DecisionLog` appends would
-    be) and advances the host's watermark, so that a later `ship_log` under the same host is refused.
+    `append` validates and encodes a batch as `DecisionLog.append` would, and buffers it (as Arrow tables,
+    compact); once `rows_per_file` decisions are buffered, `flush` writes them as one chunk (one file per
+    table and date) and advances the host's watermark, so that a later `ship_log` under the same host is
+    refused. Few big files read far faster than many small ones (every reader opens each file, and a
+    chunk's feedback is looked up in the files of its dates). Rows still buffered are written by `close`
+    (or on leaving a ``with`` block); rows appended after the last flush are lost without it.
     Duplicate event ids are not checked across batches (the simulator's are unique by construction).
     """
 
-    def __init__(self, root: str | PathLike[str], host: str) -> None:
+    def __init__(self, root: str | PathLike[str], host: str, *, rows_per_file: int = ROWS_PER_FILE) -> None:
+        if isinstance(rows_per_file, bool) or not isinstance(rows_per_file, int) or rows_per_file < 1:
+            raise InvalidArgumentError(
+                f"Expected `rows_per_file` to be an integer >= 1, found {rows_per_file!r}"
+            )
         self.root = Path(root)
         self.host = check_host(host)
         if (self.root / SHIPPED / f"{host}.json").exists():
             raise DatasetError(
                 self.root, f"host {host!r} already has data here; choose another host or --dataset"
             )
+        self.rows_per_file = rows_per_file
         self.seq = {DECISIONS: 0, FEEDBACK: 0}
+        self._pending: dict[str, list[pa.Table]] = {DECISIONS: [], FEEDBACK: []}
+        self._pending_rows = {DECISIONS: 0, FEEDBACK: 0}
         self.files = 0
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def append(self, decisions: DecisionBatch, feedback: FeedbackBatch) -> None:
         """Store a chunk of decisions, then their feedback (`DecisionLog.append`'s contract)."""
         for table, rows in ((DECISIONS, decision_rows(decisions)), (FEEDBACK, feedback_rows(feedback))):
             if not rows:
                 continue
-            first = self.seq[table] + 1
-            rows = [(first + i, *row) for i, row in enumerate(rows)]
-            self.files += _write_chunk(self.root, table, self.host, _raw_table(rows, table))
-            self.seq[table] += len(rows)
+            first = self.seq[table] + self._pending_rows[table] + 1
+            seq = np.arange(first, first + len(rows), dtype=np.int64)
+            self._pending[table].append(_raw_table(rows, table, seq))
+            self._pending_rows[table] += len(rows)
+        if self._pending_rows[DECISIONS] >= self.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows (one chunk: a file per table and date), then advance the watermark."""
+        if not any(self._pending_rows.values()):
+            return
+        for table in (DECISIONS, FEEDBACK):
+            if self._pending_rows[table]:
+                self.files += _write_chunk(
+                    self.root, table, self.host, pa.concat_tables(self._pending[table])
+                )
+                self.seq[table] += self._pending_rows[table]
+            self._pending[table], self._pending_rows[table] = [], 0
         mark = Watermark(self.host, self.seq[DECISIONS], self.seq[FEEDBACK], log_created_at=WRITTEN)
         _write_atomic(self.root / SHIPPED / f"{self.host}.json", lambda tmp: tmp.write_text(mark.to_json()))
+
+    def close(self) -> None:
+        """Write what is still buffered (`flush`)."""
+        self.flush()
 
 
 def _write_chunk(root: Path, table: str, host: str, arrow: pa.Table) -> int:
@@ -323,6 +365,6 @@ def _write_chunk(root: Path, table: str, host: str, arrow: pa.Table) -> int:
     for date in np.unique(dates):
         part = arrow.filter(pa.array(dates == date))
         path = root / table / f"date={date}" / f"host={host}" / f"part-{first:012d}-{last:012d}.parquet"
-        _write_atomic(path, lambda tmp, part=part: pq.write_table(part, tmp))
+        _write_atomic(path, lambda tmp, part=part: pq.write_table(part, tmp, row_group_size=ROW_GROUP_ROWS))
         files += 1
     return files

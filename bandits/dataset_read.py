@@ -27,7 +27,15 @@ import pyarrow.parquet as pq
 from bandits.dataset import DAY_SECONDS, DECISIONS, FEEDBACK, PART_FILE, SCHEMAS, dates_of
 from bandits.errors import DatasetError, InvalidArgumentError
 from bandits.log import DecisionLog
-from bandits.log_codec import DECISION_FIELDS, decode_dicts, joined_frame
+from bandits.log_codec import (
+    DECISION_FIELDS,
+    JOINED_FEEDBACK_FIELDS,
+    decode_dicts,
+    decode_joined_columns,
+)
+
+#: Decisions per partition of a distributed job (`LogDataset.partitions`).
+PARTITION_ROWS = 200_000
 
 
 def is_dataset(source: str | PathLike[str]) -> bool:
@@ -44,6 +52,7 @@ class DataFile:
     host: str
     date: str
     first_seq: int
+    last_seq: int = 0
 
 
 def _file_of(path: str) -> DataFile | None:
@@ -52,7 +61,13 @@ def _file_of(path: str) -> DataFile | None:
     part = PART_FILE.search(path)
     if not (host and date and part):
         return None
-    return DataFile(path=path, host=host.group(1), date=date.group(1), first_seq=int(part.group(1)))
+    return DataFile(
+        path=path,
+        host=host.group(1),
+        date=date.group(1),
+        first_seq=int(part.group(1)),
+        last_seq=int(part.group(2)),
+    )
 
 
 class LogDataset:
@@ -169,25 +184,37 @@ class LogDataset:
         section: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """The decision rows as stored (JSON text), in log order: host by host, each by ``seq``."""
+        """The decision rows as stored (JSON text), in log order: host by host, each by ``seq``; only the
+        fields `columns` (and ``seq``) when given."""
+        if columns is not None:
+            columns = ["seq", *(c for c in DECISION_FIELDS if c in columns)]
         table = self._read(
             self.files[DECISIONS] if files is None else files,
             DECISIONS,
+            columns=columns,
             filters=self._decision_filter(section, since, until),
         )
         frame = table.to_pandas()
         return frame.sort_values(["host_rank", "seq"], kind="stable").reset_index(drop=True)
 
-    def raw_feedback(self, filters=None, files: Sequence[DataFile] | None = None) -> pd.DataFrame:
-        """The feedback rows as stored, one per ``event_id`` (the first stored, as the log keeps it)."""
-        frame = self._read(self.files[FEEDBACK] if files is None else files, FEEDBACK, filters=filters)
-        return frame.to_pandas().drop_duplicates("event_id", keep="first")
+    def raw_feedback(
+        self, filters=None, files: Sequence[DataFile] | None = None, event_ids: pa.Array | None = None
+    ) -> pd.DataFrame:
+        """The feedback rows as stored, one per ``event_id`` (the first stored, as the log keeps it); of the
+        ids `event_ids` only, when given (matched once over all files, not file by file)."""
+        table = self._read(self.files[FEEDBACK] if files is None else files, FEEDBACK, filters=filters)
+        if event_ids is not None:
+            table = table.filter(pc.is_in(table.column("event_id"), value_set=event_ids))
+        return table.to_pandas().drop_duplicates("event_id", keep="first")
 
     # -- the DecisionLog reading interface -------------------------------------------------------------------
 
     def count(self, section: str | None = None) -> int:
-        """Number of decisions (of one section, if given)."""
+        """Number of decisions (of one section, if given); of all sections from the files' footers alone."""
+        if section is None:
+            return sum(pq.read_metadata(f.path, filesystem=self.fs).num_rows for f in self.files[DECISIONS])
         return len(
             self._read(
                 self.files[DECISIONS], DECISIONS, ["section"], self._decision_filter(section, None, None)
@@ -217,6 +244,22 @@ class LogDataset:
         for f in self.files[DECISIONS]:
             out.setdefault((f.host, f.first_seq), []).append(f)
         return list(out.values())
+
+    def partitions(self, rows: int = PARTITION_ROWS) -> list[list[DataFile]]:
+        """Consecutive shipped chunks of one host grouped into partitions of at least `rows` decisions (the
+        last of a host may hold fewer), in log order: the unit of work of a distributed job. A dataset of
+        many small chunks (shipped with a small ``--chunk-size``) is read in big pieces all the same."""
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise InvalidArgumentError(f"Expected `rows` to be an integer >= 1, found {rows!r}")
+        out: list[list[DataFile]] = []
+        held, host = 0, None
+        for files in self.chunks():
+            if not out or files[0].host != host or held >= rows:
+                out.append([])
+                held, host = 0, files[0].host
+            out[-1].extend(files)
+            held += files[0].last_seq - files[0].first_seq + 1
+        return out
 
     def iter_joined(
         self,
@@ -250,24 +293,61 @@ class LogDataset:
         section: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """`joined` of one chunk (`chunks`), with its feedback read as `iter_joined` reads it: what one task
-        of a distributed job reads (the dataset object is small: file names and the filesystem)."""
+        """`joined` of one chunk (`chunks`, or several: `partitions`), with its feedback read as
+        `iter_joined` reads it: what one task of a distributed job reads (the dataset object is small: file
+        names and the filesystem). With `columns`, only those columns of the joined frame are read and
+        decoded (``event_id`` and ``time`` always, for the join), each equal to the full frame's.
+
+        The feedback files are those of the dates `iter_joined` names; within them, rows outside those
+        dates' times are skipped by row group, unread, and only the chunk's event ids are kept.
+        """
+        decisions, feedback, columns = self._raw_chunk(files, wait_seconds, section, since, until, columns)
+        return join_raw(decisions, feedback, wait_seconds, columns=columns)
+
+    def joined_slices(
+        self,
+        files: Sequence[DataFile],
+        *,
+        slice_rows: int,
+        wait_seconds: float | None = None,
+        section: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """`joined_chunk` in consecutive pieces of at most `slice_rows` decisions: the chunk's stored rows are
+        read once, and decoded a slice at a time, so that memory holds one slice's decoded values (Python
+        dicts and arrays take several times the stored text) whatever the size of the chunk."""
+        if isinstance(slice_rows, bool) or not isinstance(slice_rows, int) or slice_rows < 1:
+            raise InvalidArgumentError(f"Expected `slice_rows` to be an integer >= 1, found {slice_rows!r}")
+        decisions, feedback, columns = self._raw_chunk(files, wait_seconds, section, since, until, columns)
+        for start in range(0, len(decisions), slice_rows):
+            part = decisions.iloc[start : start + slice_rows]
+            yield join_raw(part, feedback, wait_seconds, columns=columns)
+
+    def _raw_chunk(self, files, wait_seconds, section, since, until, columns):
+        """(stored decisions, stored feedback of their event ids, the columns to decode) of a chunk."""
         _check_wait(wait_seconds)
-        decisions = self.raw_decisions(files, section=section, since=since, until=until)
+        if columns is not None:
+            _check_columns(columns)
+            columns = list(dict.fromkeys(["event_id", "time", *columns]))
+        decisions = self.raw_decisions(files, section=section, since=since, until=until, columns=columns)
         if decisions.empty:
-            return join_raw(decisions, self.raw_feedback(files=[]), wait_seconds)
+            return decisions, self.raw_feedback(files=[]), columns
         times = decisions["time"].to_numpy()
         low = str(dates_of(np.array([times.min() - DAY_SECONDS]))[0])
+        window = pc.field("time") >= _day_start(low)
         feedback_files = self.files[FEEDBACK]
         if wait_seconds is not None:
             high = str(dates_of(np.array([times.max() + wait_seconds + DAY_SECONDS]))[0])
             feedback_files = [f for f in feedback_files if low <= f.date <= high]
+            window = window & (pc.field("time") < _day_start(high) + DAY_SECONDS)
         else:
             feedback_files = [f for f in feedback_files if low <= f.date]
         ids = pa.array(decisions["event_id"].to_numpy(dtype=object), pa.string())
-        feedback = self.raw_feedback(pc.field("event_id").isin(ids), feedback_files)
-        return join_raw(decisions, feedback, wait_seconds)
+        return decisions, self.raw_feedback(window, feedback_files, event_ids=ids), columns
 
 
 def _check_wait(wait_seconds: float | None) -> None:
@@ -277,15 +357,36 @@ def _check_wait(wait_seconds: float | None) -> None:
         raise InvalidArgumentError(f"Expected `wait_seconds` >= 0 or None, found {wait_seconds!r}")
 
 
-def join_raw(decisions: pd.DataFrame, feedback: pd.DataFrame, wait_seconds: float | None) -> pd.DataFrame:
+def _day_start(date: str) -> float:
+    """The Unix time at which the UTC date ``YYYY-MM-DD`` starts."""
+    return float(np.datetime64(date, "s").astype(np.int64))
+
+
+def _check_columns(columns: Sequence[str]) -> None:
+    known = DECISION_FIELDS + JOINED_FEEDBACK_FIELDS
+    if isinstance(columns, str) or any(c not in known for c in columns):
+        raise InvalidArgumentError(
+            f"Expected `columns` among the joined frame's ({', '.join(known)}), found {columns!r}"
+        )
+
+
+def join_raw(
+    decisions: pd.DataFrame,
+    feedback: pd.DataFrame,
+    wait_seconds: float | None,
+    *,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Raw decision rows left-joined with raw feedback rows within the wait window, decoded by the log's
-    codec into the frame `DecisionLog.joined` returns (rows in the order of `decisions`).
+    codec into the frame `DecisionLog.joined` returns (rows in the order of `decisions`); only the columns
+    `columns` of it, in its order, when given (the decision fields among them must be in `decisions`).
 
     Feedback joins when ``feedback time - decision time <= wait_seconds`` (all of it when None); a decision
     without admitted feedback gets ``has_feedback`` False, empty clicks and conversions, revenue 0, reward
     NaN and late False, as the log's ``LEFT JOIN`` with ``COALESCE`` gives.
     """
     _check_wait(wait_seconds)
+    wanted = set(DECISION_FIELDS + JOINED_FEEDBACK_FIELDS) if columns is None else set(columns)
     n = len(decisions)
     slim = feedback[["event_id", "time", "clicks", "conversions", "revenue", "reward", "late"]]
     where = pd.Index(slim["event_id"]).get_indexer(decisions["event_id"])
@@ -301,20 +402,23 @@ def join_raw(decisions: pd.DataFrame, feedback: pd.DataFrame, wait_seconds: floa
         out[found] = values[at[found]]
         return out
 
-    user_ids = decode_dicts(decisions["user_id"].tolist())
-    decision_columns = [
-        user_ids if name == "user_id" else decisions[name].tolist() for name in DECISION_FIELDS
-    ]
-    feedback_columns = [
-        found.tolist(),
-        np.where(found, f_time, np.nan).tolist(),
-        column("clicks", "[]", object).tolist(),
-        column("conversions", "[]", object).tolist(),
-        column("revenue", 0.0, np.float64).tolist(),
-        column("reward", np.nan, np.float64).tolist(),
-        column("late", False, bool).tolist(),
-    ]
-    return joined_frame(list(zip(*decision_columns, *feedback_columns, strict=True)))
+    stored: dict[str, Any] = {}
+    for name in DECISION_FIELDS:
+        if name in wanted:
+            # One conversion per column (iterating an Arrow-backed column costs a call per value).
+            values = decisions[name].to_numpy(dtype=object)
+            stored[name] = decode_dicts(values.tolist()) if name == "user_id" else values
+    feedback_columns = {
+        "has_feedback": lambda: found,
+        "feedback_time": lambda: np.where(found, f_time, np.nan),
+        "clicks": lambda: column("clicks", "[]", object).tolist(),
+        "conversions": lambda: column("conversions", "[]", object).tolist(),
+        "revenue": lambda: column("revenue", 0.0, np.float64),
+        "reward": lambda: column("reward", np.nan, np.float64),
+        "late": lambda: column("late", False, bool),
+    }
+    stored.update({name: make() for name, make in feedback_columns.items() if name in wanted})
+    return pd.DataFrame(decode_joined_columns(stored))
 
 
 def open_log(source: str | PathLike[str]) -> DecisionLog | LogDataset:

@@ -470,34 +470,57 @@ def decisions_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     ``shown_scores`` (float64 arrays, None when not logged), ``arm_id, arm_index, propensity``,
     ``arm_probs`` (float64 arrays), ``variant`` (str, "" outside any A/B experiment).
     """
-    return pd.DataFrame(_decision_columns(_columns(rows, len(DECISION_FIELDS))))
+    cols = _columns(rows, len(DECISION_FIELDS))
+    return pd.DataFrame(decode_joined_columns(dict(zip(DECISION_FIELDS, cols, strict=True))))
 
 
-def _decision_columns(cols: list[Sequence[Any]]) -> dict[str, Any]:
-    c = dict(zip(DECISION_FIELDS, cols, strict=True))
-    scores: list[np.ndarray | None] = [None] * len(c["event_id"])
-    logged = [i for i, t in enumerate(c["shown_scores"]) if t is not None]
-    for i, arr in zip(
-        logged, decode_number_lists([c["shown_scores"][i] for i in logged], np.float64), strict=True
-    ):
+def _scores_column(texts: Sequence[str | None]) -> pd.Series:
+    scores: list[np.ndarray | None] = [None] * len(texts)
+    logged = [i for i, t in enumerate(texts) if t is not None]
+    for i, arr in zip(logged, decode_number_lists([texts[i] for i in logged], np.float64), strict=True):
         scores[i] = arr
-    return {
-        "event_id": _str_column(c["event_id"]),
-        "time": np.asarray(c["time"], dtype=np.float64),
-        "section": _str_column(c["section"]),
-        "user_id": pd.Series(list(c["user_id"]), dtype=None if len(c["user_id"]) else np.int64),
-        "context": _object_column(decode_dicts(c["context"])),
-        "candidates": _object_column(decode_id_lists(c["candidates"])),
-        "shown": _object_column(decode_id_lists(c["shown"])),
-        "shown_scores": _object_column(scores),
-        "arm_id": _str_column(c["arm_id"]),
-        "arm_index": np.asarray(c["arm_index"], dtype=np.int64),
-        "knobs": _object_column(decode_dicts(c["knobs"])),
-        "propensity": np.asarray(c["propensity"], dtype=np.float64),
-        "arm_probs": _object_column(decode_number_lists(c["arm_probs"], np.float64)),
-        "model_versions": _object_column(decode_dicts(c["model_versions"])),
-        "variant": _str_column(c["variant"]),
-    }
+    return _object_column(scores)
+
+
+def _floats_column(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+#: How each column of a joined frame is decoded from its stored values (``user_id`` already decoded).
+_DECODERS: dict[str, Any] = {
+    "event_id": _str_column,
+    "time": _floats_column,
+    "section": _str_column,
+    "user_id": lambda v: pd.Series(list(v), dtype=None if len(v) else np.int64),
+    "context": lambda v: _object_column(decode_dicts(v)),
+    "candidates": lambda v: _object_column(decode_id_lists(v)),
+    "shown": lambda v: _object_column(decode_id_lists(v)),
+    "shown_scores": _scores_column,
+    "arm_id": _str_column,
+    "arm_index": lambda v: np.asarray(v, dtype=np.int64),
+    "knobs": lambda v: _object_column(decode_dicts(v)),
+    "propensity": _floats_column,
+    "arm_probs": lambda v: _object_column(decode_number_lists(v, np.float64)),
+    "model_versions": lambda v: _object_column(decode_dicts(v)),
+    "variant": _str_column,
+    "has_feedback": lambda v: np.asarray(v, dtype=bool),
+    "feedback_time": _floats_column,
+    "clicks": lambda v: _object_column(decode_number_lists(v, np.int64)),
+    "conversions": lambda v: _object_column(decode_number_lists(v, np.int64)),
+    "revenue": _floats_column,
+    "reward": _floats_column,
+    "late": lambda v: np.asarray(v, dtype=bool),
+}
+
+
+def decode_joined_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """Stored columns of decisions, or of decisions joined with feedback (any subset of `DECISION_FIELDS`
+    and `JOINED_FEEDBACK_FIELDS`, by name) -> the decoded columns of `joined_frame`, in its column order:
+    a job that reads a few columns skips decoding the costly others (candidate and shown lists)."""
+    unknown = set(columns) - set(_DECODERS)
+    if unknown:
+        raise ValueError(f"Expected columns of a joined frame, found {sorted(unknown)}")
+    return {name: decode(columns[name]) for name, decode in _DECODERS.items() if name in columns}
 
 
 def feedback_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
@@ -506,18 +529,8 @@ def feedback_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     Columns: ``event_id, time, clicks, conversions`` (int64 position arrays), ``revenue``, ``reward``
     (NaN when none was given), ``late`` (bool).
     """
-    c = dict(zip(FEEDBACK_FIELDS, _columns(rows, len(FEEDBACK_FIELDS)), strict=True))
-    return pd.DataFrame(
-        {
-            "event_id": _str_column(c["event_id"]),
-            "time": np.asarray(c["time"], dtype=np.float64),
-            "clicks": _object_column(decode_number_lists(c["clicks"], np.int64)),
-            "conversions": _object_column(decode_number_lists(c["conversions"], np.int64)),
-            "revenue": np.asarray(c["revenue"], dtype=np.float64),
-            "reward": np.asarray(c["reward"], dtype=np.float64),
-            "late": np.asarray(c["late"], dtype=bool),
-        }
-    )
+    cols = _columns(rows, len(FEEDBACK_FIELDS))
+    return pd.DataFrame(decode_joined_columns(dict(zip(FEEDBACK_FIELDS, cols, strict=True))))
 
 
 def joined_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
@@ -527,22 +540,9 @@ def joined_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     False, ``feedback_time`` and ``reward`` NaN, empty ``clicks`` and ``conversions``, ``revenue`` 0 and
     ``late`` False.
     """
-    width = len(DECISION_FIELDS) + len(JOINED_FEEDBACK_FIELDS)
-    cols = _columns(rows, width)
-    out = _decision_columns(cols[: len(DECISION_FIELDS)])
-    f = dict(zip(JOINED_FEEDBACK_FIELDS, cols[len(DECISION_FIELDS) :], strict=True))
-    out.update(
-        {
-            "has_feedback": np.asarray(f["has_feedback"], dtype=bool),
-            "feedback_time": np.asarray(f["feedback_time"], dtype=np.float64),
-            "clicks": _object_column(decode_number_lists(f["clicks"], np.int64)),
-            "conversions": _object_column(decode_number_lists(f["conversions"], np.int64)),
-            "revenue": np.asarray(f["revenue"], dtype=np.float64),
-            "reward": np.asarray(f["reward"], dtype=np.float64),
-            "late": np.asarray(f["late"], dtype=bool),
-        }
-    )
-    return pd.DataFrame(out)
+    names = DECISION_FIELDS + JOINED_FEEDBACK_FIELDS
+    cols = _columns(rows, len(names))
+    return pd.DataFrame(decode_joined_columns(dict(zip(names, cols, strict=True))))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Replay of knob policies over a decision-log dataset, partition by partition, on a Dask cluster.
 
-Each partition (one shipped chunk of the dataset, `LogDataset.chunks`) is read, joined and turned into
-logged decisions by the worker that owns it, exactly as the in-memory replay (`bandits.replay`) reads the
-whole log; the worker returns only sums, per (policy, estimator, section):
+Each partition (whole shipped chunks of about 200,000 decisions, `LogDataset.partitions`) is read, joined
+and turned into logged decisions by the worker that owns it, exactly as the in-memory replay
+(`bandits.replay`) reads the whole log, decoding only the columns it uses; the worker returns only sums,
+per (policy, estimator, section):
 
     n, sum w, sum w^2, max w, #(w = 0), sum v, sum v^2, sum d, sum d^2, sum v d
 
@@ -26,7 +27,7 @@ to it but not equal (and the sampled rows are also scored by a model that saw th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bandits.dataset_read import DataFile, LogDataset
+from bandits.dataset_read import PARTITION_ROWS, DataFile, LogDataset
 from bandits.errors import InvalidArgumentError
 from bandits.learn import LearnSettings, LoggedDecisions, context_matrix, decisions_from_frame
 from bandits.ope import BaseRewardModel, RidgeRewardModel
@@ -49,6 +50,23 @@ PARTITION_ESTIMATORS = ("ips", "snips", "dr")
 SAMPLE_READ = 4
 SUMS = ("n", "sum_w", "sum_w2", "max_w", "n_zero", "sum_v", "sum_v2", "sum_d", "sum_d2", "sum_vd")
 _ESTIMATORS = {"ips": InverseProbabilityWeighting(), "snips": SelfNormalizedIPS(), "dr": DoublyRobust()}
+#: Decisions a worker decodes at a time: its memory holds one slice's Python dicts and arrays.
+SLICE_ROWS = 25_000
+#: The joined columns logged decisions are made of (`decisions_from_frame`): all a partition reads.
+LOGGED_COLUMNS = (
+    "time",
+    "section",
+    "context",
+    "arm_id",
+    "arm_index",
+    "propensity",
+    "arm_probs",
+    "has_feedback",
+    "clicks",
+    "conversions",
+    "revenue",
+    "reward",
+)
 
 
 @dataclass(frozen=True)
@@ -62,13 +80,20 @@ class RewardModelFit:
 
 def _decisions(
     dataset: LogDataset, files: Sequence[DataFile], sections: SectionsConfig, settings: LearnSettings
-) -> LoggedDecisions:
-    frame = dataset.joined_chunk(
-        files, wait_seconds=settings.wait_seconds, since=settings.since, until=settings.until
+) -> Iterator[LoggedDecisions]:
+    """The partition's logged decisions, `SLICE_ROWS` at a time (memory holds one slice decoded)."""
+    frames = dataset.joined_slices(
+        files,
+        slice_rows=SLICE_ROWS,
+        wait_seconds=settings.wait_seconds,
+        since=settings.since,
+        until=settings.until,
+        columns=LOGGED_COLUMNS,
     )
-    return decisions_from_frame(
-        frame, sections, reward=settings.reward, default_reward=settings.default_reward
-    )
+    for frame in frames:
+        yield decisions_from_frame(
+            frame, sections, reward=settings.reward, default_reward=settings.default_reward
+        )
 
 
 def aligned_context(decisions: LoggedDecisions, names: Sequence[str]) -> np.ndarray:
@@ -97,14 +122,20 @@ def partition_sample(
     """The rows of one partition kept with probability `fraction` (seeded by ``[seed, index]``), as what a
     reward model needs of them: the context matrix (`context_matrix`, one column per name), then
     ``_arm_index`` and ``_reward``."""
-    decisions = _decisions(dataset, files, sections, settings)
-    keep = np.flatnonzero(np.random.default_rng([seed, index]).random(len(decisions)) < fraction)
-    sample = decisions.take(keep)
-    matrix, names = context_matrix(sample.context) if len(sample) else (np.empty((0, 0)), ())
-    frame = pd.DataFrame(matrix, columns=list(names))
-    frame["_arm_index"] = sample.arm_index
-    frame["_reward"] = sample.reward
-    return frame
+    rng = np.random.default_rng([seed, index])  # one stream over the slices, as over the whole partition
+    frames = []
+    for decisions in _decisions(dataset, files, sections, settings):
+        keep = np.flatnonzero(rng.random(len(decisions)) < fraction)
+        sample = decisions.take(keep)
+        matrix, names = context_matrix(sample.context) if len(sample) else (np.empty((0, 0)), ())
+        frame = pd.DataFrame(matrix, columns=list(names))
+        frame["_arm_index"] = sample.arm_index
+        frame["_reward"] = sample.reward
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["_arm_index", "_reward"])
+    # A level one slice lacks is a column of zeros there (as `aligned_context` gives).
+    return pd.concat(frames, ignore_index=True).fillna(0.0)
 
 
 def partition_sums(
@@ -117,11 +148,23 @@ def partition_sums(
     estimators: Sequence[str],
     reward_fit: RewardModelFit | None = None,
 ) -> pd.DataFrame:
-    """One row of `SUMS` per (policy, estimator, section) present in one partition."""
-    decisions = _decisions(dataset, files, sections, settings)
-    columns = ["policy", "estimator", "group", *SUMS]
-    if len(decisions) == 0:
-        return pd.DataFrame(columns=columns)
+    """One row of `SUMS` per (policy, estimator, section) present in one slice of one partition (the
+    sums of a partition are those of its slices added)."""
+    targets = {spec: parse_policy(spec, sections) for spec in policies}
+    records: list[dict[str, Any]] = []
+    for decisions in _decisions(dataset, files, sections, settings):
+        if len(decisions):
+            records += _slice_sums(decisions, sections, targets, estimators, reward_fit)
+    return pd.DataFrame.from_records(records, columns=["policy", "estimator", "group", *SUMS])
+
+
+def _slice_sums(
+    decisions: LoggedDecisions,
+    sections: SectionsConfig,
+    targets: dict[str, Any],
+    estimators: Sequence[str],
+    reward_fit: RewardModelFit | None,
+) -> list[dict[str, Any]]:
     logged = logged_bandit(decisions, sections)
     qhat = None
     if reward_fit is not None:
@@ -132,10 +175,8 @@ def partition_sums(
     labels, group = np.unique(decisions.context.section.astype(str), return_inverse=True)
     k = len(labels)
     records = []
-    for spec in policies:
-        data = prepare(
-            logged, target_distribution(parse_policy(spec, sections), decisions, sections), qhat=qhat
-        )
+    for spec, target in targets.items():
+        data = prepare(logged, target_distribution(target, decisions, sections), qhat=qhat)
         w = data.weight
         per_group = {
             "n": np.bincount(group, minlength=k).astype(np.float64),
@@ -162,7 +203,7 @@ def partition_sums(
                 row["max_w"] = float(max_w[g])
                 row.update({key: float(arr[g]) for key, arr in sums.items()})
                 records.append(row)
-    return pd.DataFrame.from_records(records, columns=columns)
+    return records
 
 
 def estimates_from_sums(sums: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -246,6 +287,7 @@ def fit_reward_model(
     sample_rows: int = 200_000,
     seed: int = 0,
     client: Any = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> RewardModelFit:
     """DR's reward model, fitted on about `sample_rows` rows.
 
@@ -253,7 +295,7 @@ def fit_reward_model(
     choice of partitions (every partition when the dataset holds fewer than four samples' worth), then each
     of their rows with the same probability.
     """
-    chunks = dataset.chunks()
+    chunks = dataset.partitions(partition_rows)
     total = dataset.count()
     if total <= sample_rows:
         fraction = 1.0
@@ -300,6 +342,7 @@ def replay_dataset(
     alpha: float = 0.05,
     seed: int = 0,
     client: Any = None,
+    partition_rows: int = PARTITION_ROWS,
 ) -> pd.DataFrame:
     """Estimates of every policy (a spec of `bandits.replay.parse_policy`) from per-partition sums.
 
@@ -314,6 +357,7 @@ def replay_dataset(
     alpha : intervals have nominal coverage ``1 - alpha``
     seed : seeds the DR sample
     client : a ``distributed.Client``; None runs the partitions one after the other in this process
+    partition_rows : decisions per partition (`LogDataset.partitions`: whole shipped chunks, grouped)
 
     Returns
     -------
@@ -340,11 +384,12 @@ def replay_dataset(
             sample_rows=sample_rows,
             seed=seed,
             client=client,
+            partition_rows=partition_rows,
         )
     sums = _run(
         client,
         _sums_task,
-        dataset.chunks(),
+        dataset.partitions(partition_rows),
         dataset=dataset,
         sections=sections,
         settings=settings,

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import psutil
 
 REQUESTS = int(os.environ.get("SECTIONRANK_BENCH_SCALING_REQUESTS", "10000000"))
 TRAIN_REQUESTS = 100_000
+#: `simulate` into SQLite and into a dataset are compared at this many requests (or the run's, if fewer).
+COMPARE_REQUESTS = 1_000_000
 POLICIES = ("uniform", "default", "epsilon:0.1")
 CLI = str(Path(sys.executable).with_name("sectionrank"))
 
@@ -72,22 +75,47 @@ def _trained(out: str) -> tuple[int, float, float]:
     return int(m.group(1).replace(",", "")), float(m.group(2)), float(m.group(3).replace(",", ""))
 
 
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _simulated_rate(out: str) -> float:
+    """Requests per second the simulate command reports (its simulation, world building excluded)."""
+    m = re.search(r"Simulated [\d,]+ requests in [\d.]+ s \(([\d,]+)/s\)", out)
+    if m is None:
+        raise RuntimeError(f"unexpected simulate output: {out[:500]}")
+    return float(m.group(1).replace(",", ""))
+
+
 def run(quick: bool) -> str:
     n = 20_000 if quick else REQUESTS
     n_train = 5_000 if quick else TRAIN_REQUESTS
+    n_compare = min(n, COMPARE_REQUESTS)
     lines = ["## Scaling out: Parquet datasets and Dask (`bench_scaling`)", ""]
+    loads = [_load()]
     with tempfile.TemporaryDirectory(prefix="sectionrank-bench-scaling-") as tmp:
         root = Path(tmp)
-        sim_s, sim_peak, _ = _measured(
+        rates = {}
+        for name, extra in (("SQLite", []), ("dataset", ["--dataset", str(root / "cmp-dataset" / "ds")])):
+            _, _, out = _measured(
+                ["simulate", "--requests", str(n_compare), "--seed", "0", "--out", str(root / f"cmp-{name}"),
+                 *extra, "--quiet"]
+            )  # fmt: skip
+            rates[name] = _simulated_rate(out)
+            shutil.rmtree(root / f"cmp-{name}")
+        loads.append(_load())
+        sim_s, sim_peak, sim_out = _measured(
             ["simulate", "--requests", str(n), "--seed", "0", "--out", str(root / "sim"), "--dataset",
              str(root / "sim" / "ds"), "--quiet"]
         )  # fmt: skip
+        loads.append(_load())
         files = list((root / "sim" / "ds").rglob("*.parquet"))
         size = sum(f.stat().st_size for f in files)
         replay_args = ["replay", "--log", str(root / "sim" / "ds"), "--dask", "local:2"]
         for policy in POLICIES:
             replay_args += ["--policy", policy]
         replay_s, replay_peak, _ = _measured([*replay_args, "--out", str(root / "replay.json")])
+        loads.append(_load())
         rows = json.loads((root / "replay.json").read_text())["rows"]
         decisions = int(next(r["n"] for r in rows if r["group"] == "overall"))
 
@@ -99,8 +127,13 @@ def run(quick: bool) -> str:
         one_s, one_peak, one_out = _measured([*train, "--out", str(root / "m1")])
         dask_s, dask_peak, dask_out = _measured([*train, "--out", str(root / "m2"), "--dask", "local:2"])
         one, many = _trained(one_out), _trained(dask_out)
+        loads.append(_load())
 
     lines += [
+        f"`simulate` of {n_compare:,} requests (default world, seed 0), as the command reports its rate: "
+        f"into SQLite {rates['SQLite']:,.0f} requests/s, into a dataset {rates['dataset']:,.0f} requests/s "
+        f"(the dataset at **{rates['SQLite'] / rates['dataset']:.2f}x** the SQLite time).",
+        "",
         f"Default world, seed 0. `simulate --dataset` of {n:,} requests writes {len(files):,} Parquet files "
         f"({size / 2**20:,.0f} MiB); `replay --dask local:2` over those {decisions:,} decisions estimates "
         f"{len(POLICIES)} policies ({', '.join(POLICIES)}) with IPS, SNIPS and DR (a ridge reward model "
@@ -110,7 +143,8 @@ def run(quick: bool) -> str:
         "",
         "| command | wall s | per second | peak memory |",
         "| --- | ---: | ---: | ---: |",
-        f"| `simulate --requests {n:,} --dataset` | {sim_s:,.1f} | {n / sim_s:,.0f} requests | "
+        f"| `simulate --requests {n:,} --dataset` | {sim_s:,.1f} | {n / sim_s:,.0f} requests "
+        f"({_simulated_rate(sim_out):,.0f} simulating) | "
         f"{sim_peak / 2**20:,.0f} MiB |",
         f"| `replay --dask local:2` (ips, snips, dr) | {replay_s:,.1f} | {decisions / replay_s:,.0f} "
         f"decisions | {replay_peak / 2**20:,.0f} MiB |",
@@ -127,5 +161,9 @@ def run(quick: bool) -> str:
         f"{one_peak / 2**20:,.0f} MiB |",
         f"| `--dask local:2` | {many[0]:,} | {many[1]:,.1f} | {many[2]:,.0f} | {dask_s:,.1f} | "
         f"{dask_peak / 2**20:,.0f} MiB |",
+        "",
+        "Load average (1 / 5 / 15 min) of the machine, shared with other work: at the start "
+        f"{loads[0]}, after the comparison {loads[1]}, after the big simulation {loads[2]}, after the "
+        f"replay {loads[3]}, at the end {loads[4]}.",
     ]
     return "\n".join(lines)

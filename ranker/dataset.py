@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bandits.dataset_read import open_log
+from bandits.dataset_read import PARTITION_ROWS, DataFile, LogDataset, is_dataset, open_log
 from ranker.config import WINDOWS, RankerConfig, SplitSettings
 from ranker.errors import TrainingDataError
-from ranker.labels import LabelledLists, label_lists
+from ranker.labels import LOG_COLUMNS, LabelledLists, concat_lists, label_lists
 
 STATS, TRAIN, VALIDATION, TEST = range(4)
 #: Window code of a decision dropped because its feedback arrived after its window closed.
@@ -171,7 +172,7 @@ def read_log(path: str | os.PathLike, wait_seconds: float) -> Any:
 
 
 def prepare_log(
-    path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None
+    path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None, client: Any = None
 ) -> PreparedLog:
     """Read, label and split a decision log.
 
@@ -181,6 +182,9 @@ def prepare_log(
     config : RankerConfig
     split : TimeSplit, optional
         The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
+    client : a ``distributed.Client``, optional
+        With a dataset, its partitions are read, joined and labelled on the cluster's workers
+        (`labelled_partition`), which return labelled lists only; the same lists as one process labels.
 
     Raises
     ------
@@ -189,9 +193,12 @@ def prepare_log(
     TrainingDataError
         No decision of a configured section, or a window is empty.
     """
-    frame = read_log(path, config.labels.wait_seconds)
-    all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
-    lists = label_lists(frame, config.sections)
+    if client is not None and is_dataset(path):
+        lists, all_sections, n_decisions = _labelled_on_cluster(path, config, client)
+    else:
+        frame = read_log(path, config.labels.wait_seconds)
+        all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
+        lists, n_decisions = label_lists(frame, config.sections), len(frame)
     if lists.n_requests == 0:
         raise TrainingDataError(
             f"{path}: no decisions of the configured sections ({', '.join(config.section_names)}); "
@@ -206,10 +213,49 @@ def prepare_log(
     window[late] = DROPPED
     source = {
         "path": os.fspath(path) if "://" in os.fspath(path) else str(Path(path)),
-        "decisions": len(frame),
+        "decisions": n_decisions,
         "sections": {str(k): int(v) for k, v in sorted(all_sections.items())},
         "left_out_sections": sorted(str(s) for s in all_sections if s not in config.sections),
         "dropped_late_feedback": int(late.sum()),
         "ignored_feedback_positions": lists.ignored_positions,
     }
     return PreparedLog(lists=lists, split=split, window=window, source=source)
+
+
+#: Decisions per partition labelled by one task on a cluster (`bandits.dataset_read.LogDataset.partitions`).
+LABEL_PARTITION_ROWS = PARTITION_ROWS
+
+
+def labelled_partition(
+    dataset: LogDataset, files: Sequence[DataFile], config: RankerConfig
+) -> tuple[LabelledLists, dict[str, int], int]:
+    """(labelled lists, decisions per section, decisions) of one partition of a dataset (`label_lists` of
+    its joined frame, only the columns label prep reads decoded): what a worker returns."""
+    wait = config.labels.wait_seconds
+    frame = dataset.joined_chunk(
+        files, wait_seconds=None if np.isinf(wait) else wait, columns=[*LOG_COLUMNS, "feedback_time"]
+    )
+    counts = {str(k): int(v) for k, v in frame["section"].value_counts().items()}
+    return label_lists(frame, config.sections), counts, len(frame)
+
+
+def _labelled_on_cluster(
+    path: str | os.PathLike, config: RankerConfig, client: Any
+) -> tuple[LabelledLists, dict[str, int], int]:
+    """Every partition of the dataset at `path` labelled on the cluster, the lists concatenated in log
+    order (partitions are consecutive runs of the log, host by host)."""
+    dataset = LogDataset.open(path)
+    shared = client.scatter({"dataset": dataset, "config": config}, broadcast=True)
+    futures = [client.submit(_labelled_task, shared, files, pure=False) for files in dataset.partitions()]
+    parts = client.gather(futures)
+    counts: dict[str, int] = {}
+    for _, part_counts, _ in parts:
+        for section, n in part_counts.items():
+            counts[section] = counts.get(section, 0) + n
+    nonempty = [lists for lists, _, _ in parts if lists.n_requests]
+    lists = concat_lists(nonempty) if nonempty else labelled_partition(dataset, [], config)[0]
+    return lists, counts, sum(n for _, _, n in parts)
+
+
+def _labelled_task(shared: dict[str, Any], files: Sequence[DataFile]):
+    return labelled_partition(shared["dataset"], files, shared["config"])

@@ -23,8 +23,8 @@ Evaluation lists are always the full shown lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -201,6 +201,31 @@ class LabelledLists:
                 "conversions": int(self.converted[rows].sum()),
             }
         return out
+
+
+def concat_lists(parts: Sequence[LabelledLists]) -> LabelledLists:
+    """The lists of `parts` one after the other (e.g. labelled partition by partition), as `label_lists` of
+    the concatenated frames gives them; parts without a list are skipped (their empty arrays carry no
+    dtype of the data)."""
+    parts = [part for part in parts if part.n_requests]
+    if not parts:
+        raise TrainingDataError("expected at least one labelled list to concatenate, found none")
+    if len(parts) == 1:
+        return parts[0]
+    sizes = np.concatenate([part.sizes for part in parts])
+    names = [
+        f.name for f in fields(LabelledLists) if f.name not in ("requests", "offsets", "ignored_positions")
+    ]
+    joined = {name: np.concatenate([getattr(part, name) for part in parts]) for name in names}
+    requests = Requests(
+        **{f.name: np.concatenate([getattr(p.requests, f.name) for p in parts]) for f in fields(Requests)}
+    )
+    return LabelledLists(
+        requests=requests,
+        offsets=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
+        ignored_positions=sum(part.ignored_positions for part in parts),
+        **joined,
+    )
 
 
 def _concat(arrays: list[np.ndarray], dtype: type | None = None) -> np.ndarray:

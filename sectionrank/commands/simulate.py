@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -127,7 +129,7 @@ def simulate_command(
             log = stack.enter_context(DecisionLog.open(log_path, create=True))
             sink = log.append
         else:
-            sink = writer.append
+            sink = stack.enter_context(writer).append
         summary = simulate(
             world,
             n_requests,
@@ -138,6 +140,10 @@ def simulate_command(
             sink=sink,
             progress=lambda chunks: progress(chunks, desc="simulating"),
         )
+        if writer is not None:  # the last buffered rows belong to the run's time, as the SQLite log's do
+            started = time.perf_counter()
+            writer.close()
+            summary = replace(summary, seconds=summary.seconds + time.perf_counter() - started)
         run = {
             "world": world_ref,
             "seed": seed,

@@ -171,13 +171,13 @@ def train_command(
             )
     catalog_table, user_table = _tables(log_path, catalog, users)
     click.echo(f"Reading {log_path} ...", err=True)
-    prepared = prepare_log(log_path, config)
     if dask_spec is None:
+        prepared = prepare_log(log_path, config)
         result = train_design(
             design, prepared, catalog_table, user_table, config, union=union_spec, progress=_bar
         )
     else:
-        result = _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, config, union_spec)
+        result = _train_on_dask(dask_spec, design, log_path, catalog_table, user_table, config, union_spec)
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)  # a model directory, checked above; replaced only once the new model is trained
     path = result.save(out)
@@ -202,8 +202,9 @@ def train_command(
         click.echo(f"Compiled for serving: scored by {', '.join(sorted(set(kinds.values())))}")
 
 
-def _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, config, union_spec):
-    """`train_design` with each model boosted by `ranker.train_dask.DaskLambdaRanker` on the cluster."""
+def _train_on_dask(dask_spec, design, log_path, catalog_table, user_table, config, union_spec):
+    """`train_design` on the cluster: a dataset's partitions labelled by the workers (`prepare_log`), each
+    model boosted by `ranker.train_dask.DaskLambdaRanker`."""
     from functools import partial
 
     from ranker.train_dask import DaskLambdaRanker
@@ -211,6 +212,7 @@ def _train_on_dask(dask_spec, design, prepared, catalog_table, user_table, confi
 
     check_dask_spec(dask_spec)
     with dask_client(dask_spec) as client:
+        prepared = prepare_log(log_path, config, client=client)
         result = train_design(
             design,
             prepared,

@@ -157,9 +157,39 @@ def test_dataset_writer_equals_a_log_written_with_the_same_batches(tmp_path):
     with DecisionLog.open(tmp_path / "log.db", create=True) as log:
         log.append(decisions, feedback)
         expected = log.joined()
-    writer = DatasetWriter(tmp_path / "ds", "sim")
-    writer.append(decisions, feedback)
+    with DatasetWriter(tmp_path / "ds", "sim") as writer:
+        writer.append(decisions, feedback)
     pd.testing.assert_frame_equal(LogDataset.open(tmp_path / "ds").joined(), expected)
+
+
+@pytest.mark.parametrize("rows_per_file", [1, 25, 40, 1000])
+def test_dataset_writer_buffers_batches_into_chunks_of_rows_per_file(tmp_path, rows_per_file):
+    batches = [make_decisions(20, seed=s, start=100 * s) for s in range(4)]
+    with DecisionLog.open(tmp_path / "log.db", create=True) as log:
+        for i, decisions in enumerate(batches):
+            log.append(decisions, make_feedback(decisions, seed=10 + i))
+        expected = log.joined()
+    with DatasetWriter(tmp_path / "ds", "sim", rows_per_file=rows_per_file) as writer:
+        for i, decisions in enumerate(batches):
+            writer.append(decisions, make_feedback(decisions, seed=10 + i))
+    dataset = LogDataset.open(tmp_path / "ds")
+    pd.testing.assert_frame_equal(dataset.joined(), expected)
+    # A chunk is written once at least rows_per_file decisions are buffered (whole batches of 20), and
+    # the rest at close.
+    per_chunk = 20 * -(-rows_per_file // 20)
+    assert len(dataset.chunks()) == -(-80 // per_chunk)
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 80
+
+
+def test_dataset_writer_writes_nothing_before_a_chunk_is_full(tmp_path):
+    decisions = make_decisions(20, seed=1)
+    writer = DatasetWriter(tmp_path / "ds", "sim", rows_per_file=50)
+    writer.append(decisions, make_feedback(decisions, seed=2))
+    assert not list((tmp_path / "ds").rglob("*.parquet"))
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 0
+    writer.close()
+    assert LogDataset.open(tmp_path / "ds").count() == 20
+    assert read_watermark(tmp_path / "ds", "sim").decisions == 20
 
 
 # The refusals: what is wrong, and the message naming it.
@@ -173,7 +203,8 @@ REFUSALS = [
 def test_dataset_ship_refuses_a_host_of_other_data(tmp_path, case, match):
     if case == "a host written directly":
         decisions = make_decisions(5, seed=1)
-        DatasetWriter(tmp_path / "ds", "a").append(decisions, make_feedback(decisions, seed=2))
+        with DatasetWriter(tmp_path / "ds", "a") as writer:
+            writer.append(decisions, make_feedback(decisions, seed=2))
     else:
         with DecisionLog.open(write_log(tmp_path / "one.db", [(0, 10)])) as log:
             ship_log(log, tmp_path / "ds", host="a")
@@ -220,3 +251,75 @@ def test_dataset_reads_through_an_fsspec_url(tmp_path):
         expected = log.joined()
     shutil.copytree(tmp_path / "ds", tmp_path / "copy")
     pd.testing.assert_frame_equal(LogDataset.open(f"file://{tmp_path / 'copy'}").joined(), expected)
+
+
+@pytest.mark.parametrize("rows", [1, 70, 100, 140, 200, 10_000])
+def test_dataset_partitions_group_whole_chunks_of_one_host_in_log_order(tmp_path, rows):
+    for host, start in (("a", 0), ("b", 1000)):
+        with DecisionLog.open(write_log(tmp_path / f"{host}.db", [(start, 300)])) as log:
+            ship_log(log, tmp_path / "ds", host=host, chunk_size=70)
+    dataset = LogDataset.open(tmp_path / "ds")
+    partitions = dataset.partitions(rows)
+    # Naive reference: per host, chunks of 70, 70, 70, 70, 20 rows, closed once they hold >= rows.
+    expected_sizes = []
+    for _host in ("a", "b"):
+        held = 0
+        for size in (70, 70, 70, 70, 20):
+            if held == 0 or held >= rows:
+                expected_sizes.append(0)
+                held = 0
+            expected_sizes[-1] += size
+            held += size
+    sizes = [sum(len(pd.read_parquet(f.path, columns=["seq"])) for f in files) for files in partitions]
+    assert sizes == expected_sizes
+    assert all(len({f.host for f in files}) == 1 for files in partitions)
+    flat = [f for files in partitions for f in files]
+    assert flat == [f for files in dataset.chunks() for f in files]
+
+
+@pytest.mark.parametrize("wait_seconds", [None, 3600.0])
+def test_dataset_joined_chunk_columns_equal_the_full_frames(tmp_path, wait_seconds):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 300)])) as log:
+        ship_log(log, tmp_path / "ds", host="a", chunk_size=70)
+    dataset = LogDataset.open(tmp_path / "ds")
+    columns = ["section", "context", "arm_probs", "clicks", "reward", "has_feedback"]
+    for files in dataset.partitions(150):
+        full = dataset.joined_chunk(files, wait_seconds=wait_seconds)
+        lean = dataset.joined_chunk(files, wait_seconds=wait_seconds, columns=columns)
+        assert list(lean.columns) == [c for c in full.columns if c in {"event_id", "time", *columns}]
+        pd.testing.assert_frame_equal(lean, full[lean.columns])
+
+
+# Bad `columns` and `rows`: what is wrong, and the message naming it.
+BAD_READS = [
+    ("joined_chunk", {"columns": ["nope"]}, "Expected `columns` among"),
+    ("joined_chunk", {"columns": "section"}, "Expected `columns` among"),
+    ("partitions", {"rows": 0}, "Expected `rows` to be an integer >= 1"),
+    ("joined_slices", {"slice_rows": 0}, "Expected `slice_rows` to be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs", "match"), BAD_READS)
+def test_dataset_reads_refuse_bad_arguments(tmp_path, method, kwargs, match):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 10)])) as log:
+        ship_log(log, tmp_path / "ds", host="a")
+    dataset = LogDataset.open(tmp_path / "ds")
+    call = getattr(dataset, method)
+    args = () if method == "partitions" else (dataset.chunks()[0],)
+    with pytest.raises(InvalidArgumentError, match=match):
+        next(iter(call(*args, **kwargs))) if method == "joined_slices" else call(*args, **kwargs)
+
+
+@pytest.mark.parametrize("slice_rows", [1, 33, 70, 1000])
+def test_dataset_joined_slices_are_the_joined_chunk_in_pieces(tmp_path, slice_rows):
+    with DecisionLog.open(write_log(tmp_path / "log.db", [(0, 300)])) as log:
+        ship_log(log, tmp_path / "ds", host="a", chunk_size=140)
+    dataset = LogDataset.open(tmp_path / "ds")
+    columns = ["section", "context", "clicks", "reward"]
+    for files in dataset.partitions(200):
+        whole = dataset.joined_chunk(files, wait_seconds=3600.0, columns=columns)
+        pieces = list(
+            dataset.joined_slices(files, slice_rows=slice_rows, wait_seconds=3600.0, columns=columns)
+        )
+        assert [len(p) for p in pieces[:-1]] == [slice_rows] * (len(pieces) - 1)
+        pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole)

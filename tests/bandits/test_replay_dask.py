@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bandits import replay_dask
 from bandits.dataset import ship_log
 from bandits.dataset_read import LogDataset
 from bandits.learn import LearnSettings, learn_policy, read_decisions
@@ -24,6 +25,8 @@ from heuristics import SectionsConfig
 SECTIONS = SectionsConfig.load()
 POLICIES = ["uniform", "default", "epsilon:0.3", "fixed:discover=1,search=0"]
 SETTINGS = LearnSettings(wait_seconds=3600.0)
+#: Decisions per replay partition: one shipped chunk each, so that the sums add many partitions.
+PARTITION = 700
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +50,15 @@ def test_replay_sqlite_log_and_its_dataset_give_identical_estimates(sim_dir, shi
     pd.testing.assert_frame_equal(in_memory(shipped, ("ips", "snips", "dm", "dr", "replay")), expected)
 
 
-def test_replay_partition_sums_equal_the_in_memory_ips_and_snips(sim_dir, shipped):
-    assert len(shipped.chunks()) >= 5
+@pytest.mark.parametrize("slice_rows", [50_000, 300])
+def test_replay_partition_sums_equal_the_in_memory_ips_and_snips(sim_dir, shipped, monkeypatch, slice_rows):
+    monkeypatch.setattr(replay_dask, "SLICE_ROWS", slice_rows)
+    assert len(shipped.partitions(PARTITION)) >= 5
     with DecisionLog.open(sim_dir / "log.db") as log:
         expected = in_memory(log).set_index(["policy", "group", "estimator"])
-    got = replay_dataset(shipped, SECTIONS, POLICIES, SETTINGS, estimators=("ips", "snips"))
+    got = replay_dataset(
+        shipped, SECTIONS, POLICIES, SETTINGS, estimators=("ips", "snips"), partition_rows=PARTITION
+    )
     got = got.set_index(["policy", "group", "estimator"]).loc[expected.index]
     for column in ("value", "ess", "max_weight", "zero_weight_share"):
         np.testing.assert_allclose(got[column], expected[column], rtol=1e-9, atol=1e-12, err_msg=column)
@@ -105,10 +112,14 @@ def test_replay_interval_from_sums_equals_the_naive_delta_method(rng, ratio):
     assert list(table["group"]) == ["overall", "g", "h"]
 
 
-def test_replay_partition_dr_is_close_to_the_in_memory_dr(sim_dir, shipped):
+@pytest.mark.parametrize("slice_rows", [50_000, 300])
+def test_replay_partition_dr_is_close_to_the_in_memory_dr(sim_dir, shipped, monkeypatch, slice_rows):
+    monkeypatch.setattr(replay_dask, "SLICE_ROWS", slice_rows)
     with DecisionLog.open(sim_dir / "log.db") as log:
         expected = in_memory(log, ("dr",)).set_index(["policy", "group", "estimator"])
-    got = replay_dataset(shipped, SECTIONS, POLICIES, SETTINGS, estimators=("dr",), sample_rows=2000)
+    got = replay_dataset(
+        shipped, SECTIONS, POLICIES, SETTINGS, estimators=("dr",), sample_rows=2000, partition_rows=PARTITION
+    )
     got = got.set_index(["policy", "group", "estimator"]).loc[expected.index]
     # A model fitted on a sample instead of cross-fitted on every row: inside each other's intervals.
     assert (got["value"] > expected["ci_low"]).all()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ranker.config import LabelRule, SectionSpec
 from ranker.errors import TrainingDataError
-from ranker.labels import LabelledLists, label_lists
+from ranker.labels import LabelledLists, concat_lists, label_lists
 
 SECTIONS = {
     "feed": SectionSpec("feed", "none", LabelRule(click=1, conversion=2)),
@@ -141,3 +144,23 @@ def test_lists_has_positive_matches_labels():
         bool((lists.label[a:b] > 0).any()) for a, b in zip(lists.offsets[:-1], lists.offsets[1:], strict=True)
     ]
     np.testing.assert_array_equal(lists.has_positive, expected)
+
+
+@pytest.mark.parametrize("cuts", [[], [0], [17], [5, 6, 40], [59]])
+def test_labels_concat_of_parts_equals_the_labels_of_the_whole(cuts):
+    frame = joined_frame(seed=3)
+    whole = label_lists(frame, SECTIONS)
+    edges = [0, *cuts, len(frame)]
+    parts = [label_lists(frame.iloc[a:b], SECTIONS) for a, b in itertools.pairwise(edges)]
+    got = concat_lists(parts)
+    for f in dataclasses.fields(LabelledLists):
+        if f.name == "requests":
+            for r in dataclasses.fields(got.requests):
+                np.testing.assert_array_equal(getattr(got.requests, r.name), getattr(whole.requests, r.name))
+        else:
+            np.testing.assert_array_equal(getattr(got, f.name), getattr(whole, f.name), err_msg=f.name)
+
+
+def test_labels_concat_of_nothing_is_refused():
+    with pytest.raises(TrainingDataError, match="at least one labelled list"):
+        concat_lists([label_lists(joined_frame().iloc[:0], SECTIONS)])

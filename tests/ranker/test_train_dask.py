@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import ranker.dataset
 from bandits.dataset import ship_log
 from bandits.dataset_read import LogDataset
 from bandits.learn import LearnSettings, read_decisions
@@ -107,6 +108,25 @@ def client():
         yield client
 
 
+@pytest.mark.slow
+def test_train_labels_on_the_cluster_equal_the_sqlite_logs(
+    client, sim_dir, dataset_root, ranker_config, monkeypatch
+):
+    monkeypatch.setattr(ranker.dataset, "LABEL_PARTITION_ROWS", 900)  # a shipped chunk per partition
+    assert len(LogDataset.open(dataset_root).partitions(900)) > 1
+    from_log = prepare_log(sim_dir / "log.db", ranker_config)
+    from_cluster = prepare_log(dataset_root, ranker_config, client=client)
+    for name in ("label", "item_id", "position", "offsets", "event_id", "feedback_time", "revenue"):
+        np.testing.assert_array_equal(getattr(from_cluster.lists, name), getattr(from_log.lists, name))
+    for name in ("section", "user_id", "time", "device", "category", "query"):
+        np.testing.assert_array_equal(
+            getattr(from_cluster.lists.requests, name), getattr(from_log.lists.requests, name)
+        )
+    np.testing.assert_array_equal(from_cluster.window, from_log.window)
+    assert from_cluster.split == from_log.split
+    assert from_cluster.source == {**from_log.source, "path": str(dataset_root)}
+
+
 @pytest.fixture(scope="module")
 def quick_config(ranker_config):
     lightgbm = dataclasses.replace(ranker_config.lightgbm, num_boost_round=100, num_leaves=(7,))
@@ -180,8 +200,10 @@ def test_replay_on_the_cluster_equals_the_in_memory_ips_and_snips(client, sim_di
         decisions = read_decisions(log, sections, settings)
     policies = {spec: parse_policy(spec, sections) for spec in specs}
     expected = replay_table(decisions, sections, policies, estimators=("ips", "snips"), n_bootstrap=10)
+    dataset = LogDataset.open(dataset_root)
+    assert len(dataset.partitions(900)) >= 3
     got = replay_dataset(
-        LogDataset.open(dataset_root), sections, specs, settings, estimators=("ips", "snips"), client=client
+        dataset, sections, specs, settings, estimators=("ips", "snips"), client=client, partition_rows=900
     )
     keys = ["policy", "group", "estimator"]
     expected, got = expected.set_index(keys), got.set_index(keys).loc[expected.set_index(keys).index]
