@@ -33,27 +33,25 @@ def progress_by_group(
     An item is drawn as a step finishes and names the group it belongs to (the position of a seed, say);
     groups that run in parallel interleave their items. A group is done when its `group`-th item is drawn, and
     a group left short is done when the iterable is exhausted. Off a terminal it prints, to `stream` (stderr
-    by default), a line as it starts and one per group as it finishes, the time being that since the line
-    before: ``comparing: seed 2/5 done in 71 s (143 s elapsed)``.
+    by default), a line as it starts and one per group as it finishes: ``comparing: seed 2/5 done (143 s
+    elapsed)``.
     """
     stream = sys.stderr if stream is None else stream
     if stream.isatty():
         yield from tqdm(iterable, total=total, desc=desc, leave=False, unit="it", file=stream)
         return
     groups = -(-total // group)
-    started = last = clock()
+    started = clock()
     finished = 0
 
     def done() -> None:
-        nonlocal last, finished
-        now = clock()
+        nonlocal finished
         finished += 1
         print(
-            f"{desc}: {what} {finished}/{groups} done in {now - last:.0f} s ({now - started:.0f} s elapsed)",
+            f"{desc}: {what} {finished}/{groups} done ({clock() - started:.0f} s elapsed)",
             file=stream,
             flush=True,
         )
-        last = now
 
     print(f"{desc}: {groups} {what}s of {group} steps each", file=stream, flush=True)
     counts: dict[H, int] = {}

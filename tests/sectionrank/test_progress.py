@@ -30,8 +30,8 @@ def test_progress_by_group_prints_a_line_per_finished_group_off_a_terminal():
     assert seen == groups
     assert stream.getvalue().splitlines() == [
         "comparing: 2 seeds of 3 steps each",
-        "comparing: seed 1/2 done in 10 s (10 s elapsed)",
-        "comparing: seed 2/2 done in 10 s (20 s elapsed)",
+        "comparing: seed 1/2 done (10 s elapsed)",
+        "comparing: seed 2/2 done (20 s elapsed)",
     ]
 
 
@@ -41,7 +41,7 @@ def test_progress_by_group_reports_interleaved_groups_in_the_order_they_finish()
     seen = []
     for item in progress_by_group(groups, total=9, group=3, desc="d", what="seed", stream=stream):
         seen.append(item)
-        done = stream.getvalue().count(" done in ")
+        done = stream.getvalue().count(" done (")
         assert done == sum(seen.count(g) == 3 for g in set(seen))
     assert seen == groups
     lines = stream.getvalue().splitlines()
