@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/sectionrank
 DEMO   := .demo
 
-.PHONY: demo test lint bench wrk chromium clean live
+.PHONY: demo demo-compare demo-models test lint bench wrk chromium clean live
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,10 +28,24 @@ DEMO_RANKER := $(DEMO)/ranker.toml
 # The port the demo serves on: `make demo PORT=8080`.
 PORT ?= 8000
 
+# The comparison shares nothing with the rest of the demo (it simulates its own worlds), so the demo runs it
+# beside the models' steps, two make jobs side by side: its seeds take both cores (`compare --jobs`, one
+# worker per core) while the models' steps, one process at a time, take what they leave. Each command's
+# output is printed whole as it finishes (--output-sync=line), the comparison's once it is done.
 demo: $(VENV)/.installed
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	printf '[lightgbm]\nnum_leaves = [15]\n' > $(DEMO_RANKER)
 	$(CLI) sections
+	$(MAKE) --no-print-directory -j2 --output-sync=line demo-compare demo-models
+	$(CLI) serve --store $(DEMO)/store.db --log $(DEMO)/served.db --models $(DEMO)/models \
+		--policy $(DEMO)/policy --host 127.0.0.1 --port $(PORT) --workers 2 \
+		--note "comparison report: $(DEMO)/compare/report.html (and report.md, results.json beside it)"
+
+# The two halves of `make demo`, which runs them side by side (not meant to be run alone).
+demo-compare:
+	$(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick
+
+demo-models:
 	$(CLI) simulate --world default --requests 100000 --seed 0 --out $(DEMO)/sim
 	$(CLI) train --design base --log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/base
 	SECTIONRANK_COMPILED=0 $(CLI) train --design consolidated --log $(DEMO)/sim/log.db \
@@ -42,12 +56,8 @@ demo: $(VENV)/.installed
 		--log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/comparison.json
 	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
 	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
-	$(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick
 	$(CLI) load-catalog --store $(DEMO)/store.db $(DEMO)/sim/catalog.parquet
 	$(CLI) load-users --store $(DEMO)/store.db $(DEMO)/sim/users.parquet
-	$(CLI) serve --store $(DEMO)/store.db --log $(DEMO)/served.db --models $(DEMO)/models \
-		--policy $(DEMO)/policy --host 127.0.0.1 --port $(PORT) --workers 2 \
-		--note "comparison report: $(DEMO)/compare/report.html (and report.md, results.json beside it)"
 
 # `make live` (an extra, not a set-up command): the learning loop end to end over HTTP on context_flip, a world
 # whose best knob arm depends on the user's segment. It serves with 2 workers from an empty policy directory

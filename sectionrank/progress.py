@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import TextIO, TypeVar
 
 from tqdm import tqdm
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Hashable)
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
@@ -18,7 +19,7 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "")
 
 
 def progress_by_group(
-    iterable: Iterable[T],
+    iterable: Iterable[H],
     *,
     total: int,
     group: int,
@@ -26,37 +27,39 @@ def progress_by_group(
     what: str,
     stream: TextIO | None = None,
     clock: Callable[[], float] = time.perf_counter,
-) -> Iterator[T]:
-    """A progress bar on a terminal; elsewhere (a log file, a pipe, CI) one line per `group` items.
+) -> Iterator[H]:
+    """A progress bar on a terminal; elsewhere (a log file, a pipe, CI) one line per finished group.
 
-    The items come in groups of `group` (a seed's steps, say); an item is drawn as its step starts, so a
-    group is done when the next group's first item is drawn, and the last one when the iterable is exhausted.
-    Off a terminal it prints, to `stream` (stderr by default), a line as it starts and one per finished group:
-    ``comparing: seed 2/5 done in 71 s (143 s elapsed)``.
+    An item is drawn as a step finishes and names the group it belongs to (the position of a seed, say);
+    groups that run in parallel interleave their items. A group is done when its `group`-th item is drawn, and
+    a group left short is done when the iterable is exhausted. Off a terminal it prints, to `stream` (stderr
+    by default), a line as it starts and one per group as it finishes: ``comparing: seed 2/5 done (143 s
+    elapsed)``.
     """
     stream = sys.stderr if stream is None else stream
     if stream.isatty():
         yield from tqdm(iterable, total=total, desc=desc, leave=False, unit="it", file=stream)
         return
     groups = -(-total // group)
-    started = last = clock()
+    started = clock()
+    finished = 0
 
-    def done(number: int) -> None:
-        nonlocal last
-        now = clock()
+    def done() -> None:
+        nonlocal finished
+        finished += 1
         print(
-            f"{desc}: {what} {number}/{groups} done in {now - last:.0f} s ({now - started:.0f} s elapsed)",
+            f"{desc}: {what} {finished}/{groups} done ({clock() - started:.0f} s elapsed)",
             file=stream,
             flush=True,
         )
-        last = now
 
     print(f"{desc}: {groups} {what}s of {group} steps each", file=stream, flush=True)
-    count = 0
+    counts: dict[H, int] = {}
     for item in iterable:
-        if count and count % group == 0:
-            done(count // group)
-        count += 1
+        counts[item] = counts.get(item, 0) + 1
+        if counts[item] == group:
+            done()
         yield item
-    if count:
-        done(-(-count // group))
+    for count in counts.values():
+        if count < group:
+            done()

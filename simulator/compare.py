@@ -1,9 +1,10 @@
 """The design comparison: every serving strategy on the same simulated requests, over seeds, with intervals.
 
-`compare(world, seeds=5, settings=FULL)` runs `simulator.compare_run.run_seed` for every seed and
-summarises the seeds (`simulator.compare_stats`): exact clicks, conversions and revenue per request, NDCG@k
-against the true attractiveness, intra-list diversity, mean item age and catalog coverage, per section and
-overall, for each strategy, and the answers to the questions a team asks before it consolidates its models.
+`compare(world, seeds=5, settings=FULL, jobs=1)` runs `simulator.compare_run.run_seed` for every seed
+(with ``jobs`` > 1 in that many worker processes: the seeds are independent and seeded) and summarises the
+seeds (`simulator.compare_stats`): exact clicks, conversions and revenue per request, NDCG@k against the true
+attractiveness, intra-list diversity, mean item age and catalog coverage, per section and overall, for each
+strategy, and the answers to the questions a team asks before it consolidates its models.
 The results are typed (`simulator.compare_results.CompareResults`); `write_outputs(results, out)` writes
 ``results.json`` (`CompareResults.to_json`) and the reports generated from the results (``report.md``,
 ``report.html``: `simulator.report`), and `read_results(path)` reads a results.json back. docs/compare.md
@@ -13,19 +14,30 @@ describes the method and the output.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import multiprocessing
+import os
+import pickle
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import fields
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from bandits.errors import BanditsError
 from bandits.learn import LearnSettings
 from bandits.vw_policy import VWSettings
 from heuristics import SectionsConfig
+from heuristics.errors import HeuristicsError
 from ranker.config import RankerConfig
+from ranker.errors import RankerError
 from simulator.compare_headroom import knob_headroom
 from simulator.compare_results import (
     SCHEMA_VERSION,
@@ -47,12 +59,14 @@ from simulator.compare_settings import (
     knob_curve_strategy,
 )
 from simulator.compare_stats import summarize
-from simulator.errors import CompareInputError
+from simulator.errors import CompareInputError, SimulatorError
 from simulator.feature_check import split_sections, strategy_descriptions
 from simulator.feature_check_stats import summarize_feature_check
 from simulator.world_config import WorldConfig
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
+#: The errors a seed can raise that a worker process hands back to the comparison as they are.
+_SEED_ERRORS = (HeuristicsError, BanditsError, RankerError, SimulatorError)
 
 #: What each strategy serves; results.json carries it so that the report needs nothing else.
 STRATEGY_DESCRIPTIONS = {
@@ -96,6 +110,7 @@ def compare(
     sections: SectionsConfig | None = None,
     ranker_config: RankerConfig | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> CompareResults:
     """Run the comparison on a world over seeds and return its results (`CompareResults.to_json()` is the
     content of results.json).
@@ -111,8 +126,14 @@ def compare(
     ranker_config : RankerConfig, optional
         The ranker config (the shipped one by default).
     progress : callable, optional
-        Wraps ``range(len(seeds) * len(STEPS))``; one item is drawn as each step of each seed starts (a
-        progress bar).
+        Wraps an iterable of ``len(seeds) * len(STEPS)`` items; one item is drawn as each step of each seed
+        finishes, and the item is the position of that seed in `seeds` (steps of seeds that run in parallel
+        interleave; every seed draws ``len(STEPS)`` items, its last one as the seed finishes).
+    jobs : int
+        Worker processes that run the seeds (at most one per seed); 1 runs them one after another in this
+        process. Each worker starts a fresh interpreter (the spawn method: LightGBM's OpenMP pool does not
+        survive a fork) and its pools keep ``settings.threads`` threads. The results are the same for any
+        number of jobs, timings apart.
 
     Raises
     ------
@@ -126,19 +147,20 @@ def compare(
     curve_section(world_config, settings)  # an unknown curve section is refused before any work
     for feature in settings.feature_check:  # so is a feature the check cannot remove
         split_sections(feature, list(world_config.sections), ranker_config)
-    ticks = iter(progress(range(len(seed_list) * len(STEPS)))) if progress is not None else None
-
-    def step(_name: str) -> None:
-        if ticks is not None:
-            next(ticks, None)
-
-    with threadpool_limits(limits=settings.threads):
-        results: list[SeedResult] = [
-            run_seed(world_config, seed, settings, sections, ranker_config, step=step) for seed in seed_list
-        ]
-    if ticks is not None:
-        for _ in ticks:
-            pass
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise CompareInputError(f"Expected `jobs` to be an integer >= 1, found {jobs!r}")
+    ticks = _StepTicks(progress, len(seed_list))
+    args = (world_config, settings, sections, ranker_config)
+    if min(jobs, len(seed_list)) == 1:
+        results: list[SeedResult] = []
+        with threadpool_limits(limits=settings.threads):
+            for position, seed in enumerate(seed_list):
+                step = ticks.starter(position)
+                results.append(run_seed(world_config, seed, settings, sections, ranker_config, step=step))
+                ticks.seed_done(position)
+    else:
+        results = _run_in_workers(seed_list, args, min(jobs, len(seed_list)), ticks)
+    ticks.close()
     return assemble_results(
         results,
         world_config=world_config,
@@ -147,6 +169,153 @@ def compare(
         ranker_config=ranker_config,
         seconds=time.perf_counter() - started,
     )
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask; the CPU count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform
+        return os.cpu_count() or 1
+
+
+class _StepTicks:
+    """Draws one item of the `progress` wrapper per finished step: the position of that step's seed.
+
+    A seed's step k has finished when its step k + 1 starts, and its last step when the seed returns. The
+    wrapper pulls the items from this object, one per draw, so each draw finds the item just queued.
+    """
+
+    def __init__(self, progress: Progress | None, seeds: int) -> None:
+        self._queued: deque[int] = deque()
+        self._started = [0] * seeds
+        self._finished = [0] * seeds
+        self._draws = None if progress is None else iter(progress(self._items()))
+
+    def _items(self) -> Iterator[int]:
+        while self._queued:
+            yield self._queued.popleft()
+
+    def starter(self, position: int) -> Callable[[str], None]:
+        """The `run_seed` step callback of the seed at `position`."""
+        return lambda _name: self.step_started(position)
+
+    def step_started(self, position: int) -> None:
+        self._started[position] += 1
+        self._advance(position, self._started[position] - 1)
+
+    def seed_done(self, position: int) -> None:
+        self._advance(position, len(STEPS))
+
+    def _advance(self, position: int, finished: int) -> None:
+        while self._finished[position] < min(finished, len(STEPS)):
+            self._finished[position] += 1
+            if self._draws is not None:
+                self._queued.append(position)
+                next(self._draws, None)
+
+    def close(self) -> None:
+        """Exhaust the wrapper (a progress bar closes)."""
+        if self._draws is not None:
+            for _ in self._draws:
+                pass
+
+
+# --- worker processes ---------------------------------------------------------------------------------------
+# The seeds' inputs (frozen configs) and results (per-seed means) travel between the processes of one run
+# pickled in memory, never written anywhere. `_dumps` pickles a configuration's read-only mappings as dicts
+# (a mappingproxy does not pickle) and an error of the project's families with its message and attributes
+# (their constructors take other arguments than the message).
+
+#: The queue a worker process announces its seeds' steps on (set by `_start_worker`).
+_step_queue: Any = None
+
+
+def _start_worker(queue: Any) -> None:
+    global _step_queue
+    _step_queue = queue
+
+
+def _read_only(data: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(data)
+
+
+def _error(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is MappingProxyType:
+            return _read_only, (dict(obj),)
+        if isinstance(obj, _SEED_ERRORS):
+            return _error, (type(obj), obj.args, dict(obj.__dict__))
+        return NotImplemented
+
+
+def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
+def _seed_in_worker(payload: bytes, position: int) -> bytes:
+    """Run one seed in a worker process: its `SeedResult`, or the project error it raised, pickled."""
+    world_config, seed, settings, sections, ranker_config = pickle.loads(payload)
+    with threadpool_limits(limits=settings.threads):
+        try:
+            result = run_seed(
+                world_config,
+                seed,
+                settings,
+                sections,
+                ranker_config,
+                step=lambda _name: _step_queue.put(position),
+            )
+        except _SEED_ERRORS as error:
+            return _dumps(error)
+    return _dumps(result)
+
+
+def _run_in_workers(
+    seed_list: Sequence[int],
+    args: tuple[WorldConfig, CompareSettings, SectionsConfig, RankerConfig],
+    jobs: int,
+    ticks: _StepTicks,
+) -> list[SeedResult]:
+    """Run the seeds in `jobs` spawned worker processes; their results in the order of `seed_list`."""
+    world_config, settings, sections, ranker_config = args
+    context = multiprocessing.get_context("spawn")
+    queue = context.SimpleQueue()
+    results: dict[int, SeedResult] = {}
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(queue,)) as pool:
+        pending = {
+            pool.submit(
+                _seed_in_worker, _dumps((world_config, seed, settings, sections, ranker_config)), i
+            ): i
+            for i, seed in enumerate(seed_list)
+        }
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    ticks.step_started(queue.get())
+                for future in done:
+                    position = pending.pop(future)
+                    outcome = pickle.loads(future.result())
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    results[position] = outcome
+                    ticks.seed_done(position)
+        except BaseException:
+            # Seeds not started are dropped; leaving the pool waits for the running ones.
+            for future in pending:
+                future.cancel()
+            raise
+    return [results[i] for i in range(len(seed_list))]
 
 
 def assemble_results(

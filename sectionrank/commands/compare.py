@@ -81,6 +81,13 @@ from simulator.compare_settings import FULL, QUICK
     "feature-pipeline bug, injected), and report the check both ways.",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes that run the seeds side by side [default: the CPUs this process may use, at most "
+    "one per seed]; 1 runs them one after another in this process. The results do not depend on it.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -98,6 +105,7 @@ def compare_command(
     curve_section: str | None,
     feature_check: str | None,
     feature_leak: bool,
+    jobs: int | None,
     config_path: Path | None,
 ) -> None:
     """Compare the ranker designs and knob policies on a simulated world, and write a report.
@@ -108,7 +116,8 @@ def compare_command(
     see it worse. Writes report.html (with
     plots), report.md and results.json to --out and prints the headline table (clicks per request of each
     strategy, mean ± 95% interval half-width over the seeds), then the verdict: which design to run per
-    section and overall, its cost, and the caveats that could change it.
+    section and overall, its cost, and the caveats that could change it. The seeds run side by side in
+    --jobs worker processes.
 
     \b
     Example:
@@ -116,7 +125,7 @@ def compare_command(
         sectionrank compare --world default --out runs/fc --quick --feature-check query_match --feature-leak
     """
     # The comparison (LightGBM, VW) and the report (matplotlib) load only when the command runs.
-    from simulator.compare import compare, write_outputs
+    from simulator.compare import compare, usable_cores, write_outputs
     from simulator.compare_run import STEPS
     from simulator.report import headline_text, verdict_text
 
@@ -143,8 +152,9 @@ def compare_command(
         settings=settings,
         sections=sections,
         progress=lambda steps: progress_by_group(
-            steps, total=len(steps), group=len(STEPS), desc="comparing", what="seed"
+            steps, total=seeds * len(STEPS), group=len(STEPS), desc="comparing", what="seed"
         ),
+        jobs=min(usable_cores(), seeds) if jobs is None else jobs,
     )
     paths = write_outputs(results, out)
     click.echo(

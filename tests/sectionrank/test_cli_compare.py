@@ -57,8 +57,8 @@ def test_compare_cli_writes_the_reports_and_prints_the_headline(tmp_path):
     for strategy in MAIN_STRATEGIES:
         assert f"\n{strategy} " in result.output
     # Not on a terminal: a progress line per finished seed on stderr, no progress bar.
-    assert "comparing: seed 1/2 done in " in result.stderr
-    assert "comparing: seed 2/2 done in " in result.stderr
+    assert "comparing: seed 1/2 done (" in result.stderr
+    assert "comparing: seed 2/2 done (" in result.stderr
     # The oracle orders by the truth NDCG is measured against.
     assert results["metrics"]["oracle"]["all"]["ndcg"]["mean"] == pytest.approx(1.0)
     oracle = results["metrics"]["oracle"]["all"]["clicks"]["mean"]
