@@ -22,7 +22,12 @@ from simulator.world_config import WorldConfig
 
 WORLD_TINY = Path(__file__).parents[1] / "fixtures" / "world_tiny.toml"
 SETTINGS = CompareSettings(
-    log_requests=2000, eval_requests=120, tune_requests=80, curve_shares=(0.2,), n_bootstrap=10
+    log_requests=2000,
+    knob_requests=1000,
+    eval_requests=120,
+    tune_requests=80,
+    curve_shares=(0.2,),
+    n_bootstrap=10,
 )
 
 
