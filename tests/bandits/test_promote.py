@@ -57,10 +57,15 @@ def _learn(log_path: Path, out: Path, *, negate: bool = False) -> Path:
     return path
 
 
-def _promote(log_path: Path, policy_dir: Path, candidate: Path, **settings):
+def _promote(log_path: Path, policy_dir: Path, candidate: Path, *, fallback=None, **settings):
     with DecisionLog.open(log_path) as log:
         return promote(
-            log, CONFIG, policy_dir, candidate=candidate, settings=GateSettings(n_bootstrap=100, **settings)
+            log,
+            CONFIG,
+            policy_dir,
+            candidate=candidate,
+            settings=GateSettings(n_bootstrap=100, **settings),
+            fallback=fallback,
         )
 
 
@@ -191,15 +196,8 @@ def test_gate_settings_invalid(kwargs, match):
 def test_gate_compares_with_the_fallback_before_any_version(gate_log, tmp_path):
     """With no version published, the served fallback is a contender; a section without decisions keeps it."""
     bad = _learn(gate_log, tmp_path / "bad", negate=True)
+    _, decision = _promote(gate_log, tmp_path / "policy", bad, fallback=UniformPolicy(CONFIG))
     with DecisionLog.open(gate_log) as log:
-        _, decision = promote(
-            log,
-            CONFIG,
-            tmp_path / "policy",
-            candidate=bad,
-            settings=GateSettings(n_bootstrap=100),
-            fallback=UniformPolicy(CONFIG),
-        )
         window = read_decisions(log, CONFIG, LearnSettings(since=CUT))
     for section in GATE_SECTIONS:
         verdict = decision.sections[section]
@@ -259,15 +257,7 @@ def test_gate_keeps_the_fallback_when_the_fixed_arm_loses_to_it(gate_log, tmp_pa
 def test_gate_with_a_status_quo_ships_the_passing_challenger_with_the_higher_estimate(gate_log, tmp_path):
     """Both challengers beat the uniform fallback; the good candidate has the higher estimate and ships."""
     good = _learn(gate_log, tmp_path / "good")
-    with DecisionLog.open(gate_log) as log:
-        _, decision = promote(
-            log,
-            CONFIG,
-            tmp_path / "policy",
-            candidate=good,
-            settings=GateSettings(n_bootstrap=100),
-            fallback=UniformPolicy(CONFIG),
-        )
+    _, decision = _promote(gate_log, tmp_path / "policy", good, fallback=UniformPolicy(CONFIG))
     for section in GATE_SECTIONS:
         verdict = decision.sections[section]
         assert set(verdict.differences) == {"candidate - fallback", "best_fixed_logged - fallback"}
