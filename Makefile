@@ -31,18 +31,19 @@ PORT ?= 8000
 # The comparison shares nothing with the rest of the demo (it simulates its own worlds) and the service does not
 # need it, so the demo serves as soon as the models and the policy are ready and runs the comparison beside the
 # service: its seeds in worker processes (`compare --jobs`), its output in $(DEMO)/compare.log, and one line
-# among the service's when the report is written. Stopping the service (Ctrl-C) stops the comparison too.
-# Measured on an idle 2-core machine (fresh clone to the service answering /readyz): 265 s with the comparison
-# run before serving, side by side with the models' steps, against 219 s before that (docs/performance.md).
+# among the service's when the report is written. It runs in its own process group (setsid), which stopping
+# the service (Ctrl-C) stops whole, the comparison's worker processes with it.
+# Fresh clone to the service answering /readyz, on an idle 2-core machine: 105 s, against 265 s when the
+# comparison ran before serving (docs/performance.md, "make demo").
 demo: $(VENV)/.installed
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	printf '[lightgbm]\nnum_leaves = [15]\n' > $(DEMO_RANKER)
 	$(CLI) sections
 	$(MAKE) --no-print-directory demo-models
-	( $(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick > $(DEMO)/compare.log 2>&1 \
+	setsid sh -c '$(CLI) compare --world default --seeds 5 --out $(DEMO)/compare --quick > $(DEMO)/compare.log 2>&1 \
 		&& echo "comparison done: $(DEMO)/compare/report.html (its verdict: tail $(DEMO)/compare.log)" \
-		|| echo "comparison failed: see $(DEMO)/compare.log" ) & comparison=$$!; \
-	trap 'pkill -TERM -P $$comparison 2>/dev/null; kill -TERM $$comparison 2>/dev/null' EXIT INT TERM; \
+		|| echo "comparison failed: see $(DEMO)/compare.log"' & comparison=$$!; \
+	trap 'kill -TERM -- -$$comparison 2>/dev/null' EXIT INT TERM; \
 	$(CLI) serve --store $(DEMO)/store.db --log $(DEMO)/served.db --models $(DEMO)/models \
 		--policy $(DEMO)/policy --host 127.0.0.1 --port $(PORT) --workers 2 \
 		--note "comparison report: $(DEMO)/compare/report.html once the comparison running beside the service is done (progress: $(DEMO)/compare.log)"
