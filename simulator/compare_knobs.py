@@ -177,24 +177,12 @@ def ship_bandit(
 ) -> ShippedBandit:
     """Run the promotion gate on the decisions from `cut` on (the canary) for a `candidate` learned on the
     decisions in ``[since, cut)``; the shipped version is published in `directory`. The best logged fixed
-    arm is chosen on ``[since, cut)``, as the candidate learned.
-
-    The status quo is uniform exploration: it served the knob window before the canary, as a service's
-    ``policy_fallback`` serves a policy directory before its first version. So the gate decides as
-    ``sectionrank promote`` and the loop do in production: the candidate and the fixed arm each pass when
-    their lower bound against uniform is above ``-margin``, and of those that pass the higher estimate ships
-    (`bandits.promote`)."""
+    arm is chosen on ``[since, cut)``, as the candidate learned."""
     settings = GateSettings(min_decisions=GATE_MIN_DECISIONS, seed=seed)
     with DecisionLog.open(log_path) as log:
         try:
             _, decision = promote(
-                log,
-                sections,
-                directory,
-                candidate=candidate.path,
-                since=cut,
-                settings=settings,
-                fallback=UniformPolicy(sections),
+                log, sections, directory, candidate=candidate.path, since=cut, settings=settings
             )
         except GateError:
             fixed = logged_fixed_arms(log_path, sections, since=since, until=cut, seed=seed)
