@@ -236,7 +236,8 @@ def prepare_log(
         The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
     client : a ``distributed.Client``, optional
         With a dataset, its partitions are read, joined and labelled on the cluster's workers
-        (`labelled_partition`), which return labelled lists only; the same lists as one process labels.
+        (`labelled_partition`), which return labelled lists only; the same lists as one process labels,
+        all gathered here. `ranker.dataset_dask.prepare_log_on_cluster` keeps them on the workers instead.
 
     Raises
     ------
