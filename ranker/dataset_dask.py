@@ -16,7 +16,9 @@ cut), from which it makes the time split and the windows by the same code as one
   sends each partition the indices of its chosen lists; the worker takes them, applies the training cut,
   shuffles the rows within each list (its own seed per partition, from the config's seed and the partition's
   index, so ties are broken in another order than one process's) and builds the features with the feature
-  builder scattered to every worker. The rows, labels and group sizes stay on their worker as Dask arrays
+  builder scattered to every worker. With fewer partitions holding training lists than workers, each is
+  split into pieces (its lists dealt in turn) whose training rows move, worker to worker, to the idle
+  workers, which build their features. The rows, labels and group sizes stay on their worker as Dask arrays
   that `ranker.train_dask.DaskLambdaRanker.fit_partitions` boosts on.
 
 Partitions are time runs of the log, so each holds lists of every section in the log's proportions (LightGBM
@@ -230,7 +232,9 @@ class DistributedLog:
 
 class DistributedTraining(TrainingWindow):
     """The training window of a `DistributedLog`: chosen, cut and shuffled on the workers, partition by
-    partition; each model group's features built there and boosted by `DaskLambdaRanker.fit_partitions`.
+    partition (piece by piece when there are fewer partitions than workers, the rows shuffled with the seed
+    ``(config seed, partition, piece)``); each model group's features built there and boosted by
+    `DaskLambdaRanker.fit_partitions`.
 
     Attributes
     ----------
@@ -265,11 +269,27 @@ class DistributedTraining(TrainingWindow):
         client = log.client
         self._builder = builder
         self._shared_builder = client.scatter(builder, broadcast=True, hash=False)
-        # Partitions without a chosen list get no task.
-        self._pieces = [
-            (p, client.submit(_training_task, log.parts[p], index, log.max_position, (seed, p), pure=False))
-            for p, index in log._by_partition(self.chosen)
-        ]
+        # Partitions without a chosen list get no task. With fewer such partitions than workers, each is
+        # split into pieces (its chosen lists dealt in turn, so every piece holds every section), and each
+        # piece past the first has its features built on another worker: only its training rows move,
+        # from worker to worker.
+        meta, max_position = log.meta, log.max_position
+        partitions = [int(p) for p in np.unique(meta.partition[self.chosen])]
+        workers = sorted(client.nthreads())
+        split = -(-len(workers) // len(partitions)) if 0 < len(partitions) < len(workers) else 1
+        owners = client.who_has([log.parts[p] for p in partitions]) if split > 1 else {}
+        self._pieces: list[tuple[np.ndarray, Any, list[str] | None]] = []
+        for p in partitions:
+            mine = self.chosen[meta.partition[self.chosen] == p]
+            pieces = min(split, mine.size)
+            others = [w for w in workers if w not in owners.get(log.parts[p].key, ())]
+            for j in range(pieces):
+                piece = mine[j::pieces]
+                where = [others[(j - 1) % len(others)]] if j and others else None
+                lists = client.submit(
+                    _training_task, log.parts[p], meta.index[piece], max_position, (seed, p, j), pure=False
+                )
+                self._pieces.append((piece, lists, where))
 
     def sections(self) -> set[str]:
         return {str(s) for s in pd.unique(self.log.meta.section[self.chosen])}
@@ -285,12 +305,14 @@ class DistributedTraining(TrainingWindow):
         wanted = np.isin(meta.section, np.asarray(sections, dtype=object))
         xs, ys, sizes, summaries = [], [], [], []
         n_features = len(builder.features)
-        for p, lists in self._pieces:
-            mine = self.chosen[(meta.partition[self.chosen] == p) & wanted[self.chosen]]
+        for piece, lists, where in self._pieces:
+            mine = piece[wanted[piece]]
             if mine.size == 0:
                 continue
             rows = int(meta.training_rows[mine].sum())
-            done = client.submit(_features_task, lists, tuple(sections), self._shared_builder, pure=False)
+            done = client.submit(
+                _features_task, lists, tuple(sections), self._shared_builder, workers=where, pure=False
+            )
             for out, i, shape, dtype in (
                 (xs, 0, (rows, n_features), np.float64),
                 (ys, 1, (rows,), np.int64),

@@ -23,10 +23,12 @@ from heuristics import SectionsConfig
 from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, prepare_log
 from ranker.dataset_dask import prepare_log_on_cluster
 from ranker.errors import TrainingDataError
+from ranker.features import FeatureBuilder, FeatureTables
 from ranker.labels import LabelledLists
 from ranker.metrics import OVERALL
 from ranker.model import RankerModel
-from ranker.train import _union_lists, train_design
+from ranker.stats import item_stats
+from ranker.train import InMemoryTraining, _union_lists, train_design
 from ranker.train_dask import DaskLambdaRanker, dealt_order, early_stopped, ndcg_history
 
 DESIGNS = ("base", "consolidated", "independent")
@@ -320,12 +322,43 @@ def test_train_on_the_cluster_keeps_the_training_window_there_and_stays_inside_t
 
 
 @pytest.mark.slow
-def test_train_on_the_cluster_with_one_partition_for_two_workers(client, dataset_root, quick_config, tables):
-    config = dataclasses.replace(
-        quick_config, lightgbm=dataclasses.replace(quick_config.lightgbm, num_boost_round=10)
-    )
+def test_train_on_the_cluster_spreads_one_partition_over_both_workers(
+    client, dataset_root, quick_config, tables
+):
+    lightgbm = dataclasses.replace(quick_config.lightgbm, num_boost_round=10)
+    config = dataclasses.replace(quick_config, lightgbm=lightgbm)
     on_cluster = prepare_log_on_cluster(dataset_root, config, client)
     assert len(on_cluster.parts) == 1 < len(client.nthreads())
+    spec = config.design("base")
+    prepared = prepare_log(dataset_root, config)
+    builder = FeatureBuilder(
+        FeatureTables(
+            *tables,
+            item_stats(
+                prepared.lists_in(STATS),
+                coec_prior_strength=config.stats.coec_prior_strength,
+                cvr_prior_strength=config.stats.cvr_prior_strength,
+                window=prepared.split.bounds(STATS),
+            ),
+        ),
+        features=spec.features,
+        sections=config.section_contexts,
+    )
+    window = on_cluster.training_window(spec, spec.union, config, builder)
+    rows = window.group(spec.sections, builder, None)
+    # two pieces, one per worker, holding between them every chosen list once
+    assert rows.x.numblocks[0] == len(client.nthreads())
+    owner = client.who_has([on_cluster.parts[0]])[on_cluster.parts[0].key]
+    first, second = (where for _, _, where in window._pieces)
+    assert first is None  # the first piece stays where the partition is
+    assert second is not None
+    assert second[0] not in owner
+    sizes = rows.group_sizes.compute()
+    assert len(sizes) == rows.n_lists == len(window.chosen)
+    assert sizes.sum() == rows.n_rows == rows.x.shape[0]
+    expected = InMemoryTraining(prepared, spec, spec.union, config).group(spec.sections, builder, None)
+    assert (rows.n_lists, rows.n_rows) == (expected.n_lists, expected.n_rows)
+    assert rows.lists_by_section == expected.lists_by_section
     result = train_design("base", on_cluster, *tables, config)
-    assert result.metadata["training"]["*"]["rows"] > 0
+    assert result.metadata["training"]["*"]["rows"] == expected.n_rows
     assert result.model.boosters["*"].current_iteration() >= 1
