@@ -14,16 +14,17 @@ cut), from which it makes the time split and the windows by the same code as one
 - the training window is never gathered (`DistributedTraining`): the client draws the stratified union from
   the lists' metadata (one row per list, `ranker.train.union_draw`: the same lists as one process draws) and
   sends each partition the indices of its chosen lists; the worker takes them, applies the training cut,
-  shuffles the rows within each list (its own seed per partition, from the config's seed and the partition's
-  index, so ties are broken in another order than one process's) and builds the features with the feature
-  builder scattered to every worker. With fewer partitions holding training lists than workers, each is
-  split into pieces (its lists dealt in turn) whose training rows move, worker to worker, to the idle
-  workers, which build their features. The rows, labels and group sizes stay on their worker as Dask arrays
-  that `ranker.train_dask.DaskLambdaRanker.fit_partitions` boosts on.
+  shuffles the rows within each list (its own seed per partition and piece, from the config's seed, so ties
+  are broken in another order than one process's) and builds the features with the feature builder
+  scattered to every worker. Each partition's chosen lists are dealt in turn to one piece per worker; the
+  training rows of every piece but the one that stays move, worker to worker, to their worker, which builds
+  their features: every worker holds an equal share of every partition. The rows, labels and group sizes
+  stay on their worker as Dask arrays that `ranker.train_dask.DaskLambdaRanker.fit_partitions` boosts on.
 
-Partitions are time runs of the log, so each holds lists of every section in the log's proportions (LightGBM
-builds each feature's bins on one worker from that worker's rows, issue #5798: a worker whose rows all lacked
-one section's features would give them a single bin; docs/scaling.md).
+Partitions are time runs of the log, so each holds lists of every section in the log's proportions, and each
+worker an equal share of each: LightGBM builds each feature's bins on one worker from that worker's rows
+(issue #5798), and a worker whose rows lacked one section's lists would give that section's features a single
+bin, or one with few rows (the small partition at a window's edge) coarse bins (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ class DistributedLog:
 
 class DistributedTraining(TrainingWindow):
     """The training window of a `DistributedLog`: chosen, cut and shuffled on the workers, partition by
-    partition (piece by piece when there are fewer partitions than workers, the rows shuffled with the seed
+    partition and piece by piece (one piece of each partition per worker, the rows shuffled with the seed
     ``(config seed, partition, piece)``); each model group's features built there and boosted by
     `DaskLambdaRanker.fit_partitions`.
 
@@ -269,20 +270,21 @@ class DistributedTraining(TrainingWindow):
         client = log.client
         self._builder = builder
         self._shared_builder = client.scatter(builder, broadcast=True, hash=False)
-        # Partitions without a chosen list get no task. With fewer such partitions than workers, each is
-        # split into pieces (its chosen lists dealt in turn, so every piece holds every section), and each
-        # piece past the first has its features built on another worker: only its training rows move,
-        # from worker to worker.
+        # Partitions without a chosen list get no task. Each other partition's chosen lists are dealt in
+        # turn to one piece per worker: the piece that stays where the partition was labelled, and one for
+        # every other worker, whose training rows move there, worker to worker. Every worker then holds an
+        # equal share of every partition, hence of every section, wherever Dask placed the partitions.
         meta, max_position = log.meta, log.max_position
         partitions = [int(p) for p in np.unique(meta.partition[self.chosen])]
         workers = sorted(client.nthreads())
-        split = -(-len(workers) // len(partitions)) if 0 < len(partitions) < len(workers) else 1
-        owners = client.who_has([log.parts[p] for p in partitions]) if split > 1 else {}
+        owners = client.who_has([log.parts[p] for p in partitions]) if len(workers) > 1 else {}
         self._pieces: list[tuple[np.ndarray, Any, list[str] | None]] = []
         for p in partitions:
             mine = self.chosen[meta.partition[self.chosen] == p]
-            pieces = min(split, mine.size)
-            others = [w for w in workers if w not in owners.get(log.parts[p].key, ())]
+            pieces = min(len(workers), mine.size)
+            owner = owners.get(log.parts[p].key, ())
+            others = [w for w in workers if w not in owner]
+            others = others[p % len(others) :] + others[: p % len(others)] if others else []
             for j in range(pieces):
                 piece = mine[j::pieces]
                 where = [others[(j - 1) % len(others)]] if j and others else None
@@ -295,8 +297,8 @@ class DistributedTraining(TrainingWindow):
         return {str(s) for s in pd.unique(self.log.meta.section[self.chosen])}
 
     def group(self, sections: Sequence[str], builder: FeatureBuilder, progress: Progress | None) -> GroupRows:
-        """Features of `sections`' training lists, built on the workers; only the group sizes' per-section
-        summary comes back (`progress` is not shown: the features are built remotely)."""
+        """Features of `sections`' training lists, built on the workers and kept there as Dask arrays; only
+        their per-section counts come back (`progress` is not shown: the features are built remotely)."""
         import dask.array as da
 
         if builder is not self._builder:
