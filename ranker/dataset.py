@@ -143,19 +143,29 @@ class PreparedLog:
 
     def window_summary(self) -> dict[str, dict[str, Any]]:
         """Per window: its time bounds and its number of decisions."""
-        return {
-            name: {
-                "start": self.split.bounds(w)[0],
-                "end": self.split.bounds(w)[1],
-                "decisions": int((self.window == w).sum()),
-            }
-            for w, name in enumerate(WINDOWS)
-        }
+        return window_summary(self.split, self.window)
 
     def held_out(self) -> dict[str, Any]:
         """The test window's decision count and fingerprint, recorded with a model."""
-        events = self.lists.event_id[self.window == TEST]
-        return {"decisions": int(events.size), "fingerprint": fingerprint(events)}
+        return held_out(self.lists.event_id, self.window)
+
+
+def window_summary(split: TimeSplit, window: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per window: its time bounds and its number of decisions, given each list's window code (B,)."""
+    return {
+        name: {
+            "start": split.bounds(w)[0],
+            "end": split.bounds(w)[1],
+            "decisions": int((window == w).sum()),
+        }
+        for w, name in enumerate(WINDOWS)
+    }
+
+
+def held_out(event_id: np.ndarray, window: np.ndarray) -> dict[str, Any]:
+    """The test window's decision count and fingerprint, given each list's event id and window code (B,)."""
+    events = event_id[window == TEST]
+    return {"decisions": int(events.size), "fingerprint": fingerprint(events)}
 
 
 def check_log(path: str | os.PathLike) -> None:
@@ -171,6 +181,48 @@ def read_log(path: str | os.PathLike, wait_seconds: float) -> Any:
         return log.joined(wait_seconds=None if np.isinf(wait_seconds) else wait_seconds)
 
 
+def cut_windows(
+    path: str | os.PathLike,
+    times: np.ndarray,
+    feedback_time: np.ndarray,
+    config: RankerConfig,
+    *,
+    split: TimeSplit | None,
+    all_sections: dict[str, int],
+    n_decisions: int,
+    ignored_positions: int,
+) -> tuple[TimeSplit, np.ndarray, dict[str, Any]]:
+    """(split, window code per list, source summary) of labelled lists given by their decision times and
+    feedback times (B,): the time split (or `split`) and the late-feedback rule, for `prepare_log` and for a
+    log labelled on a cluster (`ranker.dataset_dask`) alike.
+
+    Raises
+    ------
+    TrainingDataError
+        No list (no decision of a configured section), or a window is empty.
+    """
+    if len(times) == 0:
+        raise TrainingDataError(
+            f"{path}: no decisions of the configured sections ({', '.join(config.section_names)}); "
+            f"the log holds {sorted(all_sections) or 'none'}"
+        )
+    if split is None:
+        split = time_split(times, config.split)
+    window = split.window_of(times)
+    closes = np.asarray((*split.cutoffs, np.inf))
+    late = (window >= 0) & (window < TEST) & (feedback_time >= closes[np.maximum(window, 0)])
+    window[late] = DROPPED
+    source = {
+        "path": os.fspath(path) if "://" in os.fspath(path) else str(Path(path)),
+        "decisions": n_decisions,
+        "sections": {str(k): int(v) for k, v in sorted(all_sections.items())},
+        "left_out_sections": sorted(str(s) for s in all_sections if s not in config.sections),
+        "dropped_late_feedback": int(late.sum()),
+        "ignored_feedback_positions": ignored_positions,
+    }
+    return split, window, source
+
+
 def prepare_log(
     path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None, client: Any = None
 ) -> PreparedLog:
@@ -184,7 +236,8 @@ def prepare_log(
         The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
     client : a ``distributed.Client``, optional
         With a dataset, its partitions are read, joined and labelled on the cluster's workers
-        (`labelled_partition`), which return labelled lists only; the same lists as one process labels.
+        (`labelled_partition`), which return labelled lists only; the same lists as one process labels,
+        all gathered here. `ranker.dataset_dask.prepare_log_on_cluster` keeps them on the workers instead.
 
     Raises
     ------
@@ -199,26 +252,16 @@ def prepare_log(
         frame = read_log(path, config.labels.wait_seconds)
         all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
         lists, n_decisions = label_lists(frame, config.sections), len(frame)
-    if lists.n_requests == 0:
-        raise TrainingDataError(
-            f"{path}: no decisions of the configured sections ({', '.join(config.section_names)}); "
-            f"the log holds {sorted(all_sections) or 'none'}"
-        )
-    times = lists.requests.time
-    if split is None:
-        split = time_split(times, config.split)
-    window = split.window_of(times)
-    closes = np.asarray((*split.cutoffs, np.inf))
-    late = (window >= 0) & (window < TEST) & (lists.feedback_time >= closes[np.maximum(window, 0)])
-    window[late] = DROPPED
-    source = {
-        "path": os.fspath(path) if "://" in os.fspath(path) else str(Path(path)),
-        "decisions": n_decisions,
-        "sections": {str(k): int(v) for k, v in sorted(all_sections.items())},
-        "left_out_sections": sorted(str(s) for s in all_sections if s not in config.sections),
-        "dropped_late_feedback": int(late.sum()),
-        "ignored_feedback_positions": lists.ignored_positions,
-    }
+    split, window, source = cut_windows(
+        path,
+        lists.requests.time,
+        lists.feedback_time,
+        config,
+        split=split,
+        all_sections=all_sections,
+        n_decisions=n_decisions,
+        ignored_positions=lists.ignored_positions,
+    )
     return PreparedLog(lists=lists, split=split, window=window, source=source)
 
 
@@ -246,7 +289,10 @@ def _labelled_on_cluster(
     order (partitions are consecutive runs of the log, host by host)."""
     dataset = LogDataset.open(path)
     shared = client.scatter({"dataset": dataset, "config": config}, broadcast=True)
-    futures = [client.submit(_labelled_task, shared, files, pure=False) for files in dataset.partitions()]
+    futures = [
+        client.submit(_labelled_task, shared, files, pure=False)
+        for files in dataset.partitions(LABEL_PARTITION_ROWS)
+    ]
     parts = client.gather(futures)
     counts: dict[str, int] = {}
     for _, part_counts, _ in parts:

@@ -25,7 +25,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +47,7 @@ from ranker.features import FeatureBuilder, FeatureTables
 from ranker.labels import LabelledLists
 from ranker.model import ITEM_STATS_FILE, METRICS_FILE, RankerModel
 from ranker.stats import ItemStats, item_stats, position_ctr
-from ranker.union import UNION_LIST, parse_union_spec, stratified_union
+from ranker.union import parse_union_spec, stratified_union
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str], Iterable[T]]
@@ -254,21 +255,67 @@ class TrainResult:
         )
 
 
-def _union_lists(
-    lists: LabelledLists, design: DesignSpec, union: str, seed: int
-) -> tuple[LabelledLists, dict[str, Any]]:
-    """The stratified union's lists (whole, in union order) and its summary."""
+def union_draw(
+    list_section: np.ndarray,
+    list_rows: np.ndarray,
+    design: DesignSpec,
+    union: str,
+    seed: int,
+    *,
+    section_revenue: Callable[[], Mapping[str, float]],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The stratified union's choice among lists given one row per list: (indices of the chosen lists in
+    union order, its summary).
+
+    The draw reads only each list's section and, for ``business``, each section's revenue: a frame of one
+    row per list (``section``, ``list_id``) with the revenue passed to `stratified_union` draws exactly the
+    lists a frame of one row per labelled row draws (same seed), in far less memory. A list without rows
+    has no row in that row-level frame, so it is not drawn here either.
+
+    Parameters
+    ----------
+    list_section : (B,) str
+        The section of each list (the design's sections only).
+    list_rows : (B,) int
+        Labelled rows of each list.
+    design : DesignSpec
+    union : str
+        The union spec (`ranker.union.parse_union_spec`).
+    seed : int
+    section_revenue : callable
+        Returns section -> revenue of the lists' rows; called for ``business`` only.
+    """
     spec = parse_union_spec(union, design.sections)
-    result = stratified_union(lists.union_frame(), spec, seed=seed)
-    union_frame = result.frame
-    first = np.flatnonzero(np.r_[True, np.diff(union_frame[UNION_LIST].to_numpy()) != 0])
-    chosen = union_frame["list_id"].to_numpy()[first]
+    nonempty = np.flatnonzero(np.asarray(list_rows) > 0)
+    frame = pd.DataFrame({"section": np.asarray(list_section, dtype=object)[nonempty], "list_id": nonempty})
+    revenue = None
+    if spec.strategy == "business":
+        sums = section_revenue()
+        revenue = {s: float(sums.get(s, 0.0)) for s in spec.sections}
+    result = stratified_union(frame, spec, seed=seed, revenue=revenue)
     summary = {
         "spec": union,
         "strategy": result.summary.strategy,
         "lists": result.summary.n_lists,
         "sections": [asdict(share) for share in result.summary.sections],
     }
+    return result.frame["list_id"].to_numpy(np.int64), summary
+
+
+def _union_lists(
+    lists: LabelledLists, design: DesignSpec, union: str, seed: int
+) -> tuple[LabelledLists, dict[str, Any]]:
+    """The stratified union's lists (whole, in union order) and its summary."""
+
+    def section_revenue() -> Mapping[str, float]:
+        # Summed row by row, as `stratified_union` sums a row-level frame's revenue column (same bits).
+        codes, names = pd.factorize(lists.requests.section)
+        sums = pd.Series(lists.item_revenue).groupby(np.repeat(codes, lists.sizes), sort=False).sum()
+        return {str(names[code]): float(total) for code, total in sums.items()}
+
+    chosen, summary = union_draw(
+        lists.requests.section, lists.sizes, design, union, seed, section_revenue=section_revenue
+    )
     return lists.take(chosen), summary
 
 
@@ -278,8 +325,7 @@ def _training_lists(lists: LabelledLists, max_position: int) -> LabelledLists:
     return lists.take(np.flatnonzero(lists.has_positive))
 
 
-def _require(lists: LabelledLists, sections: Sequence[str], window: str) -> None:
-    present = set(pd.unique(lists.requests.section))
+def _require(present: Collection[str], sections: Sequence[str], window: str) -> None:
     missing = [s for s in sections if s not in present]
     if missing:
         raise TrainingDataError(
@@ -288,9 +334,85 @@ def _require(lists: LabelledLists, sections: Sequence[str], window: str) -> None
         )
 
 
+@dataclass
+class GroupRows:
+    """The training rows of one model group (the sections one model serves).
+
+    Attributes
+    ----------
+    x : (R, F) float64, y : (R,) int64, group_sizes : (G,) int64
+        numpy arrays in memory; Dask arrays whose partitions stay on the workers with a cluster.
+    positions : (R,) int64 or None
+        0-based shown positions (for ``position_bias = "unbiased"``); None on a cluster.
+    n_lists, n_rows : int
+    lists_by_section : dict
+        `LabelledLists.summary` of the rows.
+    """
+
+    x: Any
+    y: Any
+    group_sizes: Any
+    positions: np.ndarray | None
+    n_lists: int
+    n_rows: int
+    lists_by_section: dict[str, dict[str, int]]
+
+
+class TrainingWindow(ABC):
+    """A design's training lists after the union, the training cut and the shuffle: where their rows live,
+    how a model group's features are built and how a model is fitted on them. `train_design` runs the same
+    steps over `InMemoryTraining` (one process) and `ranker.dataset_dask`'s window on a cluster.
+
+    Attributes
+    ----------
+    union_summary : dict or None
+        The union's summary (None for a design without a union).
+    """
+
+    union_summary: dict[str, Any] | None = None
+
+    @abstractmethod
+    def sections(self) -> set[str]:
+        """The sections with at least one training list."""
+
+    @abstractmethod
+    def group(self, sections: Sequence[str], builder: FeatureBuilder, progress: Progress | None) -> GroupRows:
+        """The rows and features of the training lists of `sections`."""
+
+    def ranker_factory(self) -> Callable[..., LambdaRanker]:
+        """The ranker used when `train_design` is given none."""
+        return LambdaRanker
+
+    def fit(self, ranker: LambdaRanker, rows: GroupRows, **kwargs: Any) -> LambdaRanker:
+        """`ranker` fitted on `rows` (`kwargs`: `LambdaRanker.fit`'s ``valid``, ``progress``, ...)."""
+        return ranker.fit(rows.x, rows.y, rows.group_sizes, positions=rows.positions, **kwargs)
+
+
+class InMemoryTraining(TrainingWindow):
+    """The training window of a `PreparedLog`, in this process."""
+
+    def __init__(self, prepared: PreparedLog, design: DesignSpec, union: str, config: RankerConfig) -> None:
+        train_all = prepared.lists_in(TRAIN, design.sections)
+        seed = config.lightgbm.seed
+        if design.kind.shared:
+            train_all, self.union_summary = _union_lists(train_all, design, union, seed)
+        self.lists = _training_lists(train_all, config.labels.max_position).shuffled(seed)
+
+    def sections(self) -> set[str]:
+        return set(pd.unique(self.lists.requests.section))
+
+    def group(self, sections: Sequence[str], builder: FeatureBuilder, progress: Progress | None) -> GroupRows:
+        lists = self.lists
+        part = lists.take(np.flatnonzero(np.isin(lists.requests.section, np.asarray(sections, dtype=object))))
+        x = builder.transform(part.requests, part.item_id, part.request_of_row, progress=progress)
+        return GroupRows(
+            x, part.label, part.sizes, part.position, part.n_requests, part.n_rows, part.summary()
+        )
+
+
 def train_design(
     design: str,
-    prepared: PreparedLog,
+    prepared: PreparedLog | Any,
     catalog: pd.DataFrame,
     users: pd.DataFrame,
     config: RankerConfig,
@@ -306,7 +428,9 @@ def train_design(
     ----------
     design : str
         A name of `ranker.designs.DESIGNS` ("base", "consolidated", "independent").
-    prepared : PreparedLog
+    prepared : PreparedLog or ranker.dataset_dask.DistributedLog
+        A log labelled in this process, or on a cluster whose workers keep the training window's rows
+        (then the union's draw, the features and the boosting run over its partitions).
     catalog, users : pd.DataFrame
         The item catalog and user profiles (`FeatureTables`).
     config : RankerConfig
@@ -318,8 +442,9 @@ def train_design(
     clock : callable, optional
         Returns seconds (default `time.perf_counter`), for the timings.
     ranker_factory : callable, optional
-        Builds each model's ranker from `LambdaRanker`'s arguments (default `LambdaRanker`); e.g. a
-        `ranker.train_dask.DaskLambdaRanker` bound to a Dask client.
+        Builds each model's ranker from `LambdaRanker`'s arguments (default `LambdaRanker`, or a
+        `ranker.train_dask.DaskLambdaRanker` on the cluster of a `DistributedLog`); e.g. a
+        `DaskLambdaRanker` bound to a Dask client.
 
     Raises
     ------
@@ -335,8 +460,9 @@ def train_design(
             f"({', '.join(union_designs())}), not {design}"
         )
     split = prepared.split
+    stats_lists = prepared.lists_in(STATS)
     stats = item_stats(
-        prepared.lists_in(STATS),
+        stats_lists,
         coec_prior_strength=config.stats.coec_prior_strength,
         cvr_prior_strength=config.stats.cvr_prior_strength,
         window=split.bounds(STATS),
@@ -345,18 +471,16 @@ def train_design(
         FeatureTables(catalog, users, stats), features=spec.features, sections=config.section_contexts
     )
 
-    train_all = prepared.lists_in(TRAIN, spec.sections)
-    union_summary = None
-    if spec.kind.shared:
-        chosen, union_summary = _union_lists(train_all, spec, union or spec.union, seed)
-    else:
-        chosen = train_all
-    train = _training_lists(chosen, config.labels.max_position).shuffled(seed)
+    union = union or spec.union
+    if isinstance(prepared, PreparedLog):
+        window: TrainingWindow = InMemoryTraining(prepared, spec, union, config)
+    else:  # a log labelled on a cluster (`ranker.dataset_dask.DistributedLog`): its rows stay there
+        window = prepared.training_window(spec, union, config, builder)
     valid = _training_lists(
         prepared.lists_in(VALIDATION, spec.sections), config.labels.max_position
     ).shuffled(seed)
-    _require(train, spec.sections, "train")
-    _require(valid, spec.sections, "validation")
+    _require(window.sections(), spec.sections, "train")
+    _require(set(pd.unique(valid.requests.section)), spec.sections, "validation")
     prepared_at = clock()
 
     groups = spec.models
@@ -366,23 +490,21 @@ def train_design(
     rows_trained = 0
     for key, sections in groups.items():
         t0 = clock()
-        part = train.take(np.flatnonzero(np.isin(train.requests.section, np.asarray(sections, dtype=object))))
+        part = window.group(sections, builder, progress)
         vpart = valid.take(
             np.flatnonzero(np.isin(valid.requests.section, np.asarray(sections, dtype=object)))
         )
-        x = builder.transform(part.requests, part.item_id, part.request_of_row, progress=progress)
         xv = builder.transform(vpart.requests, vpart.item_id, vpart.request_of_row)
         t1 = clock()
-        ranker = (ranker_factory or LambdaRanker)(
+        ranker = (ranker_factory or window.ranker_factory())(
             config.lightgbm,
             feature_names=builder.features,
             categorical=builder.categorical,
             position_bias=config.labels.position_bias,
-        ).fit(
-            x,
-            part.label,
-            part.sizes,
-            positions=part.position,
+        )
+        ranker = window.fit(
+            ranker,
+            part,
             valid=(xv, vpart.label, vpart.sizes),
             progress=progress,
             description=f"training {design}" + ("" if key == EVERY_SECTION else f" [{key}]"),
@@ -393,7 +515,7 @@ def train_design(
         rows_trained += part.n_rows
         boosters[key] = ranker.booster_
         training[key] = {
-            "lists": part.n_requests,
+            "lists": part.n_lists,
             "rows": part.n_rows,
             "validation_lists": vpart.n_requests,
             "num_leaves": ranker.num_leaves_,
@@ -403,7 +525,7 @@ def train_design(
             "best_iteration": ranker.best_iteration_,
             "iterations": len(ranker.history_),
             f"validation_ndcg@{config.lightgbm.eval_at}": ranker.best_score_,
-            "lists_by_section": part.summary(),
+            "lists_by_section": part.lists_by_section,
         }
 
     contract = InferenceContract(
@@ -432,12 +554,12 @@ def train_design(
             **asdict(config.labels),
             "rules": {name: asdict(config.sections[name].labels) for name in spec.sections},
         },
-        "union": union_summary,
+        "union": window.union_summary,
         "training": training,
         "item_stats": {
             **stats.metadata(),
             "position_ctr": {
-                k: [round(float(v), 6) for v in r] for k, r in position_ctr(prepared.lists_in(STATS)).items()
+                k: [round(float(v), 6) for v in r] for k, r in position_ctr(stats_lists).items()
             },
         },
         "lightgbm": {**config.lightgbm.params(), "num_leaves": list(config.lightgbm.num_leaves)},

@@ -5,9 +5,13 @@
 (``ranker_factory=``) and the model directory it writes has the same format and inference contract as one
 trained in one process: the service loads it as any other.
 
-The training rows are cut into partitions at list boundaries (a ranking group never straddles two partitions,
-as LightGBM's distributed lambdarank requires), about two per worker, and each worker trains on its partitions
-(LightGBM's data-parallel tree learner, over ports it opens between the workers). The lists are dealt to the
+`fit` takes the training rows in the client (a SQLite log, or a log prepared in one process);
+`fit_partitions` takes Dask arrays whose partitions already sit on the workers, as
+`ranker.dataset_dask` builds them from a dataset labelled there (the training window never reaches the
+client). With `fit`, the training rows are cut into partitions at list boundaries (a ranking group never
+straddles two partitions, as LightGBM's distributed lambdarank requires), about two per worker, and each
+worker trains on its partitions (LightGBM's data-parallel tree learner, over ports it opens between the
+workers). The lists are dealt to the
 partitions in turn (list i to partition i mod P), not cut into consecutive runs: a union is ordered by
 section, and LightGBM builds each feature's bins on the one worker that owns the feature, from that worker's
 rows only (LightGBM issue #5798). With consecutive runs, a feature that only one section carries got its bins
@@ -173,9 +177,8 @@ class DaskLambdaRanker(LambdaRanker):
         progress: Progress | None = None,
         description: str = "training",
     ) -> DaskLambdaRanker:
-        """As `LambdaRanker.fit`, on the cluster (`progress` is not shown: the boosting runs remotely)."""
-        from lightgbm.dask import DaskLGBMRanker
-
+        """As `LambdaRanker.fit`, on the cluster (`progress` is not shown: the boosting runs remotely): the
+        rows are scattered to the workers in partitions of whole lists (`dask_collections`)."""
         if self.position_bias == "unbiased" and positions is not None:
             raise TrainingDataError(
                 "position_bias 'unbiased' needs LightGBM's positions, which its Dask interface does not "
@@ -183,11 +186,36 @@ class DaskLambdaRanker(LambdaRanker):
             )
         # The same checks as one process (shapes, integer labels, group sizes), on the client's copy.
         self._dataset(x, y, group_sizes, "training")
-        if valid is not None:
-            self._dataset(*valid, "validation")
         workers = max(1, len(self.client.nthreads()))
         n_partitions = PARTITIONS_PER_WORKER * workers
         train = dask_collections(self.client, x, y, group_sizes, n_partitions)
+        self._boost_partitions(train, valid)
+        self.n_partitions_ = n_partitions
+        return self
+
+    def fit_partitions(
+        self,
+        train: tuple[Any, Any, Any],
+        *,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> DaskLambdaRanker:
+        """As `fit`, on Dask arrays of rows (R, F), labels (R,) and group sizes (G,) already on the workers,
+        partitioned alike at list boundaries (`ranker.dataset_dask` builds them where the lists were
+        labelled); `valid` is in the client. The arrays are trusted as built: no check gathers them."""
+        if self.position_bias == "unbiased":
+            raise TrainingDataError(
+                "position_bias 'unbiased' needs LightGBM's positions, which its Dask interface does not "
+                "take; train in one process or use position_bias 'truncate'"
+            )
+        return self._boost_partitions(train, valid)
+
+    def _boost_partitions(
+        self, train: tuple[Any, Any, Any], valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    ) -> DaskLambdaRanker:
+        from lightgbm.dask import DaskLGBMRanker
+
+        if valid is not None:
+            self._dataset(*valid, "validation")
         fit_options: dict[str, Any] = {
             "feature_name": list(self.feature_names),
             "categorical_feature": list(self.categorical),
@@ -230,5 +258,5 @@ class DaskLambdaRanker(LambdaRanker):
         self.best_score_ = best
         self.history_ = history
         self.used_positions_ = False
-        self.n_partitions_ = n_partitions
+        self.n_partitions_ = len(train[2].chunks[0])
         return self

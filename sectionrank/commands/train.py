@@ -203,16 +203,24 @@ def train_command(
 
 
 def _train_on_dask(dask_spec, design, log_path, catalog_table, user_table, config, union_spec):
-    """`train_design` on the cluster: a dataset's partitions labelled by the workers (`prepare_log`), each
-    model boosted by `ranker.train_dask.DaskLambdaRanker`."""
+    """`train_design` on the cluster. A dataset's partitions are labelled by the workers and stay there
+    (`ranker.dataset_dask.prepare_log_on_cluster`): the union is drawn from the lists' metadata, the features
+    of the training window are built on the workers, and each model is boosted by
+    `ranker.train_dask.DaskLambdaRanker` on them. A SQLite log is read and labelled in this process and its
+    training rows scattered to the workers."""
     from functools import partial
 
+    from bandits.dataset_read import is_dataset
+    from ranker.dataset_dask import prepare_log_on_cluster
     from ranker.train_dask import DaskLambdaRanker
     from sectionrank.dask_cluster import check_dask_spec, dask_client
 
     check_dask_spec(dask_spec)
     with dask_client(dask_spec) as client:
-        prepared = prepare_log(log_path, config, client=client)
+        if is_dataset(log_path):
+            prepared = prepare_log_on_cluster(log_path, config, client)
+        else:
+            prepared = prepare_log(log_path, config)
         result = train_design(
             design,
             prepared,

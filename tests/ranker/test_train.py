@@ -10,8 +10,11 @@ import pytest
 from ranker.dataset import TEST, TRAIN, VALIDATION
 from ranker.errors import NotFittedError, TrainingDataError, UnionSpecError
 from ranker.features import FEATURES, TASK_TYPE
+from ranker.labels import LabelledLists
 from ranker.metrics import OVERALL
-from ranker.train import LambdaRanker, _training_lists, train_design
+from ranker.requests import Requests
+from ranker.train import LambdaRanker, _training_lists, _union_lists, train_design
+from ranker.union import UNION_LIST, stratified_union
 
 
 def test_train_every_design_trains_and_evaluates_its_sections(trained, ranker_config):
@@ -218,3 +221,52 @@ def test_train_timings_report_rows_per_second(trained):
         info["rows"] for info in trained["consolidated"].metadata["training"].values()
     )
     assert timings["rows_per_second"] == pytest.approx(timings["rows"] / timings["fit_seconds"])
+
+
+def _random_lists(rng: np.random.Generator, sections: tuple[str, ...], n: int = 400) -> LabelledLists:
+    """Random labelled lists of `sections`, some without rows, revenue on a few converted rows."""
+    sizes = rng.integers(0, 9, size=n)
+    offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    rows = int(offsets[-1])
+    converted = rng.random(rows) < 0.15
+    blank = np.full(n, "", dtype=object)
+    requests = Requests(
+        section=rng.choice(np.asarray(sections, dtype=object), size=n),
+        user_id=np.arange(n, dtype=np.int64),
+        time=np.sort(rng.random(n)),
+        device=blank,
+        source_item=np.full(n, None, dtype=object),
+        category=np.full(n, None, dtype=object),
+        query=blank,
+    )
+    return LabelledLists(
+        requests=requests,
+        event_id=np.array([f"e{i}" for i in range(n)], dtype=object),
+        feedback_time=np.full(n, np.nan),
+        revenue=rng.gamma(2.0, 20.0, size=n),
+        offsets=offsets,
+        item_id=rng.integers(0, 50, size=rows),
+        position=np.arange(rows, dtype=np.int64) - np.repeat(offsets[:-1], sizes),
+        clicked=converted | (rng.random(rows) < 0.2),
+        converted=converted,
+        item_revenue=np.where(converted, rng.gamma(2.0, 10.0, size=rows), 0.0),
+        label=converted.astype(np.int64),
+    )
+
+
+@pytest.mark.parametrize("union", ["traffic", "equal", "business", "1,2,3,0.5"])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_train_union_on_one_row_per_list_draws_the_row_level_lists(rng, ranker_config, union, seed):
+    spec = ranker_config.design("consolidated")
+    assert len(spec.sections) == 4
+    lists = _random_lists(rng, spec.sections)
+    # reference: the union drawn from one row per labelled row (lists without rows have none)
+    reference = stratified_union(lists.union_frame(), union, sections=spec.sections, seed=seed)
+    first = np.flatnonzero(np.r_[True, np.diff(reference.frame[UNION_LIST].to_numpy()) != 0])
+    expected = reference.frame["list_id"].to_numpy()[first]
+    chosen, summary = _union_lists(lists, spec, union, seed)
+    np.testing.assert_array_equal(chosen.event_id, lists.event_id[expected])
+    assert 0 < chosen.n_requests <= (lists.sizes > 0).sum()
+    assert chosen.n_rows == reference.summary.n_rows
+    assert summary["lists"] == reference.summary.n_lists
+    assert summary["sections"] == [dataclasses.asdict(share) for share in reference.summary.sections]

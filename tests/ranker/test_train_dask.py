@@ -20,10 +20,15 @@ from bandits.log import DecisionLog
 from bandits.replay import parse_policy, replay_table
 from bandits.replay_dask import replay_dataset
 from heuristics import SectionsConfig
-from ranker.dataset import TEST, prepare_log
+from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, prepare_log
+from ranker.dataset_dask import prepare_log_on_cluster
+from ranker.errors import TrainingDataError
+from ranker.features import FeatureBuilder, FeatureTables
+from ranker.labels import LabelledLists
 from ranker.metrics import OVERALL
 from ranker.model import RankerModel
-from ranker.train import train_design
+from ranker.stats import item_stats
+from ranker.train import InMemoryTraining, _union_lists, train_design
 from ranker.train_dask import DaskLambdaRanker, dealt_order, early_stopped, ndcg_history
 
 DESIGNS = ("base", "consolidated", "independent")
@@ -210,3 +215,150 @@ def test_replay_on_the_cluster_equals_the_in_memory_ips_and_snips(client, sim_di
     np.testing.assert_allclose(got["value"], expected["value"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(got["ess"], expected["ess"], rtol=1e-9)
     np.testing.assert_array_equal(got["n"], expected["n"])
+
+
+@pytest.fixture(scope="module")
+def labelled_on_cluster(client, dataset_root, quick_config):
+    """The dataset labelled on the cluster, its lists kept on the workers: a shipped chunk per partition."""
+    return prepare_log_on_cluster(dataset_root, quick_config, client, partition_rows=900)
+
+
+@pytest.mark.slow
+def test_train_distributed_log_has_the_one_process_windows(
+    labelled_on_cluster, sim_dir, dataset_root, quick_config
+):
+    from_log = prepare_log(sim_dir / "log.db", quick_config)
+    on_cluster = labelled_on_cluster
+    assert len(on_cluster.parts) > 1
+    np.testing.assert_array_equal(on_cluster.window, from_log.window)
+    np.testing.assert_array_equal(on_cluster.meta.event_id, from_log.lists.event_id)
+    np.testing.assert_array_equal(on_cluster.meta.rows, from_log.lists.sizes)
+    assert on_cluster.split == from_log.split
+    assert on_cluster.source == {**from_log.source, "path": str(dataset_root)}
+    assert on_cluster.window_summary() == from_log.window_summary()
+    assert on_cluster.held_out() == from_log.held_out()
+    sections = ("discover", "search")
+    for window, chosen in ((STATS, None), (VALIDATION, sections), (TEST, sections)):
+        gathered, expected = on_cluster.lists_in(window, chosen), from_log.lists_in(window, chosen)
+        for name in ("event_id", "offsets", "item_id", "label", "item_revenue"):
+            np.testing.assert_array_equal(getattr(gathered, name), getattr(expected, name))
+    with pytest.raises(TrainingDataError, match="training window"):
+        on_cluster.lists_in(TRAIN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("design", "union"),
+    [("consolidated", "traffic"), ("consolidated", "equal"), ("consolidated", "business"), ("base", "1,3,2")],
+)
+def test_train_union_on_the_cluster_draws_the_one_process_lists(
+    labelled_on_cluster, dataset_root, quick_config, design, union
+):
+    spec = quick_config.design(design)
+    seed = quick_config.lightgbm.seed
+    prepared = prepare_log(dataset_root, quick_config)
+    expected, expected_summary = _union_lists(prepared.lists_in(TRAIN, spec.sections), spec, union, seed)
+    chosen, summary = labelled_on_cluster.union(spec, union, seed)
+    np.testing.assert_array_equal(labelled_on_cluster.meta.event_id[chosen], expected.event_id)
+    # business: the section revenue is summed list by list on the cluster, row by row in one process
+    for got, want in zip(summary["sections"], expected_summary["sections"], strict=True):
+        assert got["target_share"] == pytest.approx(want["target_share"], rel=1e-12)
+        assert {k: v for k, v in got.items() if k != "target_share"} == {
+            k: v for k, v in want.items() if k != "target_share"
+        }
+
+
+@pytest.fixture(scope="module")
+def one_process(dataset_root, quick_config, tables):
+    """Each design trained in one process on the dataset: design -> TrainResult."""
+    prepared = prepare_log(dataset_root, quick_config)
+    return {design: train_design(design, prepared, *tables, quick_config) for design in DESIGNS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design", DESIGNS)
+def test_train_on_the_cluster_keeps_the_training_window_there_and_stays_inside_the_interval(
+    design, client, labelled_on_cluster, one_process, quick_config, tables, monkeypatch
+):
+    on_cluster = labelled_on_cluster
+    received: list[LabelledLists] = []
+    gather = client.gather
+
+    def counting_gather(futures, *args, **kwargs):
+        result = gather(futures, *args, **kwargs)
+        for value in result if isinstance(result, list) else [result]:
+            assert not (isinstance(value, np.ndarray) and value.ndim == 2), "a feature matrix was gathered"
+            if isinstance(value, LabelledLists):
+                received.append(value)
+        return result
+
+    monkeypatch.setattr(client, "gather", counting_gather)
+    result = train_design(design, on_cluster, *tables, quick_config)
+
+    # The client received the stats window's lists and the design's validation and test lists, no other.
+    sections = np.asarray(quick_config.design(design).sections, dtype=object)
+    in_design = np.isin(on_cluster.meta.section, sections)
+    windows = on_cluster.window
+    expected = on_cluster.meta.event_id[
+        (windows == STATS) | (in_design & np.isin(windows, [VALIDATION, TEST]))
+    ]
+    got = np.concatenate([lists.event_id for lists in received])
+    assert sorted(got) == sorted(expected)
+    assert not set(got) & set(on_cluster.meta.event_id[windows == TRAIN])
+
+    single = one_process[design]
+    for key, info in result.metadata["training"].items():
+        assert info["lists"] == single.metadata["training"][key]["lists"] > 0
+        assert info["rows"] == single.metadata["training"][key]["rows"]
+        assert info["lists_by_section"] == single.metadata["training"][key]["lists_by_section"]
+    assert result.metadata["union"] == single.metadata["union"]
+    assert result.metadata["held_out"] == single.metadata["held_out"]
+    ndcg = f"ndcg@{quick_config.evaluation.k}"
+    one = single.metrics[single.metrics["metric"] == ndcg].set_index("section")
+    many = result.metrics[result.metrics["metric"] == ndcg].set_index("section")
+    assert set(many.index) == set(one.index) >= {OVERALL}
+    inside = (many["mean"] >= one["ci_low"]) & (many["mean"] <= one["ci_high"])
+    assert inside.all(), pd.concat([one[["mean", "ci_low", "ci_high"]], many["mean"]], axis=1)
+
+
+@pytest.mark.slow
+def test_train_on_the_cluster_spreads_one_partition_over_both_workers(
+    client, dataset_root, quick_config, tables
+):
+    lightgbm = dataclasses.replace(quick_config.lightgbm, num_boost_round=10)
+    config = dataclasses.replace(quick_config, lightgbm=lightgbm)
+    on_cluster = prepare_log_on_cluster(dataset_root, config, client)
+    assert len(on_cluster.parts) == 1 < len(client.nthreads())
+    spec = config.design("base")
+    prepared = prepare_log(dataset_root, config)
+    builder = FeatureBuilder(
+        FeatureTables(
+            *tables,
+            item_stats(
+                prepared.lists_in(STATS),
+                coec_prior_strength=config.stats.coec_prior_strength,
+                cvr_prior_strength=config.stats.cvr_prior_strength,
+                window=prepared.split.bounds(STATS),
+            ),
+        ),
+        features=spec.features,
+        sections=config.section_contexts,
+    )
+    window = on_cluster.training_window(spec, spec.union, config, builder)
+    rows = window.group(spec.sections, builder, None)
+    # two pieces, one per worker, holding between them every chosen list once
+    assert rows.x.numblocks[0] == len(client.nthreads())
+    owner = client.who_has([on_cluster.parts[0]])[on_cluster.parts[0].key]
+    first, second = (where for _, _, where in window._pieces)
+    assert first is None  # the first piece stays where the partition is
+    assert second is not None
+    assert second[0] not in owner
+    sizes = rows.group_sizes.compute()
+    assert len(sizes) == rows.n_lists == len(window.chosen)
+    assert sizes.sum() == rows.n_rows == rows.x.shape[0]
+    expected = InMemoryTraining(prepared, spec, spec.union, config).group(spec.sections, builder, None)
+    assert (rows.n_lists, rows.n_rows) == (expected.n_lists, expected.n_rows)
+    assert rows.lists_by_section == expected.lists_by_section
+    result = train_design("base", on_cluster, *tables, config)
+    assert result.metadata["training"]["*"]["rows"] == expected.n_rows
+    assert result.model.boosters["*"].current_iteration() >= 1
