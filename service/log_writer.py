@@ -1,10 +1,12 @@
 """Writes served decisions and feedback to the decision log from a background thread, off the response path.
 
-The request thread only puts a record on a queue (`submit_decisions`, `submit_feedback`); the writer thread
-waits up to `linger` seconds after a record arrives for more to queue up, and writes them in one transaction
-per kind. Writing in batches keeps the writer's share of the worker's CPU (and of its GIL, which the request
-thread needs) small: a decision appended alone costs about four times as much as one in a batch (86 against
-about 20 µs, docs/BENCHMARKS.md, bench_log).
+The request thread only puts a record on a queue (`submit_decisions`, `submit_feedback`); once a record
+arrives the writer thread sleeps `linger` seconds (cut short by `close`), takes everything queued by then,
+and writes it in one transaction per kind. It sleeps rather than waiting on the queue, so that a record
+queued meanwhile does not wake it: each wake-up is a GIL hand-off the request thread pays for
+(docs/performance.md). Writing in batches keeps the writer's share of the worker's CPU (and of its GIL,
+which the request thread needs) small: a decision appended alone costs about four times as much as one in
+a batch (86 against about 20 µs, docs/BENCHMARKS.md, bench_log).
 
 Durability (docs/serve.md, "Limits and guarantees"):
 
@@ -97,7 +99,7 @@ class LogWriter:
     max_queue : int
         Queue bound; a submit raises `queue.Full` past it rather than growing without limit.
     linger : float
-        Seconds to wait, after the first queued record, for more to write in the same transaction
+        Seconds the writer sleeps, after the first queued record, for more to write in the same transaction
         (0: write whatever is queued at once). Longer batches cost less per record but hold the GIL longer in
         one go: 10 ms kept the in-process p99 at 100 candidates near 2.5 ms where 50 ms gave 3.4 ms.
     busy_timeout : float
@@ -163,6 +165,8 @@ class LogWriter:
         self.health_seconds = health_seconds
         self._next_health = 0.0
         self._replay_orphans()
+        # Set by `close`: ends the writer's linger at once (a queued record does not: see the module doc).
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
@@ -239,11 +243,11 @@ class LogWriter:
             if first is _STOP:
                 break
             groups = [first]
-            deadline = time.monotonic() + self.linger
+            if self.linger > 0:
+                self._closing.wait(self.linger)
             while len(groups) < self.max_batch:
-                remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -418,6 +422,7 @@ class LogWriter:
         """Drain the queue (into the log, else the journal), stop the thread and close the log."""
         if not self._thread.is_alive():
             return
+        self._closing.set()
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
