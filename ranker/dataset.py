@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from bandits.dataset_read import PARTITION_ROWS, DataFile, LogDataset, is_dataset, open_log
+from bandits.dataset_read import PARTITION_ROWS, DataFile, LogDataset, open_log
 from ranker.config import WINDOWS, RankerConfig, SplitSettings
 from ranker.errors import TrainingDataError
-from ranker.labels import LOG_COLUMNS, LabelledLists, concat_lists, label_lists
+from ranker.labels import LOG_COLUMNS, LabelledLists, label_lists
 
 STATS, TRAIN, VALIDATION, TEST = range(4)
 #: Window code of a decision dropped because its feedback arrived after its window closed.
@@ -224,9 +224,12 @@ def cut_windows(
 
 
 def prepare_log(
-    path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None, client: Any = None
+    path: str | os.PathLike, config: RankerConfig, *, split: TimeSplit | None = None
 ) -> PreparedLog:
     """Read, label and split a decision log.
+
+    On a Dask cluster, `ranker.dataset_dask.prepare_log_on_cluster` labels a dataset on the workers and keeps
+    the lists there.
 
     Parameters
     ----------
@@ -234,10 +237,6 @@ def prepare_log(
     config : RankerConfig
     split : TimeSplit, optional
         The cut-offs to use (e.g. a model's recorded split); default: computed from this log.
-    client : a ``distributed.Client``, optional
-        With a dataset, its partitions are read, joined and labelled on the cluster's workers
-        (`labelled_partition`), which return labelled lists only; the same lists as one process labels,
-        all gathered here. `ranker.dataset_dask.prepare_log_on_cluster` keeps them on the workers instead.
 
     Raises
     ------
@@ -246,12 +245,9 @@ def prepare_log(
     TrainingDataError
         No decision of a configured section, or a window is empty.
     """
-    if client is not None and is_dataset(path):
-        lists, all_sections, n_decisions = _labelled_on_cluster(path, config, client)
-    else:
-        frame = read_log(path, config.labels.wait_seconds)
-        all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
-        lists, n_decisions = label_lists(frame, config.sections), len(frame)
+    frame = read_log(path, config.labels.wait_seconds)
+    all_sections = frame["section"].value_counts().to_dict() if len(frame) else {}
+    lists, n_decisions = label_lists(frame, config.sections), len(frame)
     split, window, source = cut_windows(
         path,
         lists.requests.time,
@@ -280,28 +276,3 @@ def labelled_partition(
     )
     counts = {str(k): int(v) for k, v in frame["section"].value_counts().items()}
     return label_lists(frame, config.sections), counts, len(frame)
-
-
-def _labelled_on_cluster(
-    path: str | os.PathLike, config: RankerConfig, client: Any
-) -> tuple[LabelledLists, dict[str, int], int]:
-    """Every partition of the dataset at `path` labelled on the cluster, the lists concatenated in log
-    order (partitions are consecutive runs of the log, host by host)."""
-    dataset = LogDataset.open(path)
-    shared = client.scatter({"dataset": dataset, "config": config}, broadcast=True)
-    futures = [
-        client.submit(_labelled_task, shared, files, pure=False)
-        for files in dataset.partitions(LABEL_PARTITION_ROWS)
-    ]
-    parts = client.gather(futures)
-    counts: dict[str, int] = {}
-    for _, part_counts, _ in parts:
-        for section, n in part_counts.items():
-            counts[section] = counts.get(section, 0) + n
-    nonempty = [lists for lists, _, _ in parts if lists.n_requests]
-    lists = concat_lists(nonempty) if nonempty else labelled_partition(dataset, [], config)[0]
-    return lists, counts, sum(n for _, _, n in parts)
-
-
-def _labelled_task(shared: dict[str, Any], files: Sequence[DataFile]):
-    return labelled_partition(shared["dataset"], files, shared["config"])

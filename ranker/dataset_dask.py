@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -403,18 +403,9 @@ def prepare_log_on_cluster(
         for section, n in part_counts.items():
             counts[section] = counts.get(section, 0) + n
     n_lists = [len(columns["time"]) for _, _, _, columns in metas]
+    per_list = [f.name for f in fields(ListMeta) if f.name not in ("partition", "index")]
     columns = {
-        name: np.concatenate([c[name] for _, _, _, c in metas]) if metas else np.zeros(0)
-        for name in (
-            "time",
-            "feedback_time",
-            "section",
-            "event_id",
-            "rows",
-            "revenue",
-            "trainable",
-            "training_rows",
-        )
+        name: np.concatenate([c[name] for _, _, _, c in metas]) if metas else np.zeros(0) for name in per_list
     }
     meta = ListMeta(
         partition=np.repeat(np.arange(len(parts), dtype=np.int64), n_lists),

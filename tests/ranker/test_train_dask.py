@@ -24,7 +24,7 @@ from ranker.dataset import STATS, TEST, TRAIN, VALIDATION, prepare_log
 from ranker.dataset_dask import prepare_log_on_cluster
 from ranker.errors import TrainingDataError
 from ranker.features import FeatureBuilder, FeatureTables
-from ranker.labels import LabelledLists
+from ranker.labels import LabelledLists, concat_lists
 from ranker.metrics import OVERALL
 from ranker.model import RankerModel
 from ranker.stats import item_stats
@@ -120,12 +120,14 @@ def test_train_labels_on_the_cluster_equal_the_sqlite_logs(
     monkeypatch.setattr(ranker.dataset, "LABEL_PARTITION_ROWS", 900)  # a shipped chunk per partition
     assert len(LogDataset.open(dataset_root).partitions(900)) > 1
     from_log = prepare_log(sim_dir / "log.db", ranker_config)
-    from_cluster = prepare_log(dataset_root, ranker_config, client=client)
+    from_cluster = prepare_log_on_cluster(dataset_root, ranker_config, client)
+    # Every partition's labelled lists, as the workers keep them, gathered here for the check only.
+    labelled = concat_lists([lists for lists, _, _ in client.gather(from_cluster.parts)])
     for name in ("label", "item_id", "position", "offsets", "event_id", "feedback_time", "revenue"):
-        np.testing.assert_array_equal(getattr(from_cluster.lists, name), getattr(from_log.lists, name))
+        np.testing.assert_array_equal(getattr(labelled, name), getattr(from_log.lists, name))
     for name in ("section", "user_id", "time", "device", "category", "query"):
         np.testing.assert_array_equal(
-            getattr(from_cluster.lists.requests, name), getattr(from_log.lists.requests, name)
+            getattr(labelled.requests, name), getattr(from_log.lists.requests, name)
         )
     np.testing.assert_array_equal(from_cluster.window, from_log.window)
     assert from_cluster.split == from_log.split
