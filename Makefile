@@ -33,8 +33,8 @@ PORT ?= 8000
 # service: its seeds in worker processes (`compare --jobs`), its output in $(DEMO)/compare.log, and one line
 # among the service's when the report is written. It runs in its own process group (setsid), which stopping
 # the service (Ctrl-C) stops whole, the comparison's worker processes with it.
-# Fresh clone to the service answering /readyz, on an idle 2-core machine: 105 s, against 265 s when the
-# comparison ran before serving (docs/performance.md, "make demo").
+# Fresh clone to the service answering /readyz, on an idle 2-core machine: 103 s, against 265 s when the
+# comparison ran before serving (benchmarks/demo_time.sh; docs/performance.md, "make demo").
 demo: $(VENV)/.installed
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	printf '[lightgbm]\nnum_leaves = [15]\n' > $(DEMO_RANKER)
