@@ -20,6 +20,7 @@ import pandas as pd
 from bandits.context import HOUR_BUCKETS, PolicyContext
 from bandits.dataset_read import LogDataset
 from bandits.errors import LearnError
+from bandits.knob_cells import CellTally, select_fields
 from bandits.log import DecisionLog
 from bandits.rewards import REWARDS, compute_rewards
 from bandits.vw_policy import VWKnobPolicy, VWSettings, latest_policy
@@ -263,7 +264,20 @@ def learn_policy(
 
     started = time.perf_counter()
     parent = latest_policy(warm_start) if warm_start is not None else None
-    policy = VWKnobPolicy(sections, settings.vw).fit_chunks(chunks(), warm_start=parent)
+    choice = None
+    if settings.vw.cells:
+        # The cells layout's fields: a warm start keeps its parent's; else a first pass over the window
+        # sums what the cross-validation needs (`bandits.knob_cells`), in bounded memory.
+        if parent is not None:
+            parent_policy = VWKnobPolicy.load(parent, sections)
+            choice = parent_policy.cell_choice
+            parent_policy.close()
+        else:
+            cell_tally = CellTally(seed=settings.vw.seed)
+            for data in iter_decisions(log, sections, settings, chunk_size=chunk_size):
+                cell_tally.add(data.context, data.arm_index, data.reward, data.propensity)
+            choice = select_fields(cell_tally, sections)
+    policy = VWKnobPolicy(sections, settings.vw, cell_choice=choice).fit_chunks(chunks(), warm_start=parent)
     if tally.decisions == 0:
         policy.close()
         raise LearnError(

@@ -93,7 +93,7 @@ class LoopSettings:
     gate : GateSettings
     vw : VWSettings
         The settings of the first candidate (later ones continue from it); by default those of
-        ``sectionrank learn`` (knob values factored).
+        ``sectionrank learn`` (the cells layout).
     """
 
     every_seconds: float = 60.0
@@ -104,7 +104,7 @@ class LoopSettings:
     default_reward: float = 0.0
     fixed_arm_decisions: int = 100_000
     gate: GateSettings = field(default_factory=GateSettings)
-    vw: VWSettings = field(default_factory=lambda: VWSettings(factored=True))
+    vw: VWSettings = field(default_factory=lambda: VWSettings(factored=True, cells=True))
 
     def __post_init__(self) -> None:
         for name, strict in (("every_seconds", True), ("wait_seconds", False), ("settle_seconds", False)):

@@ -3,8 +3,12 @@
 One VW workspace serves every section: the shared namespace holds the request context (section, user segment,
 device, hour bucket, the candidate set's fresh share and category entropy), each action line holds one arm
 (its id and its numeric knob values), and ``-q UA`` crosses the two, so the learned choice depends on the
-context. Exploration is VW's (epsilon-greedy, softmax or SquareCB); the arm is drawn from VW's distribution
-with the caller's seeded generator (`KnobPolicy.choose`).
+context. With ``VWSettings.cells`` (what ``sectionrank learn`` and the comparison learn with) the shared line
+holds one feature instead, the request's *cell* of the context fields chosen for its section by
+cross-validation (`bandits.knob_cells`), and each action line holds the arm's knob values as indicators named
+after the section; ``-q UA`` without the action features' own weights (``--ignore_linear A``) then learns one
+weight per (section, cell, knob value). Exploration is VW's (epsilon-greedy, softmax or SquareCB); the arm
+is drawn from VW's distribution with the caller's seeded generator (`KnobPolicy.choose`).
 
 Learning follows scikit-learn's contract: `__init__` stores settings, `fit` learns from logged decisions and
 returns self, learned state ends in ``_``; predicting before fitting raises `NotFittedError`.
@@ -31,6 +35,7 @@ import vowpalwabbit
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
+from bandits.knob_cells import ALL_CELL, CellChoice, CellTally, cell_keys, select_fields
 from bandits.vw_format import (
     ACTION_NS,
     CUBIC_INTERACTIONS,
@@ -53,10 +58,14 @@ CB_TYPES = ("mtr", "dr", "ips")
 #: knob's number (`FACTORED_FORMAT`), so every arm that shares a knob value informs that value's weights.
 FEATURE_FORMAT = "context-v1+arm-id-knob-values-v1"
 FACTORED_FORMAT = "context-v1+arm-id-knob-indicators-v1"
+#: With ``VWSettings.cells``: one ``cell=`` shared feature, section-named knob indicators, no arm id.
+CELLS_FORMAT = "cell-v1+section-knob-indicators-v1"
 
 
 def feature_format(settings: VWSettings) -> str:
     """The feature format a policy with `settings` writes."""
+    if settings.cells:
+        return CELLS_FORMAT
     return FACTORED_FORMAT if settings.factored else FEATURE_FORMAT
 
 
@@ -72,7 +81,8 @@ class VWSettings:
     (docs/bandits.md has what each setting gained, measured). ``cb_type``: VW's reduction (mtr, dr, ips);
     ``factored``: each knob as a ``knob=value`` indicator instead of its number; ``section_interactions``:
     VW's ``--cubic UUA``, pairs of context features crossed with the action features; ``passes``: passes
-    over a cache with VW's held-out early stop; ``l2``: VW's L2 penalty.
+    over a cache with VW's held-out early stop; ``l2``: VW's L2 penalty; ``cells``: the cells layout (module
+    docstring; ``factored``, ``section_interactions`` and the arm id do not apply to it).
     """
 
     exploration: str = "epsilon"
@@ -88,6 +98,7 @@ class VWSettings:
     section_interactions: bool = False
     passes: int = 1
     l2: float = 0.0
+    cells: bool = False
 
     def __post_init__(self) -> None:
         if self.cb_type not in CB_TYPES:
@@ -114,9 +125,13 @@ class VWSettings:
             f"--learning_rate={self.learning_rate!r}",
         ]
         args.append(f"--cb_type={self.cb_type}")
-        if self.interactions:
+        if self.interactions or self.cells:
             args += [f"--quadratic={pair}" for pair in INTERACTIONS]
-        if self.section_interactions:
+        if self.cells:
+            # The knob values weigh only through their cell: a weight of their own would be collinear with
+            # the cells' weights, which one pass of VW's updates learns far worse (docs/bandits.md).
+            args.append(f"--ignore_linear={ACTION_NS}")
+        elif self.section_interactions:
             args += [f"--cubic={triple}" for triple in CUBIC_INTERACTIONS]
         if self.l2 > 0:
             args.append(f"--l2={self.l2!r}")
@@ -129,9 +144,20 @@ class VWSettings:
         return args
 
 
-def arm_action_lines(sections: SectionsConfig, *, factored: bool = False) -> dict[str, list[str]]:
+def arm_action_lines(
+    sections: SectionsConfig, *, factored: bool = False, cells: bool = False
+) -> dict[str, list[str]]:
     """Each section's action lines: the arm id as an indicator, and every knob as a number or, `factored`,
-    as a ``knob=value`` indicator (the same feature in every arm and section with that value)."""
+    as a ``knob=value`` indicator (the same feature in every arm and section with that value). With `cells`,
+    only the knob indicators, named ``section.knob=value`` (each section's own)."""
+    if cells:
+        return {
+            s.name: [
+                action_line([Feature(f"{s.name}.{name}", repr(float(v))) for name, v in arm.knobs.items()])
+                for arm in s.arms
+            ]
+            for s in sections
+        }
     return {
         s.name: [
             action_line(
@@ -144,8 +170,17 @@ def arm_action_lines(sections: SectionsConfig, *, factored: bool = False) -> dic
     }
 
 
-def context_lines(context: PolicyContext) -> list[str]:
-    """The shared lines of B requests."""
+def context_lines(context: PolicyContext, cells: CellChoice | None = None) -> list[str]:
+    """The shared lines of B requests; with `cells`, each request's ``cell=`` feature of the fields chosen
+    for its section (`bandits.knob_cells.ALL_CELL` in a section without fields)."""
+    if cells is not None:
+        keys = np.full(len(context), ALL_CELL, dtype=object)
+        section = np.asarray(context.section, dtype=str)
+        for name, fields in cells.fields.items():
+            rows = np.flatnonzero(section == name)
+            if fields and len(rows):
+                keys[rows] = cell_keys(context.take(rows), fields)
+        return shared_lines({"cell": keys.astype(str)})
     return shared_lines(
         {
             "section": context.section,
@@ -161,10 +196,19 @@ def context_lines(context: PolicyContext) -> list[str]:
 class VWKnobPolicy(KnobPolicy):
     """Contextual bandit over knob arms; one VW workspace for all sections."""
 
-    def __init__(self, sections: SectionsConfig, settings: VWSettings | None = None) -> None:
+    def __init__(
+        self,
+        sections: SectionsConfig,
+        settings: VWSettings | None = None,
+        *,
+        cell_choice: CellChoice | None = None,
+    ) -> None:
         super().__init__(sections)
         self.settings = settings or VWSettings()
-        self.actions = arm_action_lines(sections, factored=self.settings.factored)
+        self.actions = arm_action_lines(sections, factored=self.settings.factored, cells=self.settings.cells)
+        # The cells layout's fields per section: given (learned on an earlier pass over the log, or a
+        # warm start's), or chosen by `fit` from the decisions it learns from.
+        self.cell_choice = cell_choice
         self._lock = threading.Lock()
 
     # -- learning ---------------------------------------------------------------------------------------
@@ -191,6 +235,10 @@ class VWKnobPolicy(KnobPolicy):
         warm_start : path, optional
             A model file to continue from (its options are used; they must match `settings`).
         """
+        if self.settings.cells and self.cell_choice is None:
+            tally = CellTally(seed=self.settings.seed)
+            tally.add(context, arm_index, reward, propensity)
+            self.cell_choice = select_fields(tally, self.sections)
         return self.fit_chunks([(context, arm_index, reward, propensity)], warm_start=warm_start)
 
     def fit_chunks(
@@ -201,7 +249,18 @@ class VWKnobPolicy(KnobPolicy):
     ) -> VWKnobPolicy:
         """`fit` on logged decisions given chunk by chunk, ``(context, arm_index, reward, propensity)`` each:
         every chunk is written to VW's input file as it comes, so only one chunk is held in memory. The
-        model equals `fit` on the chunks concatenated in order (the same examples, in the same order)."""
+        model equals `fit` on the chunks concatenated in order (the same examples, in the same order).
+
+        The cells layout needs its fields before the first example is written: give them as `cell_choice`
+        (`bandits.learn.learn_policy` chooses them on a first pass over the log); without them the chunks are
+        held in memory and the fields chosen on them.
+        """
+        if self.settings.cells and self.cell_choice is None:
+            chunks = list(chunks)
+            tally = CellTally(seed=self.settings.seed)
+            for chunk in chunks:
+                tally.add(*chunk)
+            self.cell_choice = select_fields(tally, self.sections)
         with tempfile.TemporaryDirectory(prefix="sectionrank-vw-") as tmp:
             data, model = os.path.join(tmp, "train.vw.txt"), os.path.join(tmp, "model.vw")
             with open(data, "w", encoding="utf-8") as handle:
@@ -243,8 +302,11 @@ class VWKnobPolicy(KnobPolicy):
                     f"Expected `arm_index` in [0, {n_arms}) for section {str(section)!r}"
                 )
         return labelled_blocks(
-            context_lines(context), context.section, arm_index, reward, propensity, self.actions
+            self._context_lines(context), context.section, arm_index, reward, propensity, self.actions
         )
+
+    def _context_lines(self, context: PolicyContext) -> list[str]:
+        return context_lines(context, self.cell_choice if self.settings.cells else None)
 
     def _open_workspace(self) -> None:
         old = getattr(self, "workspace_", None)
@@ -270,7 +332,7 @@ class VWKnobPolicy(KnobPolicy):
         if not hasattr(self, "workspace_"):
             raise NotFittedError("VWKnobPolicy: call fit or load before distribution or choose")
         actions = self.actions[section]
-        shared = context_lines(context)
+        shared = self._context_lines(context)
         probs = np.empty((len(context), len(actions)))
         with self._lock:
             for i, line in enumerate(shared):
@@ -301,6 +363,7 @@ class VWKnobPolicy(KnobPolicy):
             "sha256": hashlib.sha256(self.model_bytes_).hexdigest(),
             "n_examples": getattr(self, "n_examples_", 0),
             "progressive_loss": getattr(self, "progressive_loss_", None),
+            **({"cells": self.cell_choice.to_dict()} if self.settings.cells and self.cell_choice else {}),
             **(metadata or {}),
         }
         # Metadata last: a version without its JSON is incomplete and `latest_policy` skips it.
@@ -346,7 +409,15 @@ class VWKnobPolicy(KnobPolicy):
                 raise PolicyContractError(
                     f"{model_path}: arms of section {name!r} differ from the sections config"
                 )
-        policy = cls(sections, settings)
+        choice = None
+        if settings.cells:
+            try:
+                choice = CellChoice.from_dict(meta["cells"])
+            except (KeyError, TypeError, InvalidArgumentError) as exc:
+                raise PolicyContractError(
+                    f"{model_path}: the cells layout's fields are missing or invalid ({exc})"
+                ) from exc
+        policy = cls(sections, settings, cell_choice=choice)
         policy.model_bytes_ = model_bytes
         policy.metadata_ = meta
         policy.n_examples_ = meta.get("n_examples", 0)

@@ -119,7 +119,7 @@ def learn_bandit(
 ) -> LearnedBandit:
     """Learn the VW knob policy on the logged decisions in ``[since, until)``, saved into `directory`."""
     settings = LearnSettings(
-        reward=PRIMARY, since=since, until=until, vw=VWSettings(seed=seed, factored=True)
+        reward=PRIMARY, since=since, until=until, vw=VWSettings(seed=seed, factored=True, cells=True)
     )
     with DecisionLog.open(log_path) as log:
         policy, path = learn_policy(log, sections, directory, settings)

@@ -2,7 +2,8 @@
 
 ``base+context_oracle`` is the ceiling of a knob policy with the features the bandit sees. For each section it
 keeps, per *cell* of the context as the policy observes it (user segment, device and hour bucket: the
-categorical features of the shared VW line, `bandits.vw_policy.context_lines`), the arm with the most exact
+categorical features of the shared VW line, and the fields a cells-layout policy may cross with the knobs,
+keyed as it keys them, `bandits.knob_cells.cell_keys`), the arm with the most exact
 expected clicks summed over the tuning sample's requests of that cell. The cells back off from fine to coarse
 (`ORACLE_LEVELS`): a request whose segment x device x hour cell had fewer than `MIN_CELL` tuning requests uses
 its segment x device cell, then its segment, then the section's best fixed arm. The two numeric features of
@@ -22,6 +23,7 @@ import numpy as np
 
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
+from bandits.knob_cells import cell_keys
 from heuristics import SectionsConfig
 
 #: Context fields of each level, finest first; the last level (no field) is the best fixed arm.
@@ -33,19 +35,6 @@ ORACLE_LEVELS: tuple[tuple[str, ...], ...] = (
 )
 #: Fewest tuning requests a cell needs to choose its own arm.
 MIN_CELL = 20
-
-
-def cell_keys(context: PolicyContext, fields: tuple[str, ...]) -> np.ndarray:
-    """(B,) str: the requests' cells of one level, the fields' values joined by ``|`` (``""`` for none)."""
-    columns = {
-        "segment": np.asarray(context.segment, dtype=str),
-        "device": np.asarray(context.device, dtype=str),
-        "hour": context.hour_bucket().astype(str),
-    }
-    keys = np.full(len(context), "", dtype=object)
-    for i, name in enumerate(fields):
-        keys = keys + ("|" if i else "") + columns[name].astype(object)
-    return keys.astype(str)
 
 
 @dataclass(frozen=True)

@@ -76,10 +76,18 @@ def log_window_options(func):
     help="VW's contextual-bandit reduction.",
 )
 @click.option(
+    "--cells/--no-cells",
+    default=True,
+    show_default=True,
+    help="Cells layout: per section, cross the knob values with the context fields that cross-validation "
+    "on the log chooses (segment, device, hour); --no-cells crosses every context feature with each arm.",
+)
+@click.option(
     "--factored/--no-factored",
     default=True,
     show_default=True,
-    help="Write each knob as a knob=value indicator, shared by the arms with that value, not a number.",
+    help="Without --cells: write each knob as a knob=value indicator, shared by the arms with that value, "
+    "not a number.",
 )
 @click.option(
     "--section-interactions/--no-section-interactions",
@@ -119,6 +127,7 @@ def learn_command(
     learning_rate: float,
     seed: int,
     cb_type: str,
+    cells: bool,
     factored: bool,
     section_interactions: bool,
     passes: int,
@@ -152,6 +161,7 @@ def learn_command(
             learning_rate=learning_rate,
             seed=seed,
             cb_type=cb_type,
+            cells=cells,
             factored=factored,
             section_interactions=section_interactions,
             passes=passes,
@@ -175,8 +185,12 @@ def learn_command(
             f"({counts['with_feedback']:,} with feedback)"
         )
         click.echo(progressive_text(meta["progressive_loss"], meta["mean_reward"], reward))
+        cell_fields = policy.cell_choice.fields if policy.cell_choice is not None else None
         for section, n in counts["by_section"].items():
-            click.echo(f"  {section:<18} {n:>9,} decisions")
+            line = f"  {section:<18} {n:>9,} decisions"
+            if cell_fields is not None:
+                line += f"  cells: {' x '.join(cell_fields.get(section, ())) or 'one (no context field)'}"
+            click.echo(line)
         skipped = {k: v for k, v in counts["skipped"].items() if v}
         if skipped:
             click.echo(f"  skipped: {skipped}")

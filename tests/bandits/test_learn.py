@@ -10,7 +10,7 @@ from bandits.learn import LearnSettings, context_matrix, learn_policy, read_deci
 from bandits.log import DecisionLog
 from bandits.policies import FixedArmPolicy, UniformPolicy
 from bandits.replay import parse_policy, replay_table, target_distribution
-from bandits.vw_policy import VWKnobPolicy
+from bandits.vw_policy import VWKnobPolicy, VWSettings
 from heuristics import ConfigError, SectionsConfig
 from simulator.run import simulate
 
@@ -184,3 +184,29 @@ def test_parse_policy_fixed_arms_resolve():
 def test_parse_policy_invalid(spec, error, match):
     with pytest.raises(error, match=match):
         parse_policy(spec, CONFIG)
+
+
+def test_learn_policy_cells_chooses_fields_on_a_first_pass_and_a_warm_start_keeps_them(
+    log_path, decisions, tmp_path
+):
+    settings = LearnSettings(wait_seconds=None, vw=VWSettings(cells=True, seed=3))
+    with DecisionLog.open(log_path) as log:
+        # Chunks smaller than the log: the first pass tallies them one by one.
+        first, _ = learn_policy(log, CONFIG, tmp_path, settings, chunk_size=700)
+        second, _ = learn_policy(log, CONFIG, tmp_path, settings, warm_start=tmp_path)
+    in_memory = VWKnobPolicy(CONFIG, settings.vw).fit(
+        decisions.context, decisions.arm_index, decisions.reward, decisions.propensity
+    )
+    try:
+        # The streamed choice is the in-memory one: the same decisions in the same order, the same folds.
+        assert first.cell_choice.fields == in_memory.cell_choice.fields
+        for section, steps in in_memory.cell_choice.steps.items():
+            streamed = first.metadata_["cells"]["steps"][section]
+            assert [s["field"] for s in streamed] == [s["field"] for s in steps]
+            assert [s["gain"] for s in streamed] == pytest.approx([s["gain"] for s in steps], rel=1e-6)
+        assert second.cell_choice.fields == first.cell_choice.fields
+        assert first.metadata_["feature_format"] == second.metadata_["feature_format"]
+    finally:
+        first.close()
+        second.close()
+        in_memory.close()

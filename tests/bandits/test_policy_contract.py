@@ -62,7 +62,7 @@ def _vw_case(exploration: str) -> PolicyCase:
 def _shipped() -> ShippedPolicy:
     """A shipped version: the VW bandit in discover and search, fixed arms elsewhere."""
     root = Path(tempfile.mkdtemp(prefix="shipped-contract-"))
-    learned = fitted_vw(VWSettings(factored=True), n=3_000)
+    learned = fitted_vw(VWSettings(factored=True, cells=True), n=3_000)
     model = learned.save(root / "candidates")
     learned.close()
     sources = {
@@ -87,6 +87,10 @@ POLICIES: dict[str, PolicyCase] = {
     "epsilon-0.3": PolicyCase(lambda: EpsilonGreedyPolicy(CONFIG, epsilon=0.3), lambda p, d: "epsilon:0.3"),
     "epsilon-0": PolicyCase(lambda: EpsilonGreedyPolicy(CONFIG, epsilon=0.0), lambda p, d: "epsilon:0"),
     **{f"vw-{exploration}": _vw_case(exploration) for exploration in EXPLORATIONS},
+    "vw-cells": PolicyCase(
+        build=lambda: fitted_vw(VWSettings(factored=True, cells=True), n=3_000),
+        spec=lambda policy, directory: str(policy.save(directory)),
+    ),
     "vw-every-learner-setting": PolicyCase(
         build=lambda: fitted_vw(
             VWSettings(factored=True, section_interactions=True, passes=3, cb_type="dr", l2=1e-6), n=3_000

@@ -61,7 +61,7 @@ def test_cell_keys_join_the_level_fields():
     context = make_context(3, seed=1)
     keys = cell_keys(context, ("segment", "device"))
     assert keys.tolist() == [f"{s}|{d}" for s, d in zip(context.segment, context.device, strict=True)]
-    assert cell_keys(context, ()).tolist() == ["", "", ""]
+    assert cell_keys(context, ()).tolist() == ["all", "all", "all"]
 
 
 def test_capture_interval_is_exact_when_gain_is_proportional_to_headroom():

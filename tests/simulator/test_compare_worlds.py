@@ -3,6 +3,8 @@ right on each. Small sizes; each world runs 5 seeds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from heuristics import SectionsConfig
@@ -49,7 +51,11 @@ def test_compare_no_sharing_world_has_no_cross_learning_gain():
 
 @pytest.mark.slow
 def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_nothing():
-    results = compare("no_freshness", seeds=5, settings=SETTINGS)
+    # A knob window of 40,000 requests (20,000 learning decisions): in discover, freshness weight 0.2 costs
+    # 0.08 to 0.19 clicks per request against 0, with about 5 clicks per request and a wide spread; from the
+    # 5,000 learning decisions of `SETTINGS` that difference is about 1.3 standard errors, and one seed of
+    # five (seed 4) learned weight 0.2 from its data, as the best logged fixed arm did.
+    results = compare("no_freshness", seeds=5, settings=replace(SETTINGS, knob_requests=40_000))
     sections = SectionsConfig.load()
     # The world's answer: the best fixed arm has freshness weight 0 in every section and seed.
     for section, arm_ids in results.bandit.best_fixed_arms.items():
@@ -79,8 +85,12 @@ def test_compare_context_flip_bandit_captures_segment_headroom_and_the_gate_neve
         assert row.vs_best_fixed_logged.verdict != "worse", (group, row.vs_best_fixed_logged)
     assert sum(n for sources in headroom.shipped.values() for n in sources.values()) == 5 * 4
     # Learned on the base ranker's knob window and gated on its canary, the bandit beats the truth's best
-    # fixed arm overall and captures at least half of category_explore's headroom (measured: +0.019
-    # [+0.011, +0.026] and 0.57 [0.41, 0.73]; search's capture, 0.21, stays below half at this size).
+    # fixed arm overall and captures at least half of the headroom of every section that has 0.05 or more
+    # (measured: overall +0.039 [+0.026, +0.052]; capture category_explore 0.82 [0.64, 1.01], search 0.73
+    # [0.36, 1.09]).
     assert headroom.by_section[ALL].gain.low > 0, headroom.by_section[ALL].gain
-    assert headroom.by_section["category_explore"].capture.mean >= 0.5
+    wide = [group for group, row in headroom.by_section.items() if group != ALL and row.headroom.mean >= 0.05]
+    assert {"category_explore", "search"} <= set(wide)
+    for group in wide:
+        assert headroom.by_section[group].capture.mean >= 0.5, (group, headroom.by_section[group].capture)
     assert headroom.by_section[ALL].vs_best_fixed_logged.low > 0
