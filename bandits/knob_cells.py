@@ -51,20 +51,23 @@ STATS = ("w", "wr", "wr2", "w2", "w2r", "w2r2")
 _COMPACT_ROWS = 200_000
 
 
+def cell_column(context: PolicyContext, name: str) -> np.ndarray:
+    """One of the `CELL_FIELDS` of B requests as a string array (the hour as its bucket name)."""
+    if name == "hour":
+        return context.hour_bucket().astype(str)
+    return np.asarray(getattr(context, name), dtype=str)
+
+
 def cell_columns(context: PolicyContext) -> dict[str, np.ndarray]:
-    """The `CELL_FIELDS` of B requests as string arrays (the hour as its bucket name)."""
-    return {
-        "segment": np.asarray(context.segment, dtype=str),
-        "device": np.asarray(context.device, dtype=str),
-        "hour": context.hour_bucket().astype(str),
-    }
+    """The `CELL_FIELDS` of B requests as string arrays."""
+    return {name: cell_column(context, name) for name in CELL_FIELDS}
 
 
 def cell_keys(context: PolicyContext, fields: tuple[str, ...]) -> np.ndarray:
     """(B,) str: each request's cell of `fields`, their values joined by ``|`` (`ALL_CELL` for none)."""
     if not fields:
         return np.full(len(context), ALL_CELL)
-    columns = cell_columns(context)
+    columns = {name: cell_column(context, name) for name in fields}
     keys = columns[fields[0]].astype(object)
     for name in fields[1:]:
         keys = keys + "|" + columns[name].astype(object)
