@@ -27,7 +27,7 @@ captured about half of the headroom that the same model on segment alone capture
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,7 +99,6 @@ class CellTally:
         self._rng = np.random.default_rng(seed)
         self._parts: list[pd.DataFrame] = []
         self._rows = 0
-        self.decisions = 0
 
     def add(
         self, context: PolicyContext, arm_index: np.ndarray, reward: np.ndarray, propensity: np.ndarray
@@ -125,7 +124,6 @@ class CellTally:
         )
         self._parts.append(self._grouped(frame))
         self._rows += len(self._parts[-1])
-        self.decisions += n
         if self._rows > _COMPACT_ROWS and len(self._parts) > 1:
             self._parts = [self._grouped(pd.concat(self._parts, ignore_index=True))]
             self._rows = len(self._parts[0])
@@ -255,3 +253,17 @@ def select_fields(tally: CellTally, sections: SectionsConfig) -> CellChoice:
                 chosen, current = candidate, predicted
         fields[section.name] = chosen
     return CellChoice(fields=fields, steps=steps)
+
+
+def choose_fields(
+    chunks: Iterable[tuple[PolicyContext, np.ndarray, np.ndarray, np.ndarray]],
+    sections: SectionsConfig,
+    *,
+    seed: int,
+) -> CellChoice:
+    """`select_fields` on logged decisions given chunk by chunk, ``(context, arm_index, reward, propensity)``
+    each (the chunks of `bandits.vw_policy.VWKnobPolicy.fit_chunks`), summed in one `CellTally`."""
+    tally = CellTally(seed=seed)
+    for chunk in chunks:
+        tally.add(*chunk)
+    return select_fields(tally, sections)

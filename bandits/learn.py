@@ -20,7 +20,7 @@ import pandas as pd
 from bandits.context import HOUR_BUCKETS, PolicyContext
 from bandits.dataset_read import LogDataset
 from bandits.errors import LearnError
-from bandits.knob_cells import CellTally, select_fields
+from bandits.knob_cells import choose_fields
 from bandits.log import DecisionLog
 from bandits.rewards import REWARDS, compute_rewards
 from bandits.vw_policy import VWKnobPolicy, VWSettings, latest_policy
@@ -273,10 +273,12 @@ def learn_policy(
             choice = parent_policy.cell_choice
             parent_policy.close()
         else:
-            cell_tally = CellTally(seed=settings.vw.seed)
-            for data in iter_decisions(log, sections, settings, chunk_size=chunk_size):
-                cell_tally.add(data.context, data.arm_index, data.reward, data.propensity)
-            choice = select_fields(cell_tally, sections)
+            first_pass = iter_decisions(log, sections, settings, chunk_size=chunk_size)
+            choice = choose_fields(
+                ((d.context, d.arm_index, d.reward, d.propensity) for d in first_pass),
+                sections,
+                seed=settings.vw.seed,
+            )
     policy = VWKnobPolicy(sections, settings.vw, cell_choice=choice).fit_chunks(chunks(), warm_start=parent)
     if tally.decisions == 0:
         policy.close()

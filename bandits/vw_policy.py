@@ -35,7 +35,7 @@ import vowpalwabbit
 from bandits.base import KnobPolicy
 from bandits.context import PolicyContext
 from bandits.errors import InvalidArgumentError, NotFittedError, PolicyContractError
-from bandits.knob_cells import ALL_CELL, CellChoice, CellTally, cell_keys, select_fields
+from bandits.knob_cells import ALL_CELL, CellChoice, cell_keys, choose_fields
 from bandits.vw_format import (
     ACTION_NS,
     CUBIC_INTERACTIONS,
@@ -129,7 +129,7 @@ class VWSettings:
             args += [f"--quadratic={pair}" for pair in INTERACTIONS]
         if self.cells:
             # The knob values weigh only through their cell: a weight of their own would be collinear with
-            # the cells' weights, which one pass of VW's updates learns far worse (docs/bandits.md).
+            # the cells' weights, and one pass of VW's updates splits collinear weights badly.
             args.append(f"--ignore_linear={ACTION_NS}")
         elif self.section_interactions:
             args += [f"--cubic={triple}" for triple in CUBIC_INTERACTIONS]
@@ -235,10 +235,6 @@ class VWKnobPolicy(KnobPolicy):
         warm_start : path, optional
             A model file to continue from (its options are used; they must match `settings`).
         """
-        if self.settings.cells and self.cell_choice is None:
-            tally = CellTally(seed=self.settings.seed)
-            tally.add(context, arm_index, reward, propensity)
-            self.cell_choice = select_fields(tally, self.sections)
         return self.fit_chunks([(context, arm_index, reward, propensity)], warm_start=warm_start)
 
     def fit_chunks(
@@ -257,10 +253,7 @@ class VWKnobPolicy(KnobPolicy):
         """
         if self.settings.cells and self.cell_choice is None:
             chunks = list(chunks)
-            tally = CellTally(seed=self.settings.seed)
-            for chunk in chunks:
-                tally.add(*chunk)
-            self.cell_choice = select_fields(tally, self.sections)
+            self.cell_choice = choose_fields(chunks, self.sections, seed=self.settings.seed)
         with tempfile.TemporaryDirectory(prefix="sectionrank-vw-") as tmp:
             data, model = os.path.join(tmp, "train.vw.txt"), os.path.join(tmp, "model.vw")
             with open(data, "w", encoding="utf-8") as handle:

@@ -5,9 +5,10 @@ comparison does (`simulator.compare_knobs`): simulate 20,000 requests, train the
 independent search model), serve 30,000 fresh requests of the test window's period through the pipeline with
 knob arms drawn uniformly (the knob window's learning part), learn each layout on those decisions, and value
 each learned policy, the best logged fixed arm (DR) and the context oracle exactly on 3,000 tuning requests
-(`simulator.compare_knobs.tuning_values`). Prints, per section, each policy's expected clicks per request
-minus the truth's best fixed arm's, averaged over the seeds, and the capture (that difference over the
-oracle's).
+(`simulator.compare_knobs.tuning_values`). Also learns the cells layout with its fields fixed (all three, or
+the segment alone) instead of chosen, and prints the fields each seed's selection chose. Prints, per section,
+each policy's expected clicks per request minus the truth's best fixed arm's, averaged over the seeds, and
+the capture (that difference over the oracle's).
 
     python -m benchmarks.knob_learners --world context_flip --seeds 1,2,3,4,5
 
@@ -22,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bandits.knob_cells import CellChoice
 from bandits.learn import LearnSettings, learn_policy, read_decisions
 from bandits.log import DecisionLog
 from bandits.policies import FixedArmPolicy
 from bandits.promote import best_logged_arms
-from bandits.vw_policy import VWSettings
+from bandits.vw_policy import VWKnobPolicy, VWSettings
 from heuristics import SectionsConfig
 from ranker.config import RankerConfig
 from ranker.dataset import prepare_log
@@ -43,6 +45,8 @@ LAYOUTS = {
     "arms (factored knob values, arm id, every context feature)": dict(factored=True),
     "cells (the default)": dict(factored=True, cells=True),
 }
+#: Field sets the cells layout is also learned with, fixed for every section instead of chosen.
+CELLS_FIXED = (("segment", "device", "hour"), ("segment",))
 
 
 def one_seed(world_name: str, seed: int, directory: Path, *, requests: int, knob_requests: int):
@@ -79,7 +83,20 @@ def one_seed(world_name: str, seed: int, directory: Path, *, requests: int, knob
             settings = LearnSettings(since=cut, vw=VWSettings(seed=seed, **options))
             policy, _ = learn_policy(log, sections, directory / label.split()[0], settings)
             values[label] = value(policy)
+            if policy.cell_choice is not None:
+                chosen = {s: " x ".join(f) or "-" for s, f in policy.cell_choice.fields.items()}
+                print(f"seed {seed}: cells chosen {chosen}", flush=True)
             policy.close()
+    # The cells layout with its fields fixed instead of chosen: every field crossed jointly, and the segment
+    # alone (context_flip's answer, by construction).
+    for fields in CELLS_FIXED:
+        choice = CellChoice(fields={s.name: fields for s in sections})
+        settings = VWSettings(seed=seed, factored=True, cells=True)
+        policy = VWKnobPolicy(sections, settings, cell_choice=choice).fit(
+            decisions.context, decisions.arm_index, decisions.reward, decisions.propensity
+        )
+        values[f"cells, fields fixed: {' x '.join(fields)}"] = value(policy)
+        policy.close()
     return values
 
 
