@@ -48,7 +48,11 @@ demo: $(VENV)/.installed
 		--policy $(DEMO)/policy --host 127.0.0.1 --port $(PORT) --workers 2 \
 		--note "comparison report: $(DEMO)/compare/report.html once the comparison running beside the service is done (progress: $(DEMO)/compare.log)"
 
-# The models' half of `make demo` (not meant to be run alone).
+# The models' half of `make demo` (not meant to be run alone). The knob policy the demo serves is what the
+# promotion gate ships: a candidate learned on the log's first 24 days, gated on the last 6 against the uniform
+# fallback and the best logged fixed arm, then valued exactly on fresh requests of those 6 days beside the
+# candidate itself. The default world runs 30 days from 2024-03-01; the gate's window starts on 2024-03-25 UTC.
+DEMO_GATE_SINCE := 1711324800
 demo-models:
 	$(CLI) simulate --world default --requests 100000 --seed 0 --out $(DEMO)/sim
 	$(CLI) train --design base --log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/base
@@ -58,8 +62,10 @@ demo-models:
 		--out $(DEMO)/models/independent
 	$(CLI) evaluate $(DEMO)/models/base $(DEMO)/models/consolidated $(DEMO)/models/independent \
 		--log $(DEMO)/sim/log.db --ranker-config $(DEMO_RANKER) --out $(DEMO)/models/comparison.json
-	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy
-	$(CLI) policy-value --world default --seed 0 --policy $(DEMO)/policy --requests 10000
+	$(CLI) learn --log $(DEMO)/sim/log.db --out $(DEMO)/policy/candidates --until $(DEMO_GATE_SINCE)
+	$(CLI) promote --log $(DEMO)/sim/log.db --policy-dir $(DEMO)/policy
+	$(CLI) policy-value --world default --seed 0 --since $(DEMO_GATE_SINCE) --requests 10000 \
+		--policy $(DEMO)/policy --policy $(DEMO)/policy/candidates
 	$(CLI) load-catalog --store $(DEMO)/store.db $(DEMO)/sim/catalog.parquet
 	$(CLI) load-users --store $(DEMO)/store.db $(DEMO)/sim/users.parquet
 

@@ -15,14 +15,18 @@ The rule, per section, with the *status quo* S (the incumbent, or before any ver
 
 - a challenger (the candidate, the fixed arm) *passes* when the lower end of the percentile bootstrap
   interval of the paired difference ``challenger - S`` is above ``-margin``;
-- of the challengers that pass, the one with the higher estimate ships; when none passes, S stays.
+- of the challengers that pass, the one with the higher estimate ships;
+- when none passes, an incumbent stays. Before a first version, the fixed arm ships unless the window shows
+  it below the fallback (the upper end of ``best_fixed_logged - fallback`` below 0): the fallback was not
+  chosen for its value (uniform exploration is worth the mean of the arms' values, at most the best arm's),
+  and a window too small to certify the fixed arm does not make exploration the better choice.
 
-So nothing ships that the window does not show to hold up against what serves now. Between two challengers
-that both pass, the point estimate decides: requiring the candidate to beat the fixed arm by a significant
-margin as well would need windows many times larger than the gains on offer can justify (docs/bandits.md
-has the measurement). Without a status quo (a library caller passing neither an incumbent nor a fallback)
-the fixed arm is the alternative: the candidate ships when ``candidate - fixed arm`` passes, else the fixed
-arm ships (a fixed arm is a valid shipped policy).
+So nothing ships that the window says loses to what serves now, and the candidate never ships
+uncertified. Between two challengers that both pass, the point estimate decides: requiring the candidate to
+beat the fixed arm by a significant margin as well would need windows many times larger than the gains on
+offer can justify (docs/bandits.md has the measurement). Without a status quo (a library caller passing
+neither an incumbent nor a fallback) the fixed arm is the alternative: the candidate ships when
+``candidate - fixed arm`` passes, else the fixed arm ships (a fixed arm is a valid shipped policy).
 
 Sections decide separately, because each section's knob arms are a separate choice. A section of the config
 with no decision in the log keeps the incumbent's source (or, with no incumbent, the fallback, else its
@@ -214,6 +218,37 @@ def best_logged_arms(
     return out
 
 
+def choose_shipped(
+    status: str | None, means: Mapping[str, float], differences: Mapping[str, Estimate], margin: float
+) -> tuple[str, list[str]]:
+    """The gate's rule for one section (module docstring).
+
+    Parameters
+    ----------
+    status : ``"incumbent"``, ``"fallback"`` or None
+        The status quo.
+    means : mapping contender -> estimate
+    differences : mapping ``"challenger - against"`` -> paired Estimate
+        Each challenger against what it must not lose to.
+    margin : float
+
+    Returns
+    -------
+    (shipped, passing) : the contender that ships, and the challengers whose lower bound is above -margin.
+    """
+    passing = [label.split(" - ")[0] for label, e in differences.items() if e.low > -margin]
+    if status is None:
+        return ("candidate" if "candidate" in passing else "best_fixed_logged"), passing
+    if passing:
+        return max(passing, key=lambda n: means[n]), passing
+    if status == "fallback" and differences["best_fixed_logged - fallback"].high >= 0:
+        # Before a first version nothing was chosen to serve: the fallback (uniform by default) explores
+        # while the log fills, and keeping it forgoes what the log already says. The fixed arm, which the
+        # log chose, ships unless the window shows it below the fallback.
+        return "best_fixed_logged", passing
+    return status, passing
+
+
 def _check_window(window: LoggedDecisions, sections: SectionsConfig, settings: GateSettings) -> None:
     section_of = np.asarray(window.context.section, dtype=str)
     names, counts = np.unique(section_of, return_counts=True)
@@ -313,19 +348,20 @@ def run_gate(
             label: Estimate(float(d.mean()), *map(float, bounds[len(names) + j]))
             for j, (label, d) in enumerate(diffs.items())
         }
-        passing = [x for x, y in against.items() if differences[f"{x} - {y}"].low > -settings.margin]
-        if status is None:
-            alternative = "best_fixed_logged"
-            shipped = "candidate" if passing else alternative
-        else:
-            alternative = status
-            shipped = max(passing, key=lambda n: means[n]) if passing else status
+        shipped, passing = choose_shipped(status, means, differences, settings.margin)
+        alternative = status or "best_fixed_logged"
         bounds_text = ", ".join(f"{label} lower bound {e.low:+.4f}" for label, e in differences.items())
         verdict = (
             f"{' and '.join(passing)} above" if passing else "none above"
         ) + f" -margin {-settings.margin + 0.0:+.4f}"
         if status is not None and len(passing) > 1:
             verdict += f"; {shipped} has the higher estimate"
+        elif status == "fallback" and not passing:
+            verdict += (
+                "; no version yet and the fixed arm not shown below the fallback: best_fixed_logged ships"
+                if shipped == "best_fixed_logged"
+                else "; no version yet, and the fixed arm's upper bound against the fallback is below 0"
+            )
         verdicts[s.name] = SectionVerdict(
             section=s.name,
             decisions=len(rows),

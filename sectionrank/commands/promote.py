@@ -113,7 +113,8 @@ def echo_version(meta: Mapping[str, Any]) -> None:
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="The candidate ships when its lower bound against the best alternative is above -margin.",
+    help="A challenger (the candidate, the fixed arm) passes when its lower bound against the status quo is "
+    "above -margin.",
 )
 @click.option(
     "--min-decisions",
@@ -149,8 +150,10 @@ def promote_command(
     Values the candidate, the incumbent (the published version of --policy-dir, or before any version the
     --fallback the service serves meanwhile) and the best logged fixed arm (chosen by DR on the decisions
     before the window) on the window with paired doubly robust estimates and 95% bootstrap intervals. In
-    each section the candidate ships when the lower end of its interval against the best alternative is
-    above -margin; otherwise that alternative ships. The result is published atomically as the next version
+    each section a challenger (the candidate, the fixed arm) passes when the lower end of its interval
+    against the status quo (the incumbent, or the fallback) is above -margin, and of those that pass the
+    higher estimate ships. When none passes the incumbent stays; before any version the fixed arm ships
+    unless the window shows it below the fallback. The result is published atomically as the next version
     of --policy-dir, with the decision in its version.json.
 
     \b

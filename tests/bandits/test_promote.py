@@ -14,8 +14,10 @@ from bandits.log import DecisionLog
 from bandits.ope import DoublyRobust, cross_fit_qhat, prepare
 from bandits.policies import EpsilonGreedyPolicy, FixedArmPolicy, UniformPolicy
 from bandits.promote import (
+    Estimate,
     GateSettings,
     best_logged_arms,
+    choose_shipped,
     fixed_arm_dr_values,
     promote,
     publish_decision,
@@ -267,3 +269,95 @@ def test_gate_with_a_status_quo_ships_the_passing_challenger_with_the_higher_est
         assert verdict.best_alternative == "fallback"
         assert verdict.difference == verdict.differences["candidate - fallback"]
         assert "candidate and best_fixed_logged above" in verdict.reason
+
+
+def _diff(low: float, high: float) -> Estimate:
+    return Estimate((low + high) / 2, low, high)
+
+
+@pytest.mark.parametrize(
+    ("status", "differences", "means", "shipped"),
+    [
+        # No status quo: the candidate against the fixed arm alone.
+        (None, {"candidate - best_fixed_logged": _diff(0.01, 0.2)}, {"candidate": 0.7}, "candidate"),
+        (None, {"candidate - best_fixed_logged": _diff(-0.01, 0.2)}, {"candidate": 0.7}, "best_fixed_logged"),
+        # Both pass: the higher estimate ships, whatever the status quo.
+        (
+            "incumbent",
+            {"candidate - incumbent": _diff(0.01, 0.2), "best_fixed_logged - incumbent": _diff(0.02, 0.3)},
+            {"candidate": 0.5, "best_fixed_logged": 0.6, "incumbent": 0.4},
+            "best_fixed_logged",
+        ),
+        (
+            "fallback",
+            {"candidate - fallback": _diff(0.01, 0.2), "best_fixed_logged - fallback": _diff(-0.1, 0.3)},
+            {"candidate": 0.5, "best_fixed_logged": 0.6, "fallback": 0.4},
+            "candidate",
+        ),
+        # None passes: an incumbent stays, even below the others' estimates.
+        (
+            "incumbent",
+            {"candidate - incumbent": _diff(-0.01, 0.5), "best_fixed_logged - incumbent": _diff(-0.01, 0.4)},
+            {"candidate": 0.7, "best_fixed_logged": 0.6, "incumbent": 0.4},
+            "incumbent",
+        ),
+        # None passes before a first version: the fixed arm unless the window shows it below the fallback
+        # (even with a lower estimate than the fallback's); never the uncertified candidate.
+        (
+            "fallback",
+            {"candidate - fallback": _diff(-0.01, 0.5), "best_fixed_logged - fallback": _diff(-0.3, 0.1)},
+            {"candidate": 0.7, "best_fixed_logged": 0.3, "fallback": 0.4},
+            "best_fixed_logged",
+        ),
+        (
+            "fallback",
+            {"candidate - fallback": _diff(-0.01, 0.5), "best_fixed_logged - fallback": _diff(-0.3, -0.01)},
+            {"candidate": 0.7, "best_fixed_logged": 0.25, "fallback": 0.4},
+            "fallback",
+        ),
+    ],
+)
+def test_choose_shipped_rule(status, differences, means, shipped):
+    assert choose_shipped(status, means, differences, margin=0.0)[0] == shipped
+
+
+def test_choose_shipped_margin_lets_a_small_loss_pass():
+    differences = {
+        "candidate - fallback": _diff(-0.02, 0.2),
+        "best_fixed_logged - fallback": _diff(-0.3, -0.1),
+    }
+    means = {"candidate": 0.5, "best_fixed_logged": 0.2, "fallback": 0.4}
+    assert choose_shipped("fallback", means, differences, margin=0.0) == ("fallback", [])
+    assert choose_shipped("fallback", means, differences, margin=0.03) == ("candidate", ["candidate"])
+
+
+def test_gate_before_a_first_version_ships_the_fixed_arm_when_nothing_clears_the_fallback(gate_log, tmp_path):
+    """A window too small to certify any challenger against the uniform fallback: with no version yet, the
+    fixed arm (not shown below the fallback) ships rather than exploration, and the uncertified
+    candidate does not."""
+    bad_path = _learn(gate_log, tmp_path / "bad", negate=True)
+    bad = VWKnobPolicy.load(bad_path, CONFIG)
+    with DecisionLog.open(gate_log) as log:
+        window = read_decisions(log, CONFIG, LearnSettings(since=CUT))
+    # The first 1,000 decisions (about 500 in discover, over its 12 uniformly logged arms) and discover's
+    # last arm: best for a third of the contexts, worth about 0.2 + 0.6 / 3 = 0.40 against uniform's 0.25.
+    fixed = {s: CONFIG[s].default_arm.index for s in GATE_SECTIONS}
+    fixed["discover"] = len(CONFIG["discover"].arms) - 1
+    decision = run_gate(
+        window.take(np.arange(1_000)),
+        CONFIG,
+        bad,
+        incumbent=None,
+        fixed_arms=fixed,
+        settings=GateSettings(n_bootstrap=100, min_decisions=100),
+        fallback=UniformPolicy(CONFIG),
+    )
+    verdict = decision.sections["discover"]
+    # What the test is about: neither challenger's lower bound clears the fallback.
+    assert all(d.low <= 0 for d in verdict.differences.values()), verdict.reason
+    assert verdict.estimates["best_fixed_logged"].value > verdict.estimates["fallback"].value
+    assert verdict.estimates["candidate"].value < verdict.estimates["best_fixed_logged"].value
+    assert verdict.shipped == "best_fixed_logged", verdict.reason
+    assert verdict.best_alternative == "fallback"
+    assert "no version yet and the fixed arm not shown below the fallback" in verdict.reason
+    bad.close()
