@@ -1,5 +1,6 @@
 """The worlds with a known answer (simulator/worlds/): the comparison's machine-readable conclusions come out
-right on each. Small sizes; each world runs 5 seeds."""
+right on each. Small sizes; each world runs 5 seeds, two at a time in worker processes (`jobs=2`: the
+machines have 2 cores, and the results do not depend on it, `tests/simulator/test_compare_jobs.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from heuristics import SectionsConfig
 from simulator.compare import compare
 from simulator.compare_settings import ALL, QUICK, CompareSettings
 
+JOBS = 2
 SETTINGS = CompareSettings(
     log_requests=10_000,
     knob_requests=10_000,
@@ -24,7 +26,7 @@ SETTINGS = CompareSettings(
 
 @pytest.mark.slow
 def test_compare_tiny_related_world_consolidated_wins_in_the_tiny_section():
-    results = compare("tiny_related", seeds=5, settings=SETTINGS)
+    results = compare("tiny_related", seeds=5, settings=SETTINGS, jobs=JOBS)
     cross = results.cross_learning
     assert cross.section == "category_explore"  # the section with 2% of the traffic
     assert "category_explore" in results.conclusions.cross_learning_gain_sections
@@ -37,7 +39,7 @@ def test_compare_tiny_related_world_consolidated_wins_in_the_tiny_section():
 
 @pytest.mark.slow
 def test_compare_no_sharing_world_has_no_cross_learning_gain():
-    results = compare("no_sharing", seeds=5, settings=SETTINGS)
+    results = compare("no_sharing", seeds=5, settings=SETTINGS, jobs=JOBS)
     cross = results.cross_learning
     # Neither with a section's full data nor with a share of it does consolidation gain anywhere.
     assert results.conclusions.cross_learning_gain is False
@@ -55,7 +57,7 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
     # 0.08 to 0.19 clicks per request against 0, with about 5 clicks per request and a wide spread; from the
     # 5,000 learning decisions of `SETTINGS` that difference is about 1.3 standard errors, and one seed of
     # five (seed 4) learned weight 0.2 from its data, as the best logged fixed arm did.
-    results = compare("no_freshness", seeds=5, settings=replace(SETTINGS, knob_requests=40_000))
+    results = compare("no_freshness", seeds=5, settings=replace(SETTINGS, knob_requests=40_000), jobs=JOBS)
     sections = SectionsConfig.load()
     # The world's answer: the best fixed arm has freshness weight 0 in every section and seed.
     for section, arm_ids in results.bandit.best_fixed_arms.items():
@@ -75,7 +77,7 @@ def test_compare_no_freshness_world_bandit_prefers_freshness_zero_and_gains_noth
 @pytest.mark.slow
 def test_compare_context_flip_bandit_captures_segment_headroom_and_the_gate_never_ships_a_loser():
     # The world's claim (simulator/worlds/context_flip.toml), at the quick size.
-    results = compare("context_flip", seeds=5, settings=QUICK)
+    results = compare("context_flip", seeds=5, settings=QUICK, jobs=JOBS)
     headroom = results.bandit_headroom
     assert headroom is not None
     for group in ("category_explore", "search", ALL):
