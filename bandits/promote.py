@@ -219,7 +219,7 @@ def best_logged_arms(
 
 
 def choose_shipped(
-    status: str | None, means: Mapping[str, float], differences: Mapping[str, Estimate], margin: float
+    status: str | None, means: Mapping[str, float], versus: Mapping[str, Estimate], margin: float
 ) -> tuple[str, list[str]]:
     """The gate's rule for one section (module docstring).
 
@@ -228,20 +228,21 @@ def choose_shipped(
     status : ``"incumbent"``, ``"fallback"`` or None
         The status quo.
     means : mapping contender -> estimate
-    differences : mapping ``"challenger - against"`` -> paired Estimate
-        Each challenger against what it must not lose to.
+    versus : mapping challenger -> paired Estimate
+        Each challenger's difference with what it must not lose to: the status quo, or without one (the
+        candidate alone) the fixed arm.
     margin : float
 
     Returns
     -------
     (shipped, passing) : the contender that ships, and the challengers whose lower bound is above -margin.
     """
-    passing = [label.split(" - ")[0] for label, e in differences.items() if e.low > -margin]
+    passing = [name for name, e in versus.items() if e.low > -margin]
     if status is None:
         return ("candidate" if "candidate" in passing else "best_fixed_logged"), passing
     if passing:
         return max(passing, key=lambda n: means[n]), passing
-    if status == "fallback" and differences["best_fixed_logged - fallback"].high >= 0:
+    if status == "fallback" and versus["best_fixed_logged"].high >= 0:
         # Before a first version nothing was chosen to serve: the fallback (uniform by default) explores
         # while the log fills, and keeping it forgoes what the log already says. The fixed arm, which the
         # log chose, ships unless the window shows it below the fallback.
@@ -348,7 +349,8 @@ def run_gate(
             label: Estimate(float(d.mean()), *map(float, bounds[len(names) + j]))
             for j, (label, d) in enumerate(diffs.items())
         }
-        shipped, passing = choose_shipped(status, means, differences, settings.margin)
+        versus = {x: differences[f"{x} - {y}"] for x, y in against.items()}
+        shipped, passing = choose_shipped(status, means, versus, settings.margin)
         alternative = status or "best_fixed_logged"
         bounds_text = ", ".join(f"{label} lower bound {e.low:+.4f}" for label, e in differences.items())
         verdict = (

@@ -276,28 +276,28 @@ def _diff(low: float, high: float) -> Estimate:
 
 
 @pytest.mark.parametrize(
-    ("status", "differences", "means", "shipped"),
+    ("status", "versus", "means", "shipped"),
     [
         # No status quo: the candidate against the fixed arm alone.
-        (None, {"candidate - best_fixed_logged": _diff(0.01, 0.2)}, {"candidate": 0.7}, "candidate"),
-        (None, {"candidate - best_fixed_logged": _diff(-0.01, 0.2)}, {"candidate": 0.7}, "best_fixed_logged"),
+        (None, {"candidate": _diff(0.01, 0.2)}, {"candidate": 0.7}, "candidate"),
+        (None, {"candidate": _diff(-0.01, 0.2)}, {"candidate": 0.7}, "best_fixed_logged"),
         # Both pass: the higher estimate ships, whatever the status quo.
         (
             "incumbent",
-            {"candidate - incumbent": _diff(0.01, 0.2), "best_fixed_logged - incumbent": _diff(0.02, 0.3)},
+            {"candidate": _diff(0.01, 0.2), "best_fixed_logged": _diff(0.02, 0.3)},
             {"candidate": 0.5, "best_fixed_logged": 0.6, "incumbent": 0.4},
             "best_fixed_logged",
         ),
         (
             "fallback",
-            {"candidate - fallback": _diff(0.01, 0.2), "best_fixed_logged - fallback": _diff(-0.1, 0.3)},
+            {"candidate": _diff(0.01, 0.2), "best_fixed_logged": _diff(-0.1, 0.3)},
             {"candidate": 0.5, "best_fixed_logged": 0.6, "fallback": 0.4},
             "candidate",
         ),
         # None passes: an incumbent stays, even below the others' estimates.
         (
             "incumbent",
-            {"candidate - incumbent": _diff(-0.01, 0.5), "best_fixed_logged - incumbent": _diff(-0.01, 0.4)},
+            {"candidate": _diff(-0.01, 0.5), "best_fixed_logged": _diff(-0.01, 0.4)},
             {"candidate": 0.7, "best_fixed_logged": 0.6, "incumbent": 0.4},
             "incumbent",
         ),
@@ -305,30 +305,30 @@ def _diff(low: float, high: float) -> Estimate:
         # (even with a lower estimate than the fallback's); never the uncertified candidate.
         (
             "fallback",
-            {"candidate - fallback": _diff(-0.01, 0.5), "best_fixed_logged - fallback": _diff(-0.3, 0.1)},
+            {"candidate": _diff(-0.01, 0.5), "best_fixed_logged": _diff(-0.3, 0.1)},
             {"candidate": 0.7, "best_fixed_logged": 0.3, "fallback": 0.4},
             "best_fixed_logged",
         ),
         (
             "fallback",
-            {"candidate - fallback": _diff(-0.01, 0.5), "best_fixed_logged - fallback": _diff(-0.3, -0.01)},
+            {"candidate": _diff(-0.01, 0.5), "best_fixed_logged": _diff(-0.3, -0.01)},
             {"candidate": 0.7, "best_fixed_logged": 0.25, "fallback": 0.4},
             "fallback",
         ),
     ],
 )
-def test_choose_shipped_rule(status, differences, means, shipped):
-    assert choose_shipped(status, means, differences, margin=0.0)[0] == shipped
+def test_choose_shipped_rule(status, versus, means, shipped):
+    assert choose_shipped(status, means, versus, margin=0.0)[0] == shipped
 
 
 def test_choose_shipped_margin_lets_a_small_loss_pass():
-    differences = {
-        "candidate - fallback": _diff(-0.02, 0.2),
-        "best_fixed_logged - fallback": _diff(-0.3, -0.1),
+    versus = {
+        "candidate": _diff(-0.02, 0.2),
+        "best_fixed_logged": _diff(-0.3, -0.1),
     }
     means = {"candidate": 0.5, "best_fixed_logged": 0.2, "fallback": 0.4}
-    assert choose_shipped("fallback", means, differences, margin=0.0) == ("fallback", [])
-    assert choose_shipped("fallback", means, differences, margin=0.03) == ("candidate", ["candidate"])
+    assert choose_shipped("fallback", means, versus, margin=0.0) == ("fallback", [])
+    assert choose_shipped("fallback", means, versus, margin=0.03) == ("candidate", ["candidate"])
 
 
 def test_gate_before_a_first_version_ships_the_fixed_arm_when_nothing_clears_the_fallback(gate_log, tmp_path):
